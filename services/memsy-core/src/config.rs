@@ -1,0 +1,260 @@
+//! Layered configuration: built-in defaults, then an optional TOML file,
+//! then `MEMSY__SECTION__KEY` environment variables (for example
+//! `MEMSY__NATS__URL`). `QDRANT_URL` and `QDRANT_API_KEY` are honoured as
+//! well, because that is what Qdrant's own tooling sets.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::CoreError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub nats: NatsConfig,
+    pub redis: RedisConfig,
+    pub qdrant: QdrantConfig,
+    pub status: StatusConfig,
+    pub embedder: EmbedderConfig,
+    pub extractor: ExtractorConfig,
+    pub indexer: IndexerConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Where the gateway (or, for a stage, its operator endpoints) listens.
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsConfig {
+    pub url: String,
+    /// How long the raw-event log keeps events (0 = forever).
+    pub events_max_age_days: u64,
+    /// Attempts before a stage message goes to the dead-letter stream.
+    pub max_deliver: i64,
+    pub ack_wait_secs: u64,
+    /// Broker-side de-duplication window for `Nats-Msg-Id`.
+    pub duplicate_window_secs: u64,
+    pub publish_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    pub url: String,
+    /// How long an event's status is kept.
+    pub status_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QdrantConfig {
+    /// A Qdrant server; when unset, the embedded engine stores under the data dir.
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    /// Prefix of collection names, so that several deployments can share a server.
+    pub collection_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusConfig {
+    pub grpc_addr: String,
+    /// How the gateway and the indexer reach the status service when it runs
+    /// in another process.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbedderConfig {
+    /// `local` (all-MiniLM-L6-v2 on the CPU).
+    pub engine: String,
+    pub model_dir: PathBuf,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub grpc_addr: String,
+    /// How the gateway reaches the embedder when it runs in another process.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExtractorConfig {
+    /// `rules` (offline, deterministic).
+    pub engine: String,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexerConfig {
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    pub max_events_per_ingest: usize,
+    pub max_body_bytes: usize,
+    pub max_content_bytes: usize,
+    pub max_id_len: usize,
+    pub max_metadata_bytes: usize,
+    pub max_status_ids: usize,
+    pub max_search_limit: usize,
+    pub max_query_bytes: usize,
+    /// Same (actor, session, kind, content) within this window returns the original event id.
+    pub dedup_window_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            nats: NatsConfig::default(),
+            redis: RedisConfig::default(),
+            qdrant: QdrantConfig::default(),
+            status: StatusConfig::default(),
+            embedder: EmbedderConfig::default(),
+            extractor: ExtractorConfig::default(),
+            indexer: IndexerConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { addr: "127.0.0.1:8080".into(), data_dir: PathBuf::from("./data") }
+    }
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            events_max_age_days: 30,
+            max_deliver: 5,
+            ack_wait_secs: 30,
+            duplicate_window_secs: 120,
+            publish_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), status_ttl_secs: 7 * 24 * 3600 }
+    }
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        Self { grpc_addr: "127.0.0.1:50051".into(), url: "http://127.0.0.1:50051".into() }
+    }
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self {
+            engine: "local".into(),
+            model_dir: PathBuf::from("./models/all-minilm-l6-v2"),
+            batch_size: 32,
+            threads: 0,
+            grpc_addr: "127.0.0.1:50052".into(),
+            url: "http://127.0.0.1:50052".into(),
+        }
+    }
+}
+
+impl Default for ExtractorConfig {
+    fn default() -> Self {
+        Self { engine: "rules".into(), concurrency: 8 }
+    }
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self { batch_size: 64 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_events_per_ingest: 1_000,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_content_bytes: 64 * 1024,
+            max_id_len: 256,
+            max_metadata_bytes: 16 * 1024,
+            max_status_ids: 1_000,
+            max_search_limit: 100,
+            max_query_bytes: 8 * 1024,
+            dedup_window_secs: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, CoreError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(CoreError::Config(format!("config file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("MEMSY__").split("__"));
+        let mut cfg: Config = fig.extract().map_err(|e| CoreError::Config(e.to_string()))?;
+        if let Ok(url) = std::env::var("QDRANT_URL") {
+            if !url.is_empty() {
+                cfg.qdrant.url = Some(url);
+            }
+        }
+        if let Ok(key) = std::env::var("QDRANT_API_KEY") {
+            if !key.is_empty() {
+                cfg.qdrant.api_key = Some(key);
+            }
+        }
+        if cfg.qdrant.url.as_deref() == Some("") {
+            cfg.qdrant.url = None;
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memsy.toml");
+        std::fs::write(&f, "[nats]\nurl = \"nats://file:4222\"\nmax_deliver = 9\n[limits]\nmax_id_len = 64\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MEMSY__NATS__URL", "nats://env:4222");
+            let cfg = Config::load(Some(&f)).unwrap();
+            assert_eq!(cfg.nats.url, "nats://env:4222");
+            assert_eq!(cfg.nats.max_deliver, 9);
+            assert_eq!(cfg.limits.max_id_len, 64);
+            assert_eq!(cfg.redis.url, "redis://127.0.0.1:6379");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(Config::load(Some(Path::new("/nonexistent/memsy.toml"))).is_err());
+    }
+}

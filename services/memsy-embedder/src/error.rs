@@ -1,0 +1,11 @@
+//! The error type of `memsy-embedder`.
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("model files could not be loaded from {path}: {reason}")]
+    Model { path: String, reason: String },
+    #[error("tokenizer failed: {0}")]
+    Tokenizer(String),
+    #[error("embedding failed: {0}")]
+    Compute(String),
+}

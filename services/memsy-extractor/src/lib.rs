@@ -1,0 +1,3 @@
+//! The extractor: raw events in, candidate memories out.
+
+pub mod rules;

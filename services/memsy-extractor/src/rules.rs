@@ -1,0 +1,1 @@
+//! The `rules` extraction engine (placeholder, to be written).

@@ -1,0 +1,76 @@
+//! The storage seam of memsy. [`MemoryStore`] is what the indexer writes
+//! and the gateway reads; two implementations pass the same contract tests
+//! (`tests/contract.rs`): [`EdgeStore`], the embedded Qdrant engine under the
+//! data directory (single-process mode only), and [`QdrantStore`], a Qdrant
+//! server through `qdrant-client`. Every call takes the org id and applies
+//! it as a filter: tenant isolation is the store's job, never the caller's.
+
+use async_trait::async_trait;
+use memsy_core::model::{Memory, StoredEvent};
+
+mod edge;
+mod error;
+mod qdrant;
+
+pub use edge::EdgeStore;
+pub use error::StoreError;
+pub use qdrant::QdrantStore;
+
+/// A memory with its dense vector, as the indexer writes it.
+#[derive(Debug, Clone)]
+pub struct MemoryPoint {
+    pub memory: Memory,
+    pub vector: Vec<f32>,
+}
+
+/// Who may see what in a search. `org_id` is always applied.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub org_id: String,
+    /// None = every actor of the org.
+    pub actor_id: Option<String>,
+    /// Restrict to this conversation; memories with no session match too.
+    pub session_id: Option<String>,
+    /// Everything but this conversation; memories with no session match too.
+    pub exclude_session_id: Option<String>,
+    /// Role-level memories of these roles are included (issue: promotion).
+    pub role_ids: Vec<String>,
+    /// Team-level memories of these teams are included.
+    pub team_ids: Vec<String>,
+    /// Only memories with this status (normally "active"); None = any.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub memory: Memory,
+    /// Cosine similarity as the engine reports it (−1 … 1).
+    pub score: f32,
+}
+
+#[async_trait]
+pub trait MemoryStore: Send + Sync + 'static {
+    /// Creates collections and payload indexes if missing; idempotent.
+    async fn ensure_schema(&self) -> Result<(), StoreError>;
+
+    /// Inserts or replaces memories by `memory_id`.
+    async fn upsert_memories(&self, points: &[MemoryPoint]) -> Result<(), StoreError>;
+
+    /// Inserts or replaces raw events by `event_id`.
+    async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError>;
+
+    /// Nearest memories to `vector` within `filter`, best first.
+    async fn search(&self, vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<Vec<SearchHit>, StoreError>;
+
+    /// Memories of `org_id` by id; unknown ids and other orgs' ids are absent.
+    async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError>;
+
+    /// Raw events of `org_id` by id; unknown ids and other orgs' ids are absent.
+    async fn get_events(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// How many memories `org_id` has (any status).
+    async fn count_memories(&self, org_id: &str) -> Result<u64, StoreError>;
+
+    /// Answers when the backing engine is usable (for `/readyz`).
+    async fn ready(&self) -> Result<(), StoreError>;
+}
