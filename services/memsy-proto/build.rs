@@ -2,7 +2,7 @@
 //! fresh machine needs no system protobuf compiler.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
-    // SAFETY-free: build scripts are single-threaded; the variable is read by prost-build.
+    // prost-build reads PROTOC; build scripts are single-threaded.
     std::env::set_var("PROTOC", protoc);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let files: Vec<_> = ["pipeline", "status", "embedder"]

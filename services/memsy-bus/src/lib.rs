@@ -1,1 +1,15 @@
-//! (being written)
+//! memsy's use of NATS JetStream in one place: the streams and consumers
+//! of the pipeline (created idempotently at start), subject naming with
+//! tenant ids encoded so they cannot break subjects, durable publishing that
+//! waits for the broker's ack, the stage runner every pipeline stage uses
+//! (pull, handle, ack only after the output is durable, dead-letter after
+//! `max_deliver`), and key-value buckets for control data.
+
+mod bus;
+mod error;
+mod stage;
+pub mod topology;
+
+pub use bus::{Bus, OutMessage};
+pub use error::BusError;
+pub use stage::{run_stage, Delivery, Outcome, StageHandler};

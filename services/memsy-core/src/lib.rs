@@ -5,6 +5,7 @@
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod telemetry;
 pub mod time;

@@ -8,4 +8,7 @@ pub enum EmbedError {
     Tokenizer(String),
     #[error("embedding failed: {0}")]
     Compute(String),
+    /// A remote embedder could not be reached.
+    #[error("embedder unavailable: {0}")]
+    Unavailable(String),
 }

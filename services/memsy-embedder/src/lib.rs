@@ -1,7 +1,16 @@
-//! The embedder: local all-MiniLM-L6-v2 inference on the CPU.
+//! The embedder: consumes candidate memories from `MEMSY_EXTRACTED`, embeds
+//! them in batches with a local all-MiniLM-L6-v2 engine, publishes them to
+//! `MEMSY_EMBEDDED`; and serves `Embed` over gRPC so that the gateway can
+//! embed search queries with the same model.
 
 pub mod engine;
 mod error;
+mod grpc;
+mod query;
+mod stage;
 
 pub use engine::{Engine, MiniLm};
 pub use error::EmbedError;
+pub use grpc::{serve, EmbedGrpcServer};
+pub use query::{GrpcEmbedder, LocalEmbedder, QueryEmbedder};
+pub use stage::EmbedderStage;

@@ -1,3 +1,10 @@
-//! The extractor: raw events in, candidate memories out.
+//! The extractor: consumes raw events from `MEMSY_EVENTS`, turns each into
+//! zero or more candidate memories with the configured engine, and publishes
+//! one `ExtractedEvent` per event to `MEMSY_EXTRACTED` (an event with nothing
+//! to remember still goes on, so that it is stored and marked completed).
 
 pub mod rules;
+mod stage;
+
+pub use rules::{Candidate, RulesEngine};
+pub use stage::ExtractorStage;

@@ -16,6 +16,13 @@ pub use edge::EdgeStore;
 pub use error::StoreError;
 pub use qdrant::QdrantStore;
 
+/// Name of the dense vector of a memory point, in both engines.
+const VECTOR_NAME: &str = "dense";
+
+/// Payload keys that get a keyword index (and that searches filter on).
+const INDEXED_FIELDS: [&str; 9] =
+    ["org_id", "actor_id", "session_id", "role_id", "team_id", "scope_level", "type", "memory_kind", "status"];
+
 /// A memory with its dense vector, as the indexer writes it.
 #[derive(Debug, Clone)]
 pub struct MemoryPoint {
@@ -27,15 +34,20 @@ pub struct MemoryPoint {
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
     pub org_id: String,
-    /// None = every actor of the org.
+    /// None = every actor of the org. Some = that actor's memories, widened
+    /// by `role_ids` / `team_ids` (see there).
     pub actor_id: Option<String>,
     /// Restrict to this conversation; memories with no session match too.
     pub session_id: Option<String>,
     /// Everything but this conversation; memories with no session match too.
     pub exclude_session_id: Option<String>,
     /// Role-level memories of these roles are included (issue: promotion).
+    /// With `actor_id` set and `role_ids` or `team_ids` non-empty the actor
+    /// condition becomes: actor_id = a, OR scope_level = role with role_id
+    /// in `role_ids`, OR scope_level = team with team_id in `team_ids`, OR
+    /// scope_level = org. Without `actor_id` there is no actor condition.
     pub role_ids: Vec<String>,
-    /// Team-level memories of these teams are included.
+    /// Team-level memories of these teams are included (as `role_ids`).
     pub team_ids: Vec<String>,
     /// Only memories with this status (normally "active"); None = any.
     pub status: Option<String>,

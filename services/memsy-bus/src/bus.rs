@@ -1,0 +1,194 @@
+//! The connection to JetStream and durable publishing.
+
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::future::join_all;
+use memsy_core::config::NatsConfig;
+
+use crate::topology::{self, Stage};
+use crate::BusError;
+
+/// One message to publish: subject, broker de-duplication id, payload and
+/// the trace context to carry.
+#[derive(Debug, Clone)]
+pub struct OutMessage {
+    pub subject: String,
+    pub msg_id: String,
+    pub payload: Bytes,
+    pub traceparent: Option<String>,
+}
+
+/// A JetStream connection with memsy's topology.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    cfg: NatsConfig,
+}
+
+impl Bus {
+    /// Connects and makes sure every stream and consumer exists.
+    pub async fn connect(cfg: &NatsConfig) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("memsy")
+            .connection_timeout(Duration::from_secs(5))
+            // Keep retrying in the background after the first connect: a broker
+            // restart must not take the service down.
+            .retry_on_initial_connect()
+            .connect(&cfg.url)
+            .await
+            .map_err(BusError::unavailable)?;
+        // retry_on_initial_connect returns at once; wait until we are really connected.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.connection_state() != async_nats::connection::State::Connected {
+            if tokio::time::Instant::now() > deadline {
+                return Err(BusError::Unavailable(format!("could not connect to NATS at {}", cfg.url)));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_millis(cfg.publish_timeout_ms));
+        let bus = Self { client, js, cfg: cfg.clone() };
+        bus.ensure_topology().await?;
+        Ok(bus)
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn config(&self) -> &NatsConfig {
+        &self.cfg
+    }
+
+    /// True while the client holds a connection to the broker.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates the streams (idempotent; existing ones are left as they are).
+    pub async fn ensure_topology(&self) -> Result<(), BusError> {
+        let dup = Duration::from_secs(self.cfg.duplicate_window_secs);
+        let max_age = if self.cfg.events_max_age_days == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(self.cfg.events_max_age_days * 86_400)
+        };
+        let streams = [
+            stream::Config {
+                name: topology::EVENTS_STREAM.into(),
+                subjects: vec!["memsy.events.>".into()],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age,
+                duplicate_window: dup,
+                description: Some("raw events, the durable replayable log".into()),
+                ..Default::default()
+            },
+            stream::Config {
+                name: topology::EXTRACTED_STREAM.into(),
+                subjects: vec!["memsy.extracted.>".into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: dup,
+                description: Some("candidate memories waiting for the embedder".into()),
+                ..Default::default()
+            },
+            stream::Config {
+                name: topology::EMBEDDED_STREAM.into(),
+                subjects: vec!["memsy.embedded.>".into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: dup,
+                description: Some("embedded memories waiting for the indexer".into()),
+                ..Default::default()
+            },
+            stream::Config {
+                name: topology::DLQ_STREAM.into(),
+                subjects: vec!["memsy.dlq.>".into()],
+                retention: stream::RetentionPolicy::Limits,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(30 * 86_400),
+                description: Some("messages a stage gave up on".into()),
+                ..Default::default()
+            },
+        ];
+        for s in streams {
+            self.js.get_or_create_stream(s).await.map_err(BusError::unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// The durable pull consumer of a stage, shared by all its replicas.
+    pub async fn consumer(&self, stage: Stage) -> Result<consumer::PullConsumer, BusError> {
+        let s = self.js.get_stream(stage.stream).await.map_err(BusError::unavailable)?;
+        s.get_or_create_consumer(
+            stage.name,
+            consumer::pull::Config {
+                durable_name: Some(stage.name.into()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(self.cfg.ack_wait_secs),
+                // One delivery more than the runner's retry budget, so a
+                // replica that dies during the last attempt still leaves the
+                // message to be dead-lettered rather than dropped.
+                max_deliver: if self.cfg.max_deliver > 0 { self.cfg.max_deliver + 1 } else { -1 },
+                max_ack_pending: 10_000,
+                description: Some(format!("memsy {} stage", stage.name)),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(BusError::unavailable)
+    }
+
+    /// Publishes every message and waits for every broker ack. Ok means all
+    /// of them are durably stored (or were already, per `Nats-Msg-Id`).
+    pub async fn publish_all(&self, messages: Vec<OutMessage>) -> Result<(), BusError> {
+        let mut pending = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", m.msg_id.as_str());
+            if let Some(tp) = &m.traceparent {
+                headers.insert("traceparent", tp.as_str());
+            }
+            let fut = self
+                .js
+                .publish_with_headers(m.subject, headers, m.payload)
+                .await
+                .map_err(BusError::unavailable)?;
+            pending.push(fut);
+        }
+        for r in join_all(pending.into_iter().map(|f| f.into_future())).await {
+            r.map_err(BusError::unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// A key-value bucket, created if missing.
+    pub async fn kv(&self, bucket: &str, history: i64) -> Result<kv::Store, BusError> {
+        match self.js.get_key_value(bucket).await {
+            Ok(s) => Ok(s),
+            Err(_) => self
+                .js
+                .create_key_value(kv::Config {
+                    bucket: bucket.into(),
+                    history,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(BusError::unavailable),
+        }
+    }
+
+    /// Stream depth, for readiness and metrics.
+    pub async fn pending(&self, stage: Stage) -> Result<u64, BusError> {
+        let mut c = self.consumer(stage).await?;
+        let info = c.info().await.map_err(BusError::unavailable)?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+}

@@ -1,0 +1,178 @@
+//! The stage runner every pipeline stage uses. It pulls batches from the
+//! stage's durable consumer, hands them to the stage, and settles each
+//! message by the stage's verdict: acked only after the stage says its
+//! output is durable; retried with back-off; and after `max_deliver`
+//! attempts (or at once for input that can never succeed) copied to
+//! `MEMSY_DLQ` and reported to the stage so it can mark the events failed.
+//! Nothing is dropped silently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::Message;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use memsy_proto::DeadLetter;
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::topology::{dlq_subject, Stage};
+use crate::{Bus, BusError, OutMessage};
+
+/// One message handed to a stage.
+pub struct Delivery {
+    pub payload: Bytes,
+    pub subject: String,
+    pub traceparent: Option<String>,
+    /// 1 on first delivery.
+    pub attempt: i64,
+}
+
+/// A stage's verdict on one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Output is durable; ack.
+    Done,
+    /// Transient failure (a dependency is down); try again later.
+    Retry(String),
+    /// Can never succeed (undecodable input); dead-letter now.
+    Fail(String),
+}
+
+#[async_trait]
+pub trait StageHandler: Send + Sync + 'static {
+    /// Handles a batch; returns one outcome per delivery, in order.
+    async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome>;
+
+    /// Called once a message is dead-lettered, so that the stage can mark
+    /// its events failed with `reason`. Returns the (org, event ids) the
+    /// message was about, recorded in the dead letter.
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>);
+}
+
+/// Runs `handler` on `stage` until `shutdown` is cancelled, then returns
+/// after the batch in hand is settled.
+pub async fn run_stage(
+    bus: Bus,
+    stage: Stage,
+    handler: Arc<dyn StageHandler>,
+    batch_size: usize,
+    shutdown: CancellationToken,
+) -> Result<(), BusError> {
+    let consumer = bus.consumer(stage).await?;
+    let max_deliver = bus.config().max_deliver;
+    info!(stage = stage.name, batch_size, "stage started");
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let fetched = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = consumer.fetch().max_messages(batch_size).expires(Duration::from_millis(500)).messages() => r,
+        };
+        let mut batch = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(stage = stage.name, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut msgs: Vec<Message> = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => msgs.push(m),
+                Err(e) => {
+                    debug!(stage = stage.name, error = %e, "fetch ended early");
+                    break;
+                }
+            }
+        }
+        if msgs.is_empty() {
+            continue;
+        }
+        let deliveries: Vec<Delivery> = msgs
+            .iter()
+            .map(|m| Delivery {
+                payload: m.payload.clone(),
+                subject: m.subject.to_string(),
+                traceparent: m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("traceparent"))
+                    .map(|v| v.to_string()),
+                attempt: m.info().map(|i| i.delivered).unwrap_or(1),
+            })
+            .collect();
+        let outcomes = handler.handle(&deliveries).await;
+        for (i, msg) in msgs.iter().enumerate() {
+            let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
+            let d = &deliveries[i];
+            settle(&bus, stage, handler.as_ref(), msg, d, outcome, max_deliver).await;
+        }
+    }
+    info!(stage = stage.name, "stage stopped");
+    Ok(())
+}
+
+async fn settle(
+    bus: &Bus,
+    stage: Stage,
+    handler: &dyn StageHandler,
+    msg: &Message,
+    d: &Delivery,
+    outcome: Outcome,
+    max_deliver: i64,
+) {
+    let reason = match outcome {
+        Outcome::Done => {
+            if let Err(e) = msg.ack().await {
+                // The work is done and idempotent; a redelivery is harmless.
+                warn!(stage = stage.name, error = %e, "ack failed");
+            }
+            return;
+        }
+        Outcome::Retry(reason) if max_deliver <= 0 || d.attempt < max_deliver => {
+            // Back off more on each attempt, capped, so a dependency outage is
+            // not hammered.
+            let delay = Duration::from_millis((250u64 << d.attempt.clamp(0, 6) as u64).min(10_000));
+            warn!(stage = stage.name, attempt = d.attempt, reason = %reason, "will retry");
+            let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
+            return;
+        }
+        Outcome::Retry(reason) => format!("gave up after {} attempts: {reason}", d.attempt),
+        Outcome::Fail(reason) => reason,
+    };
+    let (org_id, event_ids) = handler.on_dead_letter(&d.payload, &reason).await;
+    error!(stage = stage.name, org_id, events = ?event_ids, reason = %reason, "dead-lettered");
+    let letter = DeadLetter {
+        stage: stage.name.into(),
+        subject: d.subject.clone(),
+        payload: d.payload.to_vec(),
+        reason,
+        deliveries: d.attempt.max(0) as u64,
+        org_id,
+        event_ids,
+    };
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let out = OutMessage {
+        subject: dlq_subject(stage.name),
+        msg_id: format!("dlq:{}:{}", stage.name, seq),
+        payload: letter.encode_to_vec().into(),
+        traceparent: d.traceparent.clone(),
+    };
+    match bus.publish_all(vec![out]).await {
+        Ok(()) => {
+            let _ = msg.ack_with(AckKind::Term).await;
+        }
+        Err(e) => {
+            // Leave it unacked: it comes back and is dead-lettered again once
+            // the broker accepts the letter.
+            warn!(stage = stage.name, error = %e, "dead letter not stored; will redeliver");
+            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The bus against a real nats-server: topology, durable publishing with
+//! broker-side de-duplication, the stage runner's ack / retry / dead-letter.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use memsy_bus::topology::{self, EXTRACTOR};
+use memsy_bus::{run_stage, Bus, Delivery, OutMessage, Outcome, StageHandler};
+use memsy_core::config::NatsConfig;
+use memsy_proto::DeadLetter;
+use memsy_testkit::NatsServer;
+use prost::Message;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+fn cfg(url: String) -> NatsConfig {
+    NatsConfig { url, max_deliver: 3, ack_wait_secs: 5, ..Default::default() }
+}
+
+fn msg(org: &str, id: &str, body: &str) -> OutMessage {
+    OutMessage { subject: topology::events_subject(org), msg_id: id.into(), payload: body.as_bytes().to_vec().into(), traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()) }
+}
+
+async fn stream_len(bus: &Bus, name: &str) -> u64 {
+    let mut s = bus.jetstream().get_stream(name).await.unwrap();
+    s.info().await.unwrap().state.messages
+}
+
+#[tokio::test]
+async fn publishes_durably_and_deduplicates_by_msg_id() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    bus.publish_all(vec![msg("acme", "e1", "a"), msg("acme", "e2", "b")]).await.unwrap();
+    bus.publish_all(vec![msg("acme", "e1", "a")]).await.unwrap();
+    assert_eq!(stream_len(&bus, topology::EVENTS_STREAM).await, 2);
+    // Topology creation is idempotent.
+    Bus::connect(&cfg(nats.url())).await.unwrap();
+}
+
+#[tokio::test]
+async fn publish_fails_when_broker_is_gone() {
+    let mut nats = NatsServer::start();
+    let mut c = cfg(nats.url());
+    c.publish_timeout_ms = 500;
+    let bus = Bus::connect(&c).await.unwrap();
+    nats.kill();
+    let r = bus.publish_all(vec![msg("acme", "e1", "a")]).await;
+    assert!(r.is_err(), "publish must fail without a broker");
+}
+
+struct Recorder {
+    seen: Mutex<Vec<(String, i64, Option<String>)>>,
+    dead: Mutex<Vec<String>>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl StageHandler for Recorder {
+    async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut out = vec![];
+        for d in batch {
+            let body = String::from_utf8_lossy(&d.payload).to_string();
+            self.seen.lock().await.push((body.clone(), d.attempt, d.traceparent.clone()));
+            out.push(match body.as_str() {
+                "flaky" => Outcome::Retry("dependency down".into()),
+                "poison" => Outcome::Fail("cannot decode".into()),
+                _ => Outcome::Done,
+            });
+        }
+        out
+    }
+
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>) {
+        self.dead.lock().await.push(format!("{}|{reason}", String::from_utf8_lossy(payload)));
+        ("acme".into(), vec!["E".into()])
+    }
+}
+
+#[tokio::test]
+async fn stage_acks_retries_and_dead_letters() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    bus.publish_all(vec![msg("acme", "1", "ok"), msg("acme", "2", "flaky"), msg("acme", "3", "poison")]).await.unwrap();
+
+    let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), 10, stop.clone()));
+
+    // flaky: attempts 1, 2, 3 (max_deliver) then dead-lettered; back-off is 0.5 s, 1 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while rec.dead.lock().await.len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    let dead = rec.dead.lock().await.clone();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().any(|d| d.starts_with("poison|cannot decode")));
+    assert!(dead.iter().any(|d| d.starts_with("flaky|gave up after 3 attempts")));
+    let seen = rec.seen.lock().await.clone();
+    let flaky: Vec<i64> = seen.iter().filter(|s| s.0 == "flaky").map(|s| s.1).collect();
+    assert_eq!(flaky, vec![1, 2, 3]);
+    assert_eq!(seen.iter().filter(|s| s.0 == "ok").count(), 1, "acked message is not redelivered");
+    assert!(seen.iter().all(|s| s.2.as_deref().is_some_and(|t| t.starts_with("00-0af7"))), "traceparent rides along");
+
+    // Both letters are in the DLQ with their reasons and event ids.
+    assert_eq!(stream_len(&bus, topology::DLQ_STREAM).await, 2);
+    let s = bus.jetstream().get_stream(topology::DLQ_STREAM).await.unwrap();
+    let raw = s.get_raw_message(1).await.unwrap();
+    let letter = DeadLetter::decode(raw.payload).unwrap();
+    assert_eq!(letter.stage, "extractor");
+    assert_eq!(letter.event_ids, vec!["E".to_string()]);
+}
+
+#[tokio::test]
+async fn kv_buckets_are_created_once() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    let kv = bus.kv("memsy_test", 1).await.unwrap();
+    kv.put("k", "v".into()).await.unwrap();
+    let kv2 = bus.kv("memsy_test", 1).await.unwrap();
+    assert_eq!(kv2.get("k").await.unwrap().unwrap(), "v".as_bytes());
+}

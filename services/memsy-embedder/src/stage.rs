@@ -1,0 +1,95 @@
+//! The embedder as a pipeline stage: a fetched batch of extracted events is
+//! embedded in one engine call (the engine sorts by length and sub-batches),
+//! which is where batching pays on a CPU.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use memsy_bus::topology::embedded_subject;
+use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
+use memsy_core::telemetry::child_traceparent;
+use memsy_proto::{EmbeddedEvent, EmbeddedMemory, ExtractedEvent};
+use memsy_status::{EventState, StatusApi};
+use prost::Message;
+use tracing::warn;
+
+use crate::{LocalEmbedder, QueryEmbedder};
+
+pub struct EmbedderStage {
+    bus: Bus,
+    embedder: LocalEmbedder,
+    status: Arc<dyn StatusApi>,
+}
+
+impl EmbedderStage {
+    pub fn new(bus: Bus, embedder: LocalEmbedder, status: Arc<dyn StatusApi>) -> Self {
+        Self { bus, embedder, status }
+    }
+}
+
+#[async_trait]
+impl StageHandler for EmbedderStage {
+    async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::Done; batch.len()];
+        let mut decoded: Vec<(usize, ExtractedEvent)> = Vec::new();
+        for (i, d) in batch.iter().enumerate() {
+            match ExtractedEvent::decode(d.payload.as_ref()) {
+                Ok(x) if x.event.is_some() => decoded.push((i, x)),
+                Ok(_) => outcomes[i] = Outcome::Fail("extracted event carries no event".into()),
+                Err(e) => outcomes[i] = Outcome::Fail(format!("undecodable extracted event: {e}")),
+            }
+        }
+        let texts: Vec<String> = decoded.iter().flat_map(|(_, x)| x.memories.iter().map(|m| m.text.clone())).collect();
+        let vectors = if texts.is_empty() {
+            Vec::new()
+        } else {
+            match self.embedder.embed(texts).await {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(error = %e, "embedding failed");
+                    for (i, _) in &decoded {
+                        outcomes[*i] = Outcome::Retry(e.to_string());
+                    }
+                    return outcomes;
+                }
+            }
+        };
+        let model = self.embedder.engine().model_name().to_string();
+        let mut vectors = vectors.into_iter();
+        let mut out = Vec::with_capacity(decoded.len());
+        for (i, x) in decoded {
+            let event = x.event.expect("checked above");
+            let memories = x
+                .memories
+                .into_iter()
+                .map(|m| EmbeddedMemory { memory: Some(m), vector: vectors.next().unwrap_or_default() })
+                .collect();
+            out.push(OutMessage {
+                subject: embedded_subject(&event.org_id),
+                msg_id: format!("e:{}", event.event_id),
+                payload: EmbeddedEvent { event: Some(event), memories, model: model.clone() }.encode_to_vec().into(),
+                traceparent: batch[i].traceparent.as_deref().map(child_traceparent),
+            });
+        }
+        if let Err(e) = self.bus.publish_all(out).await {
+            warn!(error = %e, "publishing embedded events failed");
+            for o in outcomes.iter_mut() {
+                if *o == Outcome::Done {
+                    *o = Outcome::Retry(e.to_string());
+                }
+            }
+        }
+        outcomes
+    }
+
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>) {
+        let Some(event) = ExtractedEvent::decode(payload).ok().and_then(|x| x.event) else {
+            return (String::new(), vec![]);
+        };
+        let ids = vec![event.event_id.clone()];
+        if let Err(e) = self.status.mark(&event.org_id, &ids, EventState::Failed, &format!("embedder: {reason}")).await {
+            warn!(error = %e, "could not mark dead-lettered event failed");
+        }
+        (event.org_id, ids)
+    }
+}

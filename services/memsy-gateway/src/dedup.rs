@@ -1,0 +1,63 @@
+//! The ingest de-duplication window: the same (actor, session, kind,
+//! content) sent again within the window gets the original event id back
+//! instead of becoming a second event. One Redis round trip per batch:
+//! `SET key id NX GET EX window` either claims the key or returns the id
+//! that holds it.
+
+use redis::aio::ConnectionManager;
+
+use memsy_core::ids::sha256_hex;
+
+#[derive(Clone)]
+pub struct Dedup {
+    conn: ConnectionManager,
+    window_secs: u64,
+}
+
+/// Identity of an event for de-duplication.
+pub fn fingerprint(org_id: &str, actor_id: &str, session_id: &str, kind: &str, content: &str) -> String {
+    format!("memsy:dedup:{}", sha256_hex(&[org_id, actor_id, session_id, kind, content]))
+}
+
+impl Dedup {
+    pub async fn connect(url: &str, window_secs: u64) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let conn = tokio::time::timeout(std::time::Duration::from_secs(5), client.get_connection_manager())
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "redis did not answer")))??;
+        Ok(Self { conn, window_secs })
+    }
+
+    /// For each (fingerprint, proposed id): None when the proposal now holds
+    /// the window, Some(original) when an earlier event does.
+    pub async fn claim(&self, items: &[(String, String)]) -> Result<Vec<Option<String>>, redis::RedisError> {
+        if items.is_empty() || self.window_secs == 0 {
+            return Ok(vec![None; items.len()]);
+        }
+        let mut pipe = redis::pipe();
+        for (key, id) in items {
+            pipe.cmd("SET").arg(key).arg(id).arg("NX").arg("GET").arg("EX").arg(self.window_secs);
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async(&mut conn).await
+    }
+
+    /// Gives claimed keys back after a failed ingest, so a retry is not
+    /// answered with ids that were never stored. Only keys still holding our
+    /// id are removed.
+    pub async fn release(&self, items: &[(String, String)]) {
+        if items.is_empty() {
+            return;
+        }
+        let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
+        let mut conn = self.conn.clone();
+        for (key, id) in items {
+            let _: Result<i64, _> = script.key(key).arg(id).invoke_async(&mut conn).await;
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), redis::RedisError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
+    }
+}

@@ -1,0 +1,103 @@
+//! The gateway's one error type, rendered in the shape the SDK reads:
+//! `{"detail": {"error": "<code>", "message": "<text>", …}}`. Bad input is
+//! always a 4xx that names the field; a dependency that is down is a 503.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), extra: Map::new() }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_api_key", message)
+    }
+
+    pub fn insufficient_scope(required: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "insufficient_scope", format!("this API key lacks the '{required}' scope"))
+            .with("required_scope", required)
+    }
+
+    /// 422 naming the field (`events[3].kind`) and, for ingest, the event index.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message).with("field", field.clone());
+        if let Some(idx) = event_index(&field) {
+            e = e.with("event_index", idx);
+        }
+        e
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    pub fn org_id_not_allowed() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "org_id_not_allowed",
+            "org_id may not be sent in a request body: the org is the API key's",
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", format!("{what} is unavailable: {err}; retry later"))
+            .with("component", what)
+    }
+}
+
+/// `events[12].kind` → 12.
+fn event_index(field: &str) -> Option<u64> {
+    let rest = field.strip_prefix("events[")?;
+    rest[..rest.find(']')?].parse().ok()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut detail = Map::new();
+        detail.insert("error".into(), self.code.into());
+        detail.insert("message".into(), self.message.into());
+        detail.extend(self.extra);
+        let mut resp = (self.status, axum::Json(json!({ "detail": detail }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_field_and_index() {
+        let e = ApiError::invalid("events[7].ts", "not a timestamp");
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.extra["field"], "events[7].ts");
+        assert_eq!(e.extra["event_index"], 7);
+        assert!(e.message.starts_with("events[7].ts: "));
+        assert!(ApiError::invalid("query", "x").extra.get("event_index").is_none());
+    }
+}

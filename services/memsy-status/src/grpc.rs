@@ -1,0 +1,109 @@
+//! The status service over gRPC: a thin translation to and from
+//! [`StatusApi`], and a client that implements [`StatusApi`] itself so that
+//! callers do not care which side of a process boundary the store is on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use memsy_proto::status_service_client::StatusServiceClient;
+use memsy_proto::status_service_server::{StatusService, StatusServiceServer};
+use memsy_proto::{EventStatus, GetStatusRequest, GetStatusResponse, MarkRequest, MarkResponse};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response};
+
+use crate::{EventState, Status, StatusApi, StatusError};
+
+/// Serves a [`StatusApi`] over gRPC.
+pub struct StatusGrpcServer {
+    inner: Arc<dyn StatusApi>,
+}
+
+impl StatusGrpcServer {
+    pub fn new(inner: Arc<dyn StatusApi>) -> StatusServiceServer<Self> {
+        StatusServiceServer::new(Self { inner })
+    }
+}
+
+#[tonic::async_trait]
+impl StatusService for StatusGrpcServer {
+    async fn mark(&self, req: Request<MarkRequest>) -> Result<Response<MarkResponse>, tonic::Status> {
+        let r = req.into_inner();
+        let state = EventState::try_from(r.state).map_err(|_| tonic::Status::invalid_argument("unknown state"))?;
+        self.inner.mark(&r.org_id, &r.event_ids, state, &r.reason).await?;
+        Ok(Response::new(MarkResponse {}))
+    }
+
+    async fn get(&self, req: Request<GetStatusRequest>) -> Result<Response<GetStatusResponse>, tonic::Status> {
+        let r = req.into_inner();
+        let statuses = self.inner.get(&r.org_id, &r.event_ids).await?;
+        Ok(Response::new(GetStatusResponse {
+            statuses: statuses
+                .into_iter()
+                .map(|s| EventStatus { event_id: s.event_id, state: s.state as i32, reason: s.reason })
+                .collect(),
+        }))
+    }
+}
+
+/// Runs the gRPC status service on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    inner: Arc<dyn StatusApi>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StatusError> {
+    tonic::transport::Server::builder()
+        .add_service(StatusGrpcServer::new(inner))
+        .serve_with_shutdown(addr, shutdown)
+        .await
+        .map_err(|e| StatusError::Unavailable(format!("status gRPC server on {addr}: {e}")))
+}
+
+/// A [`StatusApi`] in another process.
+#[derive(Clone)]
+pub struct GrpcStatus {
+    client: StatusServiceClient<Channel>,
+}
+
+impl GrpcStatus {
+    /// Connects lazily: a status service that starts later is found then.
+    pub fn connect_lazy(url: &str) -> Result<Self, StatusError> {
+        let ep = Endpoint::from_shared(url.to_string())
+            .map_err(|e| StatusError::Invalid(format!("status url {url}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .timeout(std::time::Duration::from_secs(10));
+        Ok(Self { client: StatusServiceClient::new(ep.connect_lazy()) })
+    }
+}
+
+#[async_trait]
+impl StatusApi for GrpcStatus {
+    async fn mark(&self, org_id: &str, event_ids: &[String], state: EventState, reason: &str) -> Result<(), StatusError> {
+        self.client
+            .clone()
+            .mark(MarkRequest { org_id: org_id.into(), event_ids: event_ids.to_vec(), state: state as i32, reason: reason.into() })
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<Status>, StatusError> {
+        let r = self
+            .client
+            .clone()
+            .get(GetStatusRequest { org_id: org_id.into(), event_ids: event_ids.to_vec() })
+            .await?
+            .into_inner();
+        Ok(r.statuses
+            .into_iter()
+            .map(|s| Status {
+                event_id: s.event_id,
+                state: EventState::try_from(s.state).unwrap_or(EventState::NotFound),
+                reason: s.reason,
+            })
+            .collect())
+    }
+
+    async fn ready(&self) -> Result<(), StatusError> {
+        self.get("", &[]).await.map(|_| ())
+    }
+}

@@ -1,0 +1,82 @@
+//! Event state in Redis: one string key per event,
+//! `memsy:status:<org>:<event_id>` → `pending` | `completed` | `failed:<reason>`,
+//! each with the configured TTL. The org is part of the key, so another
+//! org's ids are simply absent.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use crate::{EventState, Status, StatusApi, StatusError};
+
+#[derive(Clone)]
+pub struct StatusStore {
+    conn: ConnectionManager,
+    ttl_secs: u64,
+}
+
+fn key(org_id: &str, event_id: &str) -> String {
+    // Length-prefix the org so that an org id containing ':' cannot collide.
+    format!("memsy:status:{}:{org_id}:{event_id}", org_id.len())
+}
+
+impl StatusStore {
+    pub async fn connect(url: &str, ttl_secs: u64) -> Result<Self, StatusError> {
+        let client = redis::Client::open(url)?;
+        let conn = tokio::time::timeout(std::time::Duration::from_secs(5), client.get_connection_manager())
+            .await
+            .map_err(|_| StatusError::Unavailable(format!("redis at {url} did not answer")))??;
+        Ok(Self { conn, ttl_secs })
+    }
+}
+
+#[async_trait]
+impl StatusApi for StatusStore {
+    async fn mark(&self, org_id: &str, event_ids: &[String], state: EventState, reason: &str) -> Result<(), StatusError> {
+        let value = match state {
+            EventState::Pending => "pending".to_string(),
+            EventState::Completed => "completed".to_string(),
+            EventState::Failed => format!("failed:{reason}"),
+            other => return Err(StatusError::Invalid(format!("cannot record state {other:?}"))),
+        };
+        let mut pipe = redis::pipe();
+        for id in event_ids {
+            let cmd = pipe.cmd("SET").arg(key(org_id, id)).arg(&value).arg("EX").arg(self.ttl_secs);
+            if state == EventState::Pending {
+                cmd.arg("NX");
+            }
+            cmd.ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn get(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<Status>, StatusError> {
+        if event_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let keys: Vec<String> = event_ids.iter().map(|id| key(org_id, id)).collect();
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = conn.mget(&keys).await?;
+        Ok(event_ids
+            .iter()
+            .zip(values)
+            .map(|(id, v)| {
+                let (state, reason) = match v.as_deref() {
+                    Some("pending") => (EventState::Pending, String::new()),
+                    Some("completed") => (EventState::Completed, String::new()),
+                    Some(s) if s.starts_with("failed:") => (EventState::Failed, s["failed:".len()..].to_string()),
+                    _ => (EventState::NotFound, String::new()),
+                };
+                Status { event_id: id.clone(), state, reason }
+            })
+            .collect())
+    }
+
+    async fn ready(&self) -> Result<(), StatusError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}

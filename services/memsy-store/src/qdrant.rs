@@ -1,0 +1,293 @@
+//! [`QdrantStore`]: a Qdrant server through `qdrant-client` (gRPC).
+//!
+//! Two collections, `{prefix}memories` (one named dense vector, cosine) and
+//! `{prefix}events` (payload only, an empty vector map), both with keyword
+//! payload indexes; `org_id` is marked `is_tenant` so the server co-locates
+//! each org's points. Writes use `wait(true)`: Ok means the server applied
+//! them, which is what the indexer's ack relies on.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use memsy_core::ids::event_point_id;
+use memsy_core::model::{Memory, StoredEvent};
+use qdrant_client::qdrant::vectors_config::Config;
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType,
+    Filter, GetPointsBuilder, KeywordIndexParamsBuilder, PointId, PointStruct, QueryPointsBuilder, UpsertPointsBuilder,
+    Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsConfigBuilder,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{MemoryPoint, MemoryStore, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, VECTOR_NAME};
+
+pub struct QdrantStore {
+    client: Qdrant,
+    memories: String,
+    events: String,
+    dimension: usize,
+}
+
+impl QdrantStore {
+    /// Builds the client; no request is made until the first call (use
+    /// [`MemoryStore::ensure_schema`] or [`MemoryStore::ready`] to check).
+    pub fn connect(
+        url: &str,
+        api_key: Option<&str>,
+        collection_prefix: &str,
+        dimension: usize,
+    ) -> Result<Self, StoreError> {
+        if dimension == 0 {
+            return Err(StoreError::Invalid("vector dimension must be positive".into()));
+        }
+        let client = Qdrant::from_url(url)
+            .api_key(api_key)
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("qdrant client for {url}: {e}")))?;
+        Ok(Self {
+            client,
+            memories: format!("{collection_prefix}memories"),
+            events: format!("{collection_prefix}events"),
+            dimension,
+        })
+    }
+
+    fn check_dimension(&self, vector: &[f32]) -> Result<(), StoreError> {
+        if vector.len() != self.dimension {
+            return Err(StoreError::Invalid(format!(
+                "vector has {} dimensions, the store expects {}",
+                vector.len(),
+                self.dimension
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates `name` unless it exists. A concurrent creator (another
+    /// replica starting at the same time) makes our create fail; that is
+    /// fine as long as the collection is there afterwards.
+    async fn ensure_collection(&self, name: &str, vectors: VectorsConfig) -> Result<(), StoreError> {
+        if self.client.collection_exists(name).await.map_err(server_error)? {
+            return Ok(());
+        }
+        let created = self.client.create_collection(CreateCollectionBuilder::new(name).vectors_config(vectors)).await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if self.client.collection_exists(name).await.unwrap_or(false) => {
+                tracing::debug!(collection = name, error = %e, "collection created concurrently");
+                Ok(())
+            }
+            Err(e) => Err(server_error(e)),
+        }
+    }
+
+    /// Keyword indexes on every filter field; re-creating an existing index
+    /// with the same schema is accepted by the server, so this is idempotent.
+    async fn ensure_indexes(&self, collection: &str) -> Result<(), StoreError> {
+        for field in INDEXED_FIELDS {
+            let mut request = CreateFieldIndexCollectionBuilder::new(collection, field, FieldType::Keyword).wait(true);
+            if field == "org_id" {
+                request = request.field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true));
+            }
+            self.client.create_field_index(request).await.map_err(server_error)?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(&self, collection: &str, points: Vec<PointStruct>) -> Result<(), StoreError> {
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(collection, points).wait(true))
+            .await
+            .map_err(server_error)?;
+        Ok(())
+    }
+
+    /// Points by id, decoded, in request order; unknown ids are absent.
+    async fn retrieve<T: DeserializeOwned>(&self, collection: &str, ids: Vec<String>) -> Result<Vec<T>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let point_ids: Vec<PointId> = ids.iter().map(|id| PointId::from(id.as_str())).collect();
+        let response = self
+            .client
+            .get_points(GetPointsBuilder::new(collection, point_ids).with_payload(true))
+            .await
+            .map_err(server_error)?;
+        let mut by_id: HashMap<String, HashMap<String, Value>> =
+            response.result.into_iter().filter_map(|p| Some((point_id_string(p.id?)?, p.payload))).collect();
+        ids.iter().filter_map(|id| by_id.remove(id)).map(from_payload).collect()
+    }
+}
+
+#[async_trait]
+impl MemoryStore for QdrantStore {
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        let mut dense = VectorsConfigBuilder::default();
+        dense.add_named_vector_params(VECTOR_NAME, VectorParamsBuilder::new(self.dimension as u64, Distance::Cosine));
+        self.ensure_collection(&self.memories, dense.into()).await?;
+        // Events are only fetched by id: a named-vector map with no entries
+        // makes a payload-only collection (REST `"vectors": {}`).
+        let none = VectorsConfig { config: Some(Config::ParamsMap(VectorParamsMap { map: HashMap::new() })) };
+        self.ensure_collection(&self.events, none).await?;
+        self.ensure_indexes(&self.memories).await?;
+        self.ensure_indexes(&self.events).await
+    }
+
+    async fn upsert_memories(&self, points: &[MemoryPoint]) -> Result<(), StoreError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut structs = Vec::with_capacity(points.len());
+        for point in points {
+            self.check_dimension(&point.vector)?;
+            let id = Uuid::parse_str(&point.memory.memory_id)
+                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", point.memory.memory_id)))?;
+            let vectors = HashMap::from([(VECTOR_NAME.to_string(), point.vector.clone())]);
+            structs.push(PointStruct::new(id.to_string(), vectors, to_payload(&point.memory)?));
+        }
+        self.upsert(&self.memories, structs).await
+    }
+
+    async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut structs = Vec::with_capacity(events.len());
+        for event in events {
+            let id = event_point_id(&event.event_id)
+                .ok_or_else(|| StoreError::Invalid(format!("event_id {:?} is not a ULID", event.event_id)))?;
+            structs.push(PointStruct::new(id.to_string(), HashMap::<String, Vector>::new(), to_payload(event)?));
+        }
+        self.upsert(&self.events, structs).await
+    }
+
+    async fn search(&self, vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        self.check_dimension(vector)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let request = QueryPointsBuilder::new(&self.memories)
+            .query(vector.to_vec())
+            .using(VECTOR_NAME)
+            .filter(search_filter(filter))
+            .limit(limit as u64)
+            .with_payload(true);
+        let response = self.client.query(request).await.map_err(server_error)?;
+        response
+            .result
+            .into_iter()
+            .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score }))
+            .collect()
+    }
+
+    async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
+        // The server rejects the whole request on one malformed id, so
+        // anything that is not a UUID is dropped here (it cannot exist).
+        let ids = memory_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).map(|u| u.to_string()).collect();
+        let memories: Vec<Memory> = self.retrieve(&self.memories, ids).await?;
+        Ok(memories.into_iter().filter(|m| m.org_id == org_id).collect())
+    }
+
+    async fn get_events(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        let ids = event_ids.iter().filter_map(|id| event_point_id(id)).map(|u| u.to_string()).collect();
+        let events: Vec<StoredEvent> = self.retrieve(&self.events, ids).await?;
+        Ok(events.into_iter().filter(|e| e.org_id == org_id).collect())
+    }
+
+    async fn count_memories(&self, org_id: &str) -> Result<u64, StoreError> {
+        let request = CountPointsBuilder::new(&self.memories)
+            .filter(Filter::must([Condition::matches("org_id", org_id.to_string())]))
+            .exact(true);
+        let response = self.client.count(request).await.map_err(server_error)?;
+        Ok(response.result.map(|r| r.count).unwrap_or(0))
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.client.health_check().await.map_err(server_error)?;
+        Ok(())
+    }
+}
+
+/// The Qdrant filter for a search; see [`SearchFilter`] for the semantics.
+/// Mirrors `edge::search_filter` condition for condition.
+fn search_filter(f: &SearchFilter) -> Filter {
+    let mut must = vec![Condition::matches("org_id", f.org_id.clone())];
+    let mut must_not = Vec::new();
+
+    if let Some(status) = &f.status {
+        must.push(Condition::matches("status", status.clone()));
+    }
+    if let Some(actor) = &f.actor_id {
+        let mut eligible = vec![Condition::matches("actor_id", actor.clone())];
+        if !f.role_ids.is_empty() {
+            eligible.push(
+                Filter::must([
+                    Condition::matches("scope_level", "role".to_string()),
+                    Condition::matches("role_id", f.role_ids.clone()),
+                ])
+                .into(),
+            );
+        }
+        if !f.team_ids.is_empty() {
+            eligible.push(
+                Filter::must([
+                    Condition::matches("scope_level", "team".to_string()),
+                    Condition::matches("team_id", f.team_ids.clone()),
+                ])
+                .into(),
+            );
+        }
+        if !f.role_ids.is_empty() || !f.team_ids.is_empty() {
+            eligible.push(Condition::matches("scope_level", "org".to_string()));
+        }
+        must.push(Filter::should(eligible).into());
+    }
+    if let Some(session) = &f.session_id {
+        // JSON null (a `None` session) and a missing key both count as
+        // "no session".
+        must.push(
+            Filter::should([
+                Condition::matches("session_id", session.clone()),
+                Condition::is_null("session_id"),
+                Condition::is_empty("session_id"),
+            ])
+            .into(),
+        );
+    }
+    if let Some(session) = &f.exclude_session_id {
+        must_not.push(Condition::matches("session_id", session.clone()));
+    }
+
+    Filter { must, must_not, ..Default::default() }
+}
+
+fn to_payload<T: Serialize>(record: &T) -> Result<Payload, StoreError> {
+    let value = serde_json::to_value(record).map_err(|e| StoreError::Invalid(format!("serialising payload: {e}")))?;
+    Payload::try_from(value).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn from_payload<T: DeserializeOwned>(payload: HashMap<String, Value>) -> Result<T, StoreError> {
+    let json = serde_json::Value::from(Payload::from(payload));
+    serde_json::from_value(json).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn point_id_string(id: PointId) -> Option<String> {
+    use qdrant_client::qdrant::point_id::PointIdOptions;
+    match id.point_id_options? {
+        PointIdOptions::Uuid(u) => Some(u),
+        PointIdOptions::Num(n) => Some(n.to_string()),
+    }
+}
+
+fn server_error(e: QdrantError) -> StoreError {
+    match &e {
+        QdrantError::ResponseError { status } if status.code() == tonic::Code::InvalidArgument => {
+            StoreError::Invalid(e.to_string())
+        }
+        QdrantError::ConversionError(_) | QdrantError::InvalidUri(_) => StoreError::Invalid(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}

@@ -1,0 +1,438 @@
+//! The contract every `MemoryStore` must honour. Each scenario is written
+//! once against `&dyn MemoryStore` and instantiated per implementation by
+//! `contract!`: `EdgeStore` in a temporary directory always, `QdrantStore`
+//! only when `QDRANT_URL` is set (optionally `QDRANT_API_KEY`), each test in
+//! its own randomly prefixed collections so that tests run in parallel.
+
+use chrono::Utc;
+use memsy_core::ids::new_event_id;
+use memsy_core::model::{Memory, StoredEvent};
+use memsy_store::{EdgeStore, MemoryPoint, MemoryStore, QdrantStore, SearchFilter, StoreError};
+use uuid::Uuid;
+
+const DIM: usize = 4;
+
+// ---------------------------------------------------------------- fixtures
+
+/// The directory comes first so that, bound as `let (_dir, store)`, it is
+/// dropped after the store (whose drop flushes into it).
+async fn edge_store() -> (tempfile::TempDir, EdgeStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = EdgeStore::open(dir.path(), DIM).expect("open edge store");
+    store.ensure_schema().await.expect("ensure_schema");
+    // Idempotent: a second run must not fail.
+    store.ensure_schema().await.expect("ensure_schema again");
+    (dir, store)
+}
+
+async fn qdrant_store() -> Option<QdrantStore> {
+    let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty())?;
+    let api_key = std::env::var("QDRANT_API_KEY").ok();
+    let prefix = format!("memsy_test_{}_", Uuid::new_v4().simple());
+    let store = QdrantStore::connect(&url, api_key.as_deref(), &prefix, DIM).expect("connect");
+    store.ensure_schema().await.expect("ensure_schema");
+    store.ensure_schema().await.expect("ensure_schema again");
+    Some(store)
+}
+
+/// Instantiates each scenario for both stores.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod edge {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (_dir, store) = super::edge_store().await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod qdrant {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(store) = super::qdrant_store().await else {
+                        eprintln!("QDRANT_URL not set: qdrant::{} was not run", stringify!($name));
+                        return;
+                    };
+                    super::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    nearest_first_with_full_payload,
+    org_isolation,
+    actor_filter,
+    session_filter_includes_sessionless,
+    exclude_session_keeps_sessionless,
+    status_filter,
+    upsert_same_id_replaces,
+    events_round_trip,
+    role_and_team_eligibility,
+    limit_is_honoured,
+    malformed_and_unknown_ids_are_absent,
+    wrong_dimension_is_invalid,
+);
+
+// ----------------------------------------------------------------- helpers
+
+/// An active, actor-level memory of `actor` in `org`, no session.
+fn memory(org: &str, actor: &str) -> Memory {
+    let now = Utc::now().to_rfc3339();
+    Memory {
+        memory_id: Uuid::new_v4().to_string(),
+        org_id: org.into(),
+        scope_level: "actor".into(),
+        actor_id: Some(actor.into()),
+        role_id: None,
+        team_id: None,
+        session_id: None,
+        memory_type: "fact".into(),
+        memory_kind: "semantic".into(),
+        status: "active".into(),
+        text: format!("a memory of {actor}"),
+        title: "title".into(),
+        summary: "summary".into(),
+        tags: vec!["t1".into(), "t2".into()],
+        entities: Vec::new(),
+        confidence: 0.9,
+        strength: 1.0,
+        recall_count: 0,
+        last_recalled_at: None,
+        decay_half_life_days: 30.0,
+        pinned: false,
+        source_event_ids: vec![new_event_id()],
+        source_metadata: vec![serde_json::json!({"event_id": "e", "metadata": {"plan": "pro"}})],
+        observed_at: now.clone(),
+        effective_from: None,
+        effective_to: None,
+        created_at: now.clone(),
+        updated_at: now,
+    }
+}
+
+fn in_session(mut m: Memory, session: &str) -> Memory {
+    m.session_id = Some(session.into());
+    m
+}
+
+/// A unit vector along axis `i`.
+fn axis(i: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    v[i] = 1.0;
+    v
+}
+
+async fn put(store: &dyn MemoryStore, memories: &[(&Memory, Vec<f32>)]) {
+    let points: Vec<MemoryPoint> =
+        memories.iter().map(|(m, v)| MemoryPoint { memory: (*m).clone(), vector: v.clone() }).collect();
+    store.upsert_memories(&points).await.expect("upsert_memories");
+}
+
+fn filter(org: &str) -> SearchFilter {
+    SearchFilter { org_id: org.into(), ..Default::default() }
+}
+
+/// Sorted ids of the hits, for set comparisons.
+async fn hit_ids(store: &dyn MemoryStore, f: &SearchFilter) -> Vec<String> {
+    let hits = store.search(&axis(0), f, 100).await.expect("search");
+    let mut ids: Vec<String> = hits.into_iter().map(|h| h.memory.memory_id).collect();
+    ids.sort();
+    ids
+}
+
+fn ids_of(memories: &[&Memory]) -> Vec<String> {
+    let mut ids: Vec<String> = memories.iter().map(|m| m.memory_id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+fn event(org: &str, metadata: Option<&str>) -> StoredEvent {
+    StoredEvent {
+        event_id: new_event_id(),
+        org_id: org.into(),
+        actor_id: "alice".into(),
+        session_id: "s1".into(),
+        kind: "user_message".into(),
+        content: "I prefer tea".into(),
+        role_id: Some("r1".into()),
+        team_id: None,
+        ts: Utc::now().to_rfc3339(),
+        metadata: metadata.map(str::to_string),
+        ingested_at: Utc::now().to_rfc3339(),
+    }
+}
+
+// --------------------------------------------------------------- scenarios
+
+async fn nearest_first_with_full_payload(store: &dyn MemoryStore) {
+    let exact = memory("org", "alice");
+    let near = memory("org", "alice");
+    let far = memory("org", "alice");
+    put(store, &[(&far, axis(1)), (&exact, axis(0)), (&near, vec![0.9, 0.1, 0.0, 0.0])]).await;
+
+    let hits = store.search(&axis(0), &filter("org"), 10).await.unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h.memory.memory_id.as_str()).collect();
+    assert_eq!(ids, [&exact.memory_id, &near.memory_id, &far.memory_id]);
+    assert!((hits[0].score - 1.0).abs() < 1e-4, "identical vector scores {}", hits[0].score);
+    assert!(hits[1].score < hits[0].score && hits[2].score < hits[1].score);
+    assert!(hits[2].score.abs() < 1e-4, "orthogonal vector scores {}", hits[2].score);
+    // The payload round-trips to the very same record.
+    assert_eq!(hits[0].memory, exact);
+}
+
+async fn org_isolation(store: &dyn MemoryStore) {
+    let a = memory("org-a", "alice");
+    put(store, &[(&a, axis(0))]).await;
+    let ev = event("org-a", None);
+    store.upsert_events(std::slice::from_ref(&ev)).await.unwrap();
+
+    assert!(store.search(&axis(0), &filter("org-b"), 10).await.unwrap().is_empty());
+    assert!(store.get_memories("org-b", &[a.memory_id.clone()]).await.unwrap().is_empty());
+    assert!(store.get_events("org-b", &[ev.event_id.clone()]).await.unwrap().is_empty());
+    assert_eq!(store.count_memories("org-b").await.unwrap(), 0);
+
+    // …while org A sees its own.
+    assert_eq!(store.search(&axis(0), &filter("org-a"), 10).await.unwrap().len(), 1);
+    assert_eq!(store.get_memories("org-a", &[a.memory_id.clone()]).await.unwrap(), vec![a]);
+    assert_eq!(store.get_events("org-a", &[ev.event_id.clone()]).await.unwrap(), vec![ev]);
+    assert_eq!(store.count_memories("org-a").await.unwrap(), 1);
+}
+
+async fn actor_filter(store: &dyn MemoryStore) {
+    let alice = memory("org", "alice");
+    let bob = memory("org", "bob");
+    put(store, &[(&alice, axis(0)), (&bob, axis(0))]).await;
+
+    let f = SearchFilter { actor_id: Some("alice".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &f).await, ids_of(&[&alice]));
+    // No actor: everyone in the org.
+    assert_eq!(hit_ids(store, &filter("org")).await, ids_of(&[&alice, &bob]));
+}
+
+async fn session_filter_includes_sessionless(store: &dyn MemoryStore) {
+    let s1 = in_session(memory("org", "alice"), "s1");
+    let s2 = in_session(memory("org", "alice"), "s2");
+    let none = memory("org", "alice");
+    put(store, &[(&s1, axis(0)), (&s2, axis(0)), (&none, axis(0))]).await;
+
+    let f = SearchFilter { session_id: Some("s1".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &f).await, ids_of(&[&s1, &none]));
+}
+
+async fn exclude_session_keeps_sessionless(store: &dyn MemoryStore) {
+    let s1 = in_session(memory("org", "alice"), "s1");
+    let s2 = in_session(memory("org", "alice"), "s2");
+    let none = memory("org", "alice");
+    put(store, &[(&s1, axis(0)), (&s2, axis(0)), (&none, axis(0))]).await;
+
+    let f = SearchFilter { exclude_session_id: Some("s1".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &f).await, ids_of(&[&s2, &none]));
+}
+
+async fn status_filter(store: &dyn MemoryStore) {
+    let active = memory("org", "alice");
+    let superseded = Memory { status: "superseded".into(), ..memory("org", "alice") };
+    put(store, &[(&active, axis(0)), (&superseded, axis(0))]).await;
+
+    let f = SearchFilter { status: Some("active".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &f).await, ids_of(&[&active]));
+    let f = SearchFilter { status: Some("superseded".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &f).await, ids_of(&[&superseded]));
+    assert_eq!(hit_ids(store, &filter("org")).await, ids_of(&[&active, &superseded]));
+}
+
+async fn upsert_same_id_replaces(store: &dyn MemoryStore) {
+    let first = memory("org", "alice");
+    put(store, &[(&first, axis(1))]).await;
+    let second = Memory { text: "revised".into(), status: "archived".into(), ..first.clone() };
+    put(store, &[(&second, axis(0))]).await;
+
+    assert_eq!(store.count_memories("org").await.unwrap(), 1);
+    assert_eq!(store.get_memories("org", &[first.memory_id.clone()]).await.unwrap(), vec![second.clone()]);
+    let hits = store.search(&axis(0), &filter("org"), 10).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory, second);
+    // The vector was replaced too.
+    assert!((hits[0].score - 1.0).abs() < 1e-4);
+}
+
+async fn events_round_trip(store: &dyn MemoryStore) {
+    let plain = event("org", None);
+    let with_meta = StoredEvent { team_id: Some("t1".into()), ..event("org", Some(r#"{"plan":"pro"}"#)) };
+    store.upsert_events(&[plain.clone(), with_meta.clone()]).await.unwrap();
+
+    let got = store.get_events("org", &[with_meta.event_id.clone(), plain.event_id.clone()]).await.unwrap();
+    assert_eq!(got, vec![with_meta.clone(), plain.clone()], "all fields, in request order");
+
+    // Upserting an event again replaces it.
+    let edited = StoredEvent { content: "edited".into(), metadata: None, ..with_meta.clone() };
+    store.upsert_events(std::slice::from_ref(&edited)).await.unwrap();
+    assert_eq!(store.get_events("org", &[edited.event_id.clone()]).await.unwrap(), vec![edited]);
+    // Events are not memories.
+    assert_eq!(store.count_memories("org").await.unwrap(), 0);
+}
+
+async fn role_and_team_eligibility(store: &dyn MemoryStore) {
+    let own = memory("org", "alice");
+    let bobs = memory("org", "bob");
+    let role_r1 =
+        Memory { scope_level: "role".into(), actor_id: None, role_id: Some("r1".into()), ..memory("org", "x") };
+    let role_r2 =
+        Memory { scope_level: "role".into(), actor_id: None, role_id: Some("r2".into()), ..memory("org", "x") };
+    let team_t1 =
+        Memory { scope_level: "team".into(), actor_id: None, team_id: Some("t1".into()), ..memory("org", "x") };
+    let team_t2 =
+        Memory { scope_level: "team".into(), actor_id: None, team_id: Some("t2".into()), ..memory("org", "x") };
+    let org_wide = Memory { scope_level: "org".into(), actor_id: None, ..memory("org", "x") };
+    // Bob's own memory that merely carries role r1 stays Bob's: eligibility
+    // needs scope_level = role.
+    let bobs_in_r1 = Memory { role_id: Some("r1".into()), ..memory("org", "bob") };
+    let other_org_role =
+        Memory { scope_level: "role".into(), actor_id: None, role_id: Some("r1".into()), ..memory("org-b", "x") };
+    put(
+        store,
+        &[
+            (&own, axis(0)),
+            (&bobs, axis(0)),
+            (&role_r1, axis(0)),
+            (&role_r2, axis(0)),
+            (&team_t1, axis(0)),
+            (&team_t2, axis(0)),
+            (&org_wide, axis(0)),
+            (&bobs_in_r1, axis(0)),
+            (&other_org_role, axis(0)),
+        ],
+    )
+    .await;
+
+    let both = SearchFilter {
+        actor_id: Some("alice".into()),
+        role_ids: vec!["r1".into()],
+        team_ids: vec!["t1".into()],
+        ..filter("org")
+    };
+    assert_eq!(hit_ids(store, &both).await, ids_of(&[&own, &role_r1, &team_t1, &org_wide]));
+
+    let roles_only =
+        SearchFilter { actor_id: Some("alice".into()), role_ids: vec!["r1".into(), "r2".into()], ..filter("org") };
+    assert_eq!(hit_ids(store, &roles_only).await, ids_of(&[&own, &role_r1, &role_r2, &org_wide]));
+
+    let teams_only = SearchFilter { actor_id: Some("alice".into()), team_ids: vec!["t2".into()], ..filter("org") };
+    assert_eq!(hit_ids(store, &teams_only).await, ids_of(&[&own, &team_t2, &org_wide]));
+
+    // Without an actor there is no actor condition: the whole org.
+    let no_actor = SearchFilter { role_ids: vec!["r1".into()], ..filter("org") };
+    assert_eq!(hit_ids(store, &no_actor).await.len(), 8);
+}
+
+async fn limit_is_honoured(store: &dyn MemoryStore) {
+    let ms: Vec<Memory> = (0..5).map(|_| memory("org", "alice")).collect();
+    let best = &ms[3];
+    let points: Vec<(&Memory, Vec<f32>)> = ms
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m, if i == 3 { axis(0) } else { vec![0.5, 0.5, i as f32 * 0.1, 0.0] }))
+        .collect();
+    put(store, &points).await;
+
+    let hits = store.search(&axis(0), &filter("org"), 2).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0].memory.memory_id, best.memory_id);
+    assert!(hits[0].score >= hits[1].score);
+    assert!(store.search(&axis(0), &filter("org"), 0).await.unwrap().is_empty());
+}
+
+async fn malformed_and_unknown_ids_are_absent(store: &dyn MemoryStore) {
+    let m = memory("org", "alice");
+    put(store, &[(&m, axis(0))]).await;
+    let ev = event("org", None);
+    store.upsert_events(std::slice::from_ref(&ev)).await.unwrap();
+
+    let junk = vec![
+        "not-a-uuid".to_string(),
+        String::new(),
+        "01ARZ3NDEKTSV4RRFFQ69G5FA!".to_string(),
+        Uuid::new_v4().to_string(),
+        new_event_id(),
+    ];
+    assert!(store.get_memories("org", &junk).await.unwrap().is_empty());
+    assert!(store.get_events("org", &junk).await.unwrap().is_empty());
+    assert!(store.get_memories("org", &[]).await.unwrap().is_empty());
+
+    // Junk mixed with a real id still finds the real one.
+    let mut mixed = junk.clone();
+    mixed.push(m.memory_id.clone());
+    assert_eq!(store.get_memories("org", &mixed).await.unwrap(), vec![m]);
+    let mut mixed = junk;
+    mixed.push(ev.event_id.clone());
+    assert_eq!(store.get_events("org", &mixed).await.unwrap(), vec![ev]);
+}
+
+async fn wrong_dimension_is_invalid(store: &dyn MemoryStore) {
+    let m = memory("org", "alice");
+    let err = store.upsert_memories(&[MemoryPoint { memory: m, vector: vec![1.0; DIM + 1] }]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    let err = store.search(&[1.0; DIM - 1], &filter("org"), 5).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+// ------------------------------------------------------------- edge only
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = in_session(memory("org", "alice"), "s1");
+    let ev = event("org", Some("raw"));
+    {
+        let store = EdgeStore::open(dir.path(), DIM).unwrap();
+        store.ensure_schema().await.unwrap();
+        put(&store, &[(&m, axis(0))]).await;
+        store.upsert_events(std::slice::from_ref(&ev)).await.unwrap();
+    }
+    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+    store.ensure_schema().await.unwrap();
+    assert_eq!(store.count_memories("org").await.unwrap(), 1);
+    assert_eq!(store.get_memories("org", &[m.memory_id.clone()]).await.unwrap(), vec![m.clone()]);
+    assert_eq!(store.get_events("org", &[ev.event_id.clone()]).await.unwrap(), vec![ev]);
+    let f = SearchFilter { session_id: Some("s1".into()), ..filter("org") };
+    let hits = store.search(&axis(0), &f, 5).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory, m);
+    drop(store);
+
+    // The stored dimension is checked on reopen.
+    assert!(EdgeStore::open(dir.path(), DIM * 2).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_concurrent_writes_and_reads() {
+    let (_dir, store) = edge_store().await;
+    let store = std::sync::Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = memory("org", &format!("actor{i}"));
+            put(store.as_ref(), &[(&m, axis(i % DIM))]).await;
+            store.upsert_events(&[event("org", None)]).await.unwrap();
+            store.search(&axis(0), &filter("org"), 5).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.count_memories("org").await.unwrap(), 8);
+}
+
+#[tokio::test]
+async fn qdrant_ready_when_configured() {
+    let Some(store) = qdrant_store().await else {
+        eprintln!("QDRANT_URL not set: qdrant_ready_when_configured was not run");
+        return;
+    };
+    store.ready().await.unwrap();
+}

@@ -1,0 +1,72 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "memsy", version, about = "A self-hostable server for the Memsy memory API")]
+pub struct Cli {
+    /// A TOML configuration file (environment variables MEMSY__SECTION__KEY override it).
+    #[arg(long, global = true, env = "MEMSY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every service in one process (single node).
+    Serve(ServeArgs),
+    /// The public HTTP API only.
+    Gateway(ServeArgs),
+    /// The extraction stage only.
+    Extractor(ServeArgs),
+    /// The embedding stage and the query-embedding gRPC service.
+    Embedder(ServeArgs),
+    /// The indexing stage only.
+    Indexer(ServeArgs),
+    /// The status gRPC service only.
+    Status(ServeArgs),
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API (for a stage: its /livez, /readyz, /metrics).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// Where the embedded vector store keeps its files.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Mints a key and prints it (the only line on stdout); only its hash is stored.
+    Create {
+        #[arg(long)]
+        org: String,
+        /// Comma-separated: read, write, admin.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// Lists an org's keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revokes a key everywhere.
+    Revoke {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        key_id: String,
+    },
+}

@@ -1,0 +1,277 @@
+//! Wiring: which services a command runs and how they reach each other.
+//! `memsy serve` composes every service in one process and connects them
+//! directly (the status store and the embedding engine are shared in
+//! memory, the embedded vector store is used); the per-service commands run
+//! one service each and reach the others over gRPC and a Qdrant server.
+
+pub mod cli;
+mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
+use memsy_bus::{run_stage, Bus, StageHandler};
+use memsy_core::Config;
+use memsy_embedder::{Engine, LocalEmbedder, MiniLm, QueryEmbedder};
+use memsy_gateway::{AppState, Dedup, KeyRegistry};
+use memsy_status::{GrpcStatus, StatusApi, StatusStore};
+use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use cli::{Cli, Command, KeysCommand};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    let args = match &cli.command {
+        Command::Serve(a)
+        | Command::Gateway(a)
+        | Command::Extractor(a)
+        | Command::Embedder(a)
+        | Command::Indexer(a)
+        | Command::Status(a) => Some(a.clone()),
+        Command::Keys { .. } => None,
+    };
+    if let Some(a) = &args {
+        config.http.addr = a.http_addr.clone();
+        config.http.data_dir = a.data_dir.clone();
+    }
+    let config = Arc::new(config);
+    match cli.command {
+        Command::Keys { command } => keys(&config, command).await,
+        Command::Serve(_) => serve_all(config).await,
+        Command::Gateway(_) => gateway(config).await,
+        Command::Extractor(_) => extractor(config).await,
+        Command::Embedder(_) => embedder(config).await,
+        Command::Indexer(_) => indexer(config).await,
+        Command::Status(_) => status(config).await,
+    }
+}
+
+fn addr(s: &str, what: &str) -> anyhow::Result<SocketAddr> {
+    s.parse().with_context(|| format!("{what} '{s}' is not a host:port address"))
+}
+
+/// Cancels `token` on SIGINT or SIGTERM, so every service drains and stops.
+fn stop_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutting down");
+        token.cancel();
+    });
+}
+
+async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
+    Bus::connect(&config.nats).await.with_context(|| format!("connecting to NATS at {}", config.nats.url))
+}
+
+async fn status_store(config: &Config) -> anyhow::Result<StatusStore> {
+    StatusStore::connect(&config.redis.url, config.redis.status_ttl_secs)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config.redis.url))
+}
+
+fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
+    if config.embedder.engine != "local" {
+        bail!("unknown embedder engine '{}' (expected 'local')", config.embedder.engine);
+    }
+    let dir = &config.embedder.model_dir;
+    let engine = MiniLm::load(dir, config.embedder.threads)
+        .with_context(|| format!("loading the embedding model from {} (run scripts/fetch-model.sh)", dir.display()))?;
+    Ok(Arc::new(engine))
+}
+
+/// The vector store: a Qdrant server when configured, else (single process
+/// only) the embedded engine under the data directory.
+async fn open_store(config: &Config, dimension: usize, allow_embedded: bool) -> anyhow::Result<Arc<dyn MemoryStore>> {
+    let store: Arc<dyn MemoryStore> = match &config.qdrant.url {
+        Some(url) => Arc::new(
+            QdrantStore::connect(url, config.qdrant.api_key.as_deref(), &config.qdrant.collection_prefix, dimension)
+                .with_context(|| format!("connecting to Qdrant at {url}"))?,
+        ),
+        None if allow_embedded => {
+            let dir = config.http.data_dir.join("qdrant");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Arc::new(EdgeStore::open(&dir, dimension).with_context(|| format!("opening the embedded store in {}", dir.display()))?)
+        }
+        None => bail!("this service needs a Qdrant server: set QDRANT_URL (the embedded store serves only `memsy serve`)"),
+    };
+    store.ensure_schema().await.context("preparing the vector store")?;
+    Ok(store)
+}
+
+/// The embedding dimension without loading the model (for services that do not embed).
+const MODEL_DIMENSION: usize = 384;
+
+fn spawn_stage(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    bus: &Bus,
+    stage: memsy_bus::topology::Stage,
+    handler: Arc<dyn StageHandler>,
+    batch: usize,
+    token: &CancellationToken,
+) {
+    let (bus, token) = (bus.clone(), token.clone());
+    tasks.spawn(async move { run_stage(bus, stage, handler, batch, token).await.map_err(Into::into) });
+}
+
+async fn wait(mut tasks: JoinSet<anyhow::Result<()>>, token: CancellationToken) -> anyhow::Result<()> {
+    let mut result = Ok(());
+    while let Some(r) = tasks.join_next().await {
+        let r = r.map_err(anyhow::Error::from).and_then(|x| x);
+        if let Err(e) = r {
+            tracing::error!(error = %format!("{e:#}"), "service failed; stopping");
+            token.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+async fn serve_all(config: Arc<Config>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    stop_on_signal(token.clone());
+    let bus = connect_bus(&config).await?;
+    let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
+    let engine = load_engine(&config)?;
+    let local = LocalEmbedder::new(engine.clone());
+    let store = open_store(&config, engine.dimension(), true).await?;
+    let keys = KeyRegistry::open(&bus).await?;
+    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await?;
+
+    let mut tasks = JoinSet::new();
+    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(memsy_extractor::ExtractorStage::new(bus.clone(), status.clone())), 64, &token);
+    spawn_stage(
+        &mut tasks,
+        &bus,
+        EMBEDDER,
+        Arc::new(memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone())),
+        config.embedder.batch_size,
+        &token,
+    );
+    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(memsy_indexer::IndexerStage::new(store.clone(), status.clone())), 128, &token);
+
+    let state = AppState { config: config.clone(), bus, keys, status, embedder: Arc::new(local), store, dedup };
+    let http = addr(&config.http.addr, "--http-addr")?;
+    let t = token.clone();
+    tasks.spawn(async move { memsy_gateway::serve(http, state, t.cancelled_owned()).await.map_err(Into::into) });
+    info!(addr = %http, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
+    wait(tasks, token).await
+}
+
+async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    stop_on_signal(token.clone());
+    let bus = connect_bus(&config).await?;
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let embedder: Arc<dyn QueryEmbedder> = Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
+    let store = open_store(&config, MODEL_DIMENSION, false).await?;
+    let keys = KeyRegistry::open(&bus).await?;
+    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await?;
+    let state = AppState { config: config.clone(), bus, keys, status, embedder, store, dedup };
+    memsy_gateway::serve(addr(&config.http.addr, "--http-addr")?, state, token.cancelled_owned()).await?;
+    Ok(())
+}
+
+async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    stop_on_signal(token.clone());
+    let bus = connect_bus(&config).await?;
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let mut tasks = JoinSet::new();
+    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(memsy_extractor::ExtractorStage::new(bus.clone(), status)), 64, &token);
+    ops::spawn(&mut tasks, &config, bus, &token)?;
+    wait(tasks, token).await
+}
+
+async fn embedder(config: Arc<Config>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    stop_on_signal(token.clone());
+    let bus = connect_bus(&config).await?;
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let local = LocalEmbedder::new(load_engine(&config)?);
+    let mut tasks = JoinSet::new();
+    spawn_stage(
+        &mut tasks,
+        &bus,
+        EMBEDDER,
+        Arc::new(memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status)),
+        config.embedder.batch_size,
+        &token,
+    );
+    let grpc = addr(&config.embedder.grpc_addr, "embedder.grpc_addr")?;
+    let t = token.clone();
+    tasks.spawn(async move { memsy_embedder::serve(grpc, local, t.cancelled_owned()).await.map_err(Into::into) });
+    ops::spawn(&mut tasks, &config, bus, &token)?;
+    wait(tasks, token).await
+}
+
+async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    stop_on_signal(token.clone());
+    let bus = connect_bus(&config).await?;
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let store = open_store(&config, MODEL_DIMENSION, false).await?;
+    let mut tasks = JoinSet::new();
+    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(memsy_indexer::IndexerStage::new(store, status)), 128, &token);
+    ops::spawn(&mut tasks, &config, bus, &token)?;
+    wait(tasks, token).await
+}
+
+async fn status(config: Arc<Config>) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    stop_on_signal(token.clone());
+    let bus = connect_bus(&config).await?;
+    let store: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
+    let grpc = addr(&config.status.grpc_addr, "status.grpc_addr")?;
+    let mut tasks = JoinSet::new();
+    let t = token.clone();
+    tasks.spawn(async move { memsy_status::serve(grpc, store, t.cancelled_owned()).await.map_err(Into::into) });
+    ops::spawn(&mut tasks, &config, bus, &token)?;
+    wait(tasks, token).await
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let bus = connect_bus(config).await?;
+    let registry = KeyRegistry::open_unwatched(&bus).await?;
+    match command {
+        KeysCommand::Create { org, scopes, name } => {
+            if org.trim().is_empty() || org.chars().count() > config.limits.max_id_len {
+                bail!("--org must be 1 to {} characters", config.limits.max_id_len);
+            }
+            let scopes = memsy_gateway::auth::parse_scopes(&scopes).map_err(anyhow::Error::msg)?;
+            let (raw, record) = registry.create(&org, &name, &scopes).await?;
+            info!(key_id = record.key_id, org, "created api key");
+            println!("{raw}");
+        }
+        KeysCommand::List { org } => {
+            let registry = KeyRegistry::open(&bus).await?;
+            // The watch fills the cache asynchronously; give it a moment.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            for k in registry.list(&org).await {
+                println!("{}", serde_json::to_string(&k)?);
+            }
+        }
+        KeysCommand::Revoke { org, key_id } => {
+            let registry = KeyRegistry::open(&bus).await?;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if !registry.revoke(&org, &key_id).await? {
+                bail!("no key {key_id} in org {org}");
+            }
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
