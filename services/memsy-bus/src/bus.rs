@@ -168,21 +168,29 @@ impl Bus {
         Ok(())
     }
 
-    /// A key-value bucket, created if missing.
+    /// A key-value bucket, created if missing. The bucket's stream is
+    /// created here rather than through `create_key_value`, whose account
+    /// query does not parse the answers of the NATS 2.9 servers that Debian
+    /// ships; the stream settings are the ones the KV protocol prescribes.
     pub async fn kv(&self, bucket: &str, history: i64) -> Result<kv::Store, BusError> {
-        match self.js.get_key_value(bucket).await {
-            Ok(s) => Ok(s),
-            Err(_) => self
-                .js
-                .create_key_value(kv::Config {
-                    bucket: bucket.into(),
-                    history,
-                    storage: stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(BusError::unavailable),
+        if let Ok(s) = self.js.get_key_value(bucket).await {
+            return Ok(s);
         }
+        let cfg = stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: history.max(1),
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            deny_purge: false,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        self.js.get_or_create_stream(cfg).await.map_err(BusError::unavailable)?;
+        self.js.get_key_value(bucket).await.map_err(BusError::unavailable)
     }
 
     /// Stream depth, for readiness and metrics.

@@ -70,11 +70,11 @@ async fn store(s: &AppState, org_id: &str, events: &[&Event]) -> Result<(), ApiE
     if events.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-    s.status.mark(org_id, &ids, EventState::Pending, "").await.map_err(|e| ApiError::unavailable("status store", e))?;
     if !s.bus.is_connected() {
         return Err(ApiError::unavailable("message broker", "not connected"));
     }
+    let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    s.status.mark(org_id, &ids, EventState::Pending, "").await.map_err(|e| ApiError::unavailable("status store", e))?;
     let traceparent = telemetry::new_traceparent();
     let msgs = events
         .iter()

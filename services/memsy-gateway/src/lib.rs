@@ -13,7 +13,6 @@ mod ingest;
 mod search;
 mod status;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -78,14 +77,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `addr` until `shutdown` resolves, then drains
+/// Serves the API on `listener` until `shutdown` resolves, then drains
 /// in-flight requests.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }

@@ -42,10 +42,10 @@ pub struct SearchFilter {
     /// Everything but this conversation; memories with no session match too.
     pub exclude_session_id: Option<String>,
     /// Role-level memories of these roles are included (issue: promotion).
-    /// With `actor_id` set and `role_ids` or `team_ids` non-empty the actor
-    /// condition becomes: actor_id = a, OR scope_level = role with role_id
-    /// in `role_ids`, OR scope_level = team with team_id in `team_ids`, OR
-    /// scope_level = org. Without `actor_id` there is no actor condition.
+    /// With `actor_id` set the actor condition is: actor_id = a, OR
+    /// scope_level = role with role_id in `role_ids`, OR scope_level = team
+    /// with team_id in `team_ids`, OR scope_level = org (org-level knowledge
+    /// is every actor's). Without `actor_id` there is no actor condition.
     pub role_ids: Vec<String>,
     /// Team-level memories of these teams are included (as `role_ids`).
     pub team_ids: Vec<String>,

@@ -240,9 +240,8 @@ fn search_filter(f: &SearchFilter) -> Filter {
                 .into(),
             );
         }
-        if !f.role_ids.is_empty() || !f.team_ids.is_empty() {
-            eligible.push(Condition::matches("scope_level", "org".to_string()));
-        }
+        // Org-level knowledge belongs to every actor of the org.
+        eligible.push(Condition::matches("scope_level", "org".to_string()));
         must.push(Filter::should(eligible).into());
     }
     if let Some(session) = &f.session_id {

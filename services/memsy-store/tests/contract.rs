@@ -191,14 +191,14 @@ async fn org_isolation(store: &dyn MemoryStore) {
     store.upsert_events(std::slice::from_ref(&ev)).await.unwrap();
 
     assert!(store.search(&axis(0), &filter("org-b"), 10).await.unwrap().is_empty());
-    assert!(store.get_memories("org-b", &[a.memory_id.clone()]).await.unwrap().is_empty());
-    assert!(store.get_events("org-b", &[ev.event_id.clone()]).await.unwrap().is_empty());
+    assert!(store.get_memories("org-b", std::slice::from_ref(&a.memory_id)).await.unwrap().is_empty());
+    assert!(store.get_events("org-b", std::slice::from_ref(&ev.event_id)).await.unwrap().is_empty());
     assert_eq!(store.count_memories("org-b").await.unwrap(), 0);
 
     // …while org A sees its own.
     assert_eq!(store.search(&axis(0), &filter("org-a"), 10).await.unwrap().len(), 1);
-    assert_eq!(store.get_memories("org-a", &[a.memory_id.clone()]).await.unwrap(), vec![a]);
-    assert_eq!(store.get_events("org-a", &[ev.event_id.clone()]).await.unwrap(), vec![ev]);
+    assert_eq!(store.get_memories("org-a", std::slice::from_ref(&a.memory_id)).await.unwrap(), vec![a]);
+    assert_eq!(store.get_events("org-a", std::slice::from_ref(&ev.event_id)).await.unwrap(), vec![ev]);
     assert_eq!(store.count_memories("org-a").await.unwrap(), 1);
 }
 
@@ -252,7 +252,7 @@ async fn upsert_same_id_replaces(store: &dyn MemoryStore) {
     put(store, &[(&second, axis(0))]).await;
 
     assert_eq!(store.count_memories("org").await.unwrap(), 1);
-    assert_eq!(store.get_memories("org", &[first.memory_id.clone()]).await.unwrap(), vec![second.clone()]);
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&first.memory_id)).await.unwrap(), vec![second.clone()]);
     let hits = store.search(&axis(0), &filter("org"), 10).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].memory, second);
@@ -271,7 +271,7 @@ async fn events_round_trip(store: &dyn MemoryStore) {
     // Upserting an event again replaces it.
     let edited = StoredEvent { content: "edited".into(), metadata: None, ..with_meta.clone() };
     store.upsert_events(std::slice::from_ref(&edited)).await.unwrap();
-    assert_eq!(store.get_events("org", &[edited.event_id.clone()]).await.unwrap(), vec![edited]);
+    assert_eq!(store.get_events("org", std::slice::from_ref(&edited.event_id)).await.unwrap(), vec![edited]);
     // Events are not memories.
     assert_eq!(store.count_memories("org").await.unwrap(), 0);
 }
@@ -323,6 +323,10 @@ async fn role_and_team_eligibility(store: &dyn MemoryStore) {
 
     let teams_only = SearchFilter { actor_id: Some("alice".into()), team_ids: vec!["t2".into()], ..filter("org") };
     assert_eq!(hit_ids(store, &teams_only).await, ids_of(&[&own, &team_t2, &org_wide]));
+
+    // Org-level knowledge reaches an actor with no roles or teams too.
+    let plain = SearchFilter { actor_id: Some("alice".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &plain).await, ids_of(&[&own, &org_wide]));
 
     // Without an actor there is no actor condition: the whole org.
     let no_actor = SearchFilter { role_ids: vec!["r1".into()], ..filter("org") };
@@ -396,8 +400,8 @@ async fn edge_data_survives_reopen() {
     let store = EdgeStore::open(dir.path(), DIM).unwrap();
     store.ensure_schema().await.unwrap();
     assert_eq!(store.count_memories("org").await.unwrap(), 1);
-    assert_eq!(store.get_memories("org", &[m.memory_id.clone()]).await.unwrap(), vec![m.clone()]);
-    assert_eq!(store.get_events("org", &[ev.event_id.clone()]).await.unwrap(), vec![ev]);
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![m.clone()]);
+    assert_eq!(store.get_events("org", std::slice::from_ref(&ev.event_id)).await.unwrap(), vec![ev]);
     let f = SearchFilter { session_id: Some("s1".into()), ..filter("org") };
     let hits = store.search(&axis(0), &f, 5).await.unwrap();
     assert_eq!(hits.len(), 1);

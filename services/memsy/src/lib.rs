@@ -140,35 +140,64 @@ async fn wait(mut tasks: JoinSet<anyhow::Result<()>>, token: CancellationToken) 
     result
 }
 
+/// Every service in one process, started and running.
+pub struct SingleNode {
+    /// Where the gateway listens (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    pub token: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl SingleNode {
+    /// Connects to NATS and Redis, loads the model, opens the store and
+    /// starts the gateway and the three stages.
+    pub async fn start(config: Arc<Config>) -> anyhow::Result<Self> {
+        let token = CancellationToken::new();
+        let bus = connect_bus(&config).await?;
+        let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
+        let engine = load_engine(&config)?;
+        let local = LocalEmbedder::new(engine.clone());
+        let store = open_store(&config, engine.dimension(), true).await?;
+        let keys = KeyRegistry::open(&bus).await?;
+        let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs)
+            .await
+            .with_context(|| format!("connecting to Redis at {}", config.redis.url))?;
+        let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?)
+            .await
+            .with_context(|| format!("binding {}", config.http.addr))?;
+        let bound = listener.local_addr()?;
+
+        let mut tasks = JoinSet::new();
+        let extractor = memsy_extractor::ExtractorStage::new(bus.clone(), status.clone());
+        spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), 64, &token);
+        let embedder = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
+        spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(embedder), config.embedder.batch_size, &token);
+        let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone());
+        spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), 128, &token);
+
+        let state = AppState { config: config.clone(), bus, keys, status, embedder: Arc::new(local), store, dedup };
+        let t = token.clone();
+        tasks.spawn(async move { memsy_gateway::serve(listener, state, t.cancelled_owned()).await.map_err(Into::into) });
+        info!(addr = %bound, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
+        Ok(Self { addr: bound, token, tasks })
+    }
+
+    /// Runs until the token is cancelled or a service fails.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        wait(self.tasks, self.token).await
+    }
+
+    /// Stops every service and waits for them to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        self.wait().await
+    }
+}
+
 async fn serve_all(config: Arc<Config>) -> anyhow::Result<()> {
-    let token = CancellationToken::new();
-    stop_on_signal(token.clone());
-    let bus = connect_bus(&config).await?;
-    let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
-    let engine = load_engine(&config)?;
-    let local = LocalEmbedder::new(engine.clone());
-    let store = open_store(&config, engine.dimension(), true).await?;
-    let keys = KeyRegistry::open(&bus).await?;
-    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await?;
-
-    let mut tasks = JoinSet::new();
-    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(memsy_extractor::ExtractorStage::new(bus.clone(), status.clone())), 64, &token);
-    spawn_stage(
-        &mut tasks,
-        &bus,
-        EMBEDDER,
-        Arc::new(memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone())),
-        config.embedder.batch_size,
-        &token,
-    );
-    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(memsy_indexer::IndexerStage::new(store.clone(), status.clone())), 128, &token);
-
-    let state = AppState { config: config.clone(), bus, keys, status, embedder: Arc::new(local), store, dedup };
-    let http = addr(&config.http.addr, "--http-addr")?;
-    let t = token.clone();
-    tasks.spawn(async move { memsy_gateway::serve(http, state, t.cancelled_owned()).await.map_err(Into::into) });
-    info!(addr = %http, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
-    wait(tasks, token).await
+    let node = SingleNode::start(config).await?;
+    stop_on_signal(node.token.clone());
+    node.wait().await
 }
 
 async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
@@ -181,7 +210,8 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
     let keys = KeyRegistry::open(&bus).await?;
     let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await?;
     let state = AppState { config: config.clone(), bus, keys, status, embedder, store, dedup };
-    memsy_gateway::serve(addr(&config.http.addr, "--http-addr")?, state, token.cancelled_owned()).await?;
+    let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?).await?;
+    memsy_gateway::serve(listener, state, token.cancelled_owned()).await?;
     Ok(())
 }
 

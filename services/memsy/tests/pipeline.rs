@@ -1,0 +1,310 @@
+//! The whole single-node server (`memsy serve`'s composition) against a
+//! real nats-server, redis-server, the embedded Qdrant engine and the real
+//! model, driven over HTTP as a client would.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memsy::SingleNode;
+use memsy_bus::{topology, Bus};
+use memsy_core::Config;
+use memsy_gateway::KeyRegistry;
+use memsy_testkit::{model_dir, NatsServer, RedisServer};
+use serde_json::{json, Value};
+
+struct App {
+    node: Option<SingleNode>,
+    base: String,
+    nats: NatsServer,
+    _redis: RedisServer,
+    _data: tempfile::TempDir,
+    config: Arc<Config>,
+    http: reqwest::Client,
+}
+
+async fn spawn_app() -> App {
+    memsy_core::telemetry::init_logging();
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.nats.url = nats.url();
+    config.nats.publish_timeout_ms = 1_000;
+    config.redis.url = redis.url();
+    config.http.addr = "127.0.0.1:0".into();
+    config.http.data_dir = data.path().to_path_buf();
+    config.embedder.model_dir = model_dir();
+    config.qdrant.url = None;
+    let config = Arc::new(config);
+    let node = SingleNode::start(config.clone()).await.expect("node starts");
+    let base = format!("http://{}", node.addr);
+    App { node: Some(node), base, nats, _redis: redis, _data: data, config, http: reqwest::Client::new() }
+}
+
+impl App {
+    async fn bus(&self) -> Bus {
+        Bus::connect(&self.config.nats).await.unwrap()
+    }
+
+    async fn key(&self, org: &str, scopes: &[&str]) -> String {
+        let reg = KeyRegistry::open_unwatched(&self.bus().await).await.unwrap();
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        reg.create(org, "test", &scopes).await.unwrap().0
+    }
+
+    async fn call(&self, method: &str, key: Option<&str>, path: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+        let url = format!("{}{}", self.base, path);
+        let mut req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v, headers)
+    }
+
+    async fn ingest(&self, key: &str, events: Value) -> Vec<String> {
+        let (code, v, _) = self.call("POST", Some(key), "/v1/ingest", Some(json!({ "events": events }))).await;
+        assert_eq!(code, 200, "{v}");
+        v["event_ids"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+    }
+
+    async fn wait_completed(&self, key: &str, ids: &[String]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, v, _) = self.call("POST", Some(key), "/v1/status", Some(json!({ "event_ids": ids }))).await;
+            assert_eq!(code, 200, "{v}");
+            if v["pendingIds"].as_array().unwrap().is_empty() {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "events still pending: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn search(&self, key: &str, body: Value) -> Vec<Value> {
+        let (code, v, _) = self.call("POST", Some(key), "/v1/search", Some(body)).await;
+        assert_eq!(code, 200, "{v}");
+        v["results"].as_array().unwrap().clone()
+    }
+
+    async fn events_in_broker(&self) -> u64 {
+        let mut s = self.bus().await.jetstream().get_stream(topology::EVENTS_STREAM).await.unwrap();
+        s.info().await.unwrap().state.messages
+    }
+
+    async fn stop(mut self) {
+        self.node.take().unwrap().stop().await.unwrap();
+    }
+}
+
+fn ev(actor: &str, session: &str, content: &str) -> Value {
+    json!({"actor_id": actor, "session_id": session, "kind": "user_message", "content": content})
+}
+
+fn contents(results: &[Value]) -> Vec<String> {
+    results.iter().map(|r| r["content"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn ingest_to_search_with_scoping_and_isolation() {
+    let app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let other_org = app.key("globex", &["read", "write"]).await;
+
+    let mut ids = app
+        .ingest(&key, json!([{"actor_id": "user_42", "session_id": "s1", "kind": "user_message",
+            "content": "My dog's name is Rex.", "metadata": "{\"source\":\"chat\"}", "ts": "2025-01-15T14:22:10Z"}]))
+        .await;
+    ids.extend(app.ingest(&key, json!([ev("user_42", "s2", "Book a vet visit for tomorrow.")])).await);
+    ids.extend(app.ingest(&key, json!([ev("user_7", "s3", "My cat is called Tom.")])).await);
+    let st = app.wait_completed(&key, &ids).await;
+    assert_eq!(st["completedIds"].as_array().unwrap().len(), 3, "{st}");
+    assert_eq!(st["total"], 3);
+    assert_eq!(st["statuses"][&ids[0]], "completed");
+
+    let results = app.search(&key, json!({"query": "pets", "actor_id": "user_42"})).await;
+    let rex = results.iter().find(|r| r["content"].as_str().unwrap().contains("Rex")).expect("Rex memory found");
+    let score = rex["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score));
+    let meta = &rex["metadata"];
+    for field in ["title", "summary", "tags", "entities", "session_id", "source_event_ids", "source_metadata", "kind", "type", "strength", "confidence", "observed_at"] {
+        assert!(meta.get(field).is_some(), "metadata lacks {field}: {meta}");
+    }
+    assert_eq!(meta["session_id"], "s1");
+    assert_eq!(meta["source_event_ids"][0], ids[0].as_str());
+    assert_eq!(meta["source_metadata"][0]["metadata"]["source"], "chat");
+    assert_eq!(meta["observed_at"], "2025-01-15T14:22:10.000Z");
+    assert_eq!(meta["strength"], 1.0);
+    assert!(meta.get("source_events").is_none());
+    // Another actor's memories never show up in an actor-scoped search.
+    assert!(contents(&results).iter().all(|c| !c.contains("Tom")));
+
+    // Other actor, other org: never Rex.
+    let other = app.search(&key, json!({"query": "pets", "actor_id": "user_7"})).await;
+    assert!(contents(&other).iter().all(|c| !c.contains("Rex")), "{other:?}");
+    assert!(contents(&other).iter().any(|c| c.contains("Tom")));
+    let foreign = app.search(&other_org, json!({"query": "pets"})).await;
+    assert!(foreign.is_empty(), "{foreign:?}");
+    let foreign = app.search(&other_org, json!({"query": "dog named Rex", "actor_id": "user_42"})).await;
+    assert!(foreign.is_empty());
+
+    // Org-wide search sees both actors.
+    let all = contents(&app.search(&key, json!({"query": "pets", "limit": 20})).await);
+    assert!(all.iter().any(|c| c.contains("Rex")) && all.iter().any(|c| c.contains("Tom")));
+
+    // Conversation scoping.
+    let s2 = contents(&app.search(&key, json!({"query": "pets", "actor_id": "user_42", "session_id": "s2"})).await);
+    assert!(s2.iter().all(|c| !c.contains("Rex")) && s2.iter().any(|c| c.contains("vet")), "{s2:?}");
+    let not_s1 = contents(&app.search(&key, json!({"query": "pets", "actor_id": "user_42", "exclude_session_id": "s1"})).await);
+    assert!(not_s1.iter().all(|c| !c.contains("Rex")), "{not_s1:?}");
+    let empty_is_unset = app.search(&key, json!({"query": "pets", "actor_id": "user_42", "session_id": "", "exclude_session_id": "s2"})).await;
+    assert!(contents(&empty_is_unset).iter().any(|c| c.contains("Rex")));
+
+    // limit, threshold, source events.
+    assert_eq!(app.search(&key, json!({"query": "pets", "limit": 1})).await.len(), 1);
+    assert!(app.search(&key, json!({"query": "pets", "threshold": 0.99})).await.is_empty());
+    let with_src = app.search(&key, json!({"query": "dog", "actor_id": "user_42", "include_source_events": true})).await;
+    let src = &with_src.iter().find(|r| r["content"].as_str().unwrap().contains("Rex")).unwrap()["metadata"]["source_events"][0];
+    assert_eq!(src["event_id"], ids[0].as_str());
+    assert_eq!(src["content"], "My dog's name is Rex.");
+    assert_eq!(src["kind"], "user_message");
+
+    // Status of another org's ids: not found, reported as failed so pollers stop.
+    let (_, v, _) = app.call("POST", Some(&other_org), "/v1/status", Some(json!({"event_ids": [ids[0], "nope"]}))).await;
+    assert_eq!(v["failedIds"].as_array().unwrap().len(), 2);
+    assert_eq!(v["statuses"][&ids[0]], "not_found");
+    assert_eq!(v["statuses"]["nope"], "not_found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn auth_scopes_and_operator_endpoints() {
+    let app = spawn_app().await;
+    let rw = app.key("acme", &["read", "write"]).await;
+    let ro = app.key("acme", &["read"]).await;
+    for path in ["/v1/health", "/health"] {
+        assert_eq!(app.call("GET", None, path, None).await.0, 401);
+        let (code, v, _) = app.call("GET", Some("msy_definitely_invalid"), path, None).await;
+        assert_eq!(code, 401);
+        assert_eq!(v["detail"]["error"], "invalid_api_key");
+        let (code, v, _) = app.call("GET", Some(&rw), path, None).await;
+        assert_eq!(code, 200);
+        assert_eq!(v["status"], "ok", "{v}");
+        assert_eq!(v["billing_enabled"], false);
+    }
+    for path in ["/v1/search", "/v1/status", "/v1/ingest"] {
+        assert_eq!(app.call("POST", Some("msy_nope"), path, Some(json!({}))).await.0, 401);
+    }
+    let (code, v, _) = app.call("POST", Some(&ro), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I like tea.")]}))).await;
+    assert_eq!(code, 403);
+    assert_eq!(v["detail"]["error"], "insufficient_scope");
+    assert_eq!(v["detail"]["required_scope"], "write");
+    assert_eq!(app.call("POST", Some(&ro), "/v1/search", Some(json!({"query": "tea"}))).await.0, 200);
+    assert_eq!(app.call("GET", None, "/livez", None).await.0, 200);
+    let (code, v, _) = app.call("GET", None, "/readyz", None).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(app.call("GET", None, "/metrics", None).await.0, 200);
+    assert_eq!(app.call("GET", Some(&rw), "/v1/nowhere", None).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_batch_stores_nothing() {
+    let app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let cases = vec![
+        (json!({"events": [ev("a", "s", "fine"), {"actor_id": "a", "session_id": "s", "kind": "not_a_real_kind", "content": "x"}]}), 422, "events[1].kind"),
+        (json!({"events": [ev("a", "s", "fine"), {"actor_id": "", "session_id": "s", "kind": "user_message", "content": "x"}]}), 422, "events[1].actor_id"),
+        (json!({"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x", "ts": "not a time"}]}), 422, "events[0].ts"),
+        (json!({"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x".repeat(70_000)}]}), 422, "events[0].content"),
+        (json!({"events": (0..1001).map(|_| ev("a", "s", "x")).collect::<Vec<_>>()}), 422, "events"),
+        (json!({"events": "nope"}), 422, "events"),
+        (json!({"org_id": "other", "events": [ev("a", "s", "x")]}), 400, ""),
+    ];
+    for (body, code, field) in cases {
+        let (got, v, _) = app.call("POST", Some(&key), "/v1/ingest", Some(body)).await;
+        assert_eq!(got, code, "{v}");
+        if !field.is_empty() {
+            assert_eq!(v["detail"]["field"], field, "{v}");
+            assert!(v["detail"]["message"].as_str().unwrap().contains(field));
+        } else {
+            assert_eq!(v["detail"]["error"], "org_id_not_allowed");
+        }
+    }
+    // Not JSON at all, and a body over the limit.
+    let resp = app.http.post(format!("{}/v1/ingest", app.base)).bearer_auth(&key).body("{not json").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+    let big = format!("{{\"events\": [], \"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
+    let resp = app.http.post(format!("{}/v1/ingest", app.base)).bearer_auth(&key).body(big).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(app.events_in_broker().await, 0, "nothing from a rejected batch reaches the broker");
+
+    // Search and status validation.
+    for (body, field) in [
+        (json!({"query": "q", "session_id": "a", "exclude_session_id": "b"}), "exclude_session_id"),
+        (json!({"query": "q", "actor_id": "bad id!"}), "actor_id"),
+        (json!({"query": "q", "limit": 0}), "limit"),
+        (json!({"query": ""}), "query"),
+    ] {
+        let (code, v, _) = app.call("POST", Some(&key), "/v1/search", Some(body)).await;
+        assert_eq!(code, 422, "{v}");
+        assert_eq!(v["detail"]["field"], field);
+    }
+    let many: Vec<String> = (0..1001).map(|i| format!("id{i}")).collect();
+    let (code, v, _) = app.call("POST", Some(&key), "/v1/status", Some(json!({"event_ids": many}))).await;
+    assert_eq!(code, 422, "{v}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn duplicates_within_the_window_return_the_original_id() {
+    let app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let first = app.ingest(&key, json!([ev("a", "s", "I prefer tea over coffee.")])).await;
+    let again = app.ingest(&key, json!([ev("a", "s", "I prefer tea over coffee."), ev("a", "s", "I prefer tea over coffee.")])).await;
+    assert_eq!(again, vec![first[0].clone(), first[0].clone()]);
+    let other_session = app.ingest(&key, json!([ev("a", "s2", "I prefer tea over coffee.")])).await;
+    assert_ne!(other_session[0], first[0]);
+    assert_eq!(app.events_in_broker().await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn broker_outage_is_a_503_not_a_lie() {
+    let mut app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    app.nats.kill();
+    let (code, v, _) = app.call("POST", Some(&key), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I live in Oslo.")]}))).await;
+    assert_eq!(code, 503, "{v}");
+    assert_eq!(v["detail"]["error"], "service_unavailable");
+    let _ = tokio::time::timeout(Duration::from_secs(10), app.node.take().unwrap().stop()).await;
+}
+
+#[tokio::test]
+async fn revoked_keys_stop_working_within_a_second() {
+    let app = spawn_app().await;
+    let bus = app.bus().await;
+    let reg = KeyRegistry::open(&bus).await.unwrap();
+    let (raw, record) = reg.create("acme", "temp", &["read".to_string()]).await.unwrap();
+    assert_eq!(app.call("GET", Some(&raw), "/v1/health", None).await.0, 200);
+    assert!(reg.revoke("acme", &record.key_id).await.unwrap());
+    let start = Instant::now();
+    loop {
+        if app.call("GET", Some(&raw), "/v1/health", None).await.0 == 401 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "revoked key still accepted after 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}

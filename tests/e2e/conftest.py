@@ -1,0 +1,127 @@
+"""End-to-end fixtures: a real nats-server (JetStream), redis-server and
+`memsy serve`, each on a free port with its own temporary directory, and
+API keys minted with `memsy keys create`. The tests talk to the server only
+through the public memsy SDK, as a user's program would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+def _binary(name: str, *fallbacks: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for f in fallbacks:
+        if os.path.exists(f):
+            return f
+    raise RuntimeError(f"{name} not found: run scripts/setup.sh")
+
+
+def memsy_bin() -> str:
+    b = os.environ.get("MEMSY_BIN") or str(ROOT / "target" / "release" / "memsy")
+    if not os.path.exists(b):
+        raise RuntimeError(f"memsy binary not found at {b}: build it (cargo build --release -p memsy) or set MEMSY_BIN")
+    return b
+
+
+@dataclass
+class Server:
+    base_url: str  # ends in /v1, as the SDK expects
+    root_url: str
+    env: dict
+
+    def create_key(self, org: str, scopes: str = "read,write", name: str = "e2e") -> str:
+        out = subprocess.run(
+            [memsy_bin(), "keys", "create", "--org", org, "--scopes", scopes, "--name", name],
+            env=self.env, check=True, capture_output=True, text=True, timeout=30,
+        )
+        lines = out.stdout.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("msy_"), out.stdout
+        return lines[0]
+
+
+@pytest.fixture(scope="session")
+def server():
+    tmp = Path(tempfile.mkdtemp(prefix="memsy-e2e-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        nats_port, redis_port, http_port = _free_port(), _free_port(), _free_port()
+        nats = subprocess.Popen(
+            [_binary("nats-server", "/usr/sbin/nats-server"), "-a", "127.0.0.1", "-p", str(nats_port), "-js", "-sd", str(tmp / "nats")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        procs.append(nats)
+        redis = subprocess.Popen(
+            [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        procs.append(redis)
+        _wait_port(nats_port, nats, "nats-server")
+        _wait_port(redis_port, redis, "redis-server")
+        env = dict(os.environ)
+        env.update({
+            "MEMSY__NATS__URL": f"nats://127.0.0.1:{nats_port}",
+            "MEMSY__REDIS__URL": f"redis://127.0.0.1:{redis_port}",
+            "MEMSY__EMBEDDER__MODEL_DIR": os.environ.get("MEMSY__EMBEDDER__MODEL_DIR", str(ROOT / "models" / "all-minilm-l6-v2")),
+            "RUST_LOG": os.environ.get("RUST_LOG", "info,qdrant_edge=warn"),
+        })
+        env.pop("QDRANT_URL", None)
+        log = open(tmp / "memsy.log", "w")
+        memsy = subprocess.Popen(
+            [memsy_bin(), "serve", "--http-addr", f"127.0.0.1:{http_port}", "--data-dir", str(tmp / "data")],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        procs.append(memsy)
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/livez", timeout=1)
+                break
+            except Exception:
+                if memsy.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("memsy serve did not start:\n" + (tmp / "memsy.log").read_text()[-4000:])
+                time.sleep(0.1)
+        yield Server(base_url=f"http://127.0.0.1:{http_port}/v1", root_url=f"http://127.0.0.1:{http_port}", env=env)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if os.environ.get("MEMSY_E2E_KEEP"):
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
