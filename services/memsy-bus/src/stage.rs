@@ -64,35 +64,44 @@ pub async fn run_stage(
 ) -> Result<(), BusError> {
     let consumer = bus.consumer(stage).await?;
     let max_deliver = bus.config().max_deliver;
+    // One long-lived pull subscription: the server pushes messages as they
+    // arrive (no polling while idle, no gap between batches), and nothing
+    // is lost to a pull request that expired in flight.
+    let mut incoming = consumer
+        .stream()
+        .max_messages_per_batch(batch_size.max(1))
+        .expires(Duration::from_secs(30))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(BusError::unavailable)?;
     info!(stage = stage.name, batch_size, "stage started");
     loop {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        let fetched = tokio::select! {
+        // Wait for one message, then take whatever else is already here, up
+        // to the batch size: batches grow with load, latency stays low.
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = consumer.fetch().max_messages(batch_size).expires(Duration::from_millis(500)).messages() => r,
-        };
-        let mut batch = match fetched {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(stage = stage.name, error = %e, "fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
+            m = incoming.next() => m,
         };
         let mut msgs: Vec<Message> = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => msgs.push(m),
-                Err(e) => {
-                    debug!(stage = stage.name, error = %e, "fetch ended early");
+        match first {
+            Some(Ok(m)) => msgs.push(m),
+            Some(Err(e)) => {
+                warn!(stage = stage.name, error = %e, "pull failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            None => return Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
+        }
+        while msgs.len() < batch_size {
+            match tokio::time::timeout(Duration::from_millis(2), incoming.next()).await {
+                Ok(Some(Ok(m))) => msgs.push(m),
+                Ok(Some(Err(e))) => {
+                    debug!(stage = stage.name, error = %e, "pull hiccup");
                     break;
                 }
+                _ => break,
             }
-        }
-        if msgs.is_empty() {
-            continue;
         }
         let deliveries: Vec<Delivery> = msgs
             .iter()
