@@ -42,6 +42,18 @@ pub enum Outcome {
     Fail(String),
 }
 
+impl Outcome {
+    /// Turns every `Done` into `Retry(reason)`: for a batch whose output
+    /// could not be made durable after all.
+    pub fn retry_done(outcomes: &mut [Outcome], reason: &str) {
+        for o in outcomes.iter_mut() {
+            if *o == Outcome::Done {
+                *o = Outcome::Retry(reason.to_string());
+            }
+        }
+    }
+}
+
 #[async_trait]
 pub trait StageHandler: Send + Sync + 'static {
     /// Handles a batch; returns one outcome per delivery, in order.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub http: HttpConfig,
@@ -114,22 +114,6 @@ pub struct Limits {
     pub max_query_bytes: usize,
     /// Same (actor, session, kind, content) within this window returns the original event id.
     pub dedup_window_secs: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            http: HttpConfig::default(),
-            nats: NatsConfig::default(),
-            redis: RedisConfig::default(),
-            qdrant: QdrantConfig::default(),
-            status: StatusConfig::default(),
-            embedder: EmbedderConfig::default(),
-            extractor: ExtractorConfig::default(),
-            indexer: IndexerConfig::default(),
-            limits: Limits::default(),
-        }
-    }
 }
 
 impl Default for HttpConfig {
@@ -238,6 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn file_then_env_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("memsy.toml");

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 /// Namespace for memory ids (a fixed random UUID; changing it would orphan
 /// every stored memory).
-const MEMORY_NS: Uuid = Uuid::from_u128(0x6d656d73_795f_4d45_4d4f_5259_5f49_4453);
+const MEMORY_NS: Uuid = Uuid::from_u128(0x6d65_6d73_795f_4d45_4d4f_5259_5f49_4453);
 
 pub fn new_event_id() -> String {
     ulid::Ulid::new().to_string()

@@ -73,11 +73,7 @@ impl StageHandler for EmbedderStage {
         }
         if let Err(e) = self.bus.publish_all(out).await {
             warn!(error = %e, "publishing embedded events failed");
-            for o in outcomes.iter_mut() {
-                if *o == Outcome::Done {
-                    *o = Outcome::Retry(e.to_string());
-                }
-            }
+            Outcome::retry_done(&mut outcomes, &e.to_string());
         }
         outcomes
     }

@@ -81,11 +81,7 @@ impl StageHandler for ExtractorStage {
         // whole batch, and Nats-Msg-Id keeps the re-publish from duplicating.
         if let Err(e) = self.bus.publish_all(out).await {
             warn!(error = %e, "publishing extracted events failed");
-            for o in outcomes.iter_mut() {
-                if *o == Outcome::Done {
-                    *o = Outcome::Retry(e.to_string());
-                }
-            }
+            Outcome::retry_done(&mut outcomes, &e.to_string());
         }
         outcomes
     }

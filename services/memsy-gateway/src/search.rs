@@ -139,10 +139,15 @@ pub async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -
                     .collect();
                 meta.insert("source_events".into(), Value::Array(evs));
             }
-            json!({"id": m.memory_id, "content": m.text, "score": score, "metadata": meta})
+            json!({"id": m.memory_id, "content": m.text, "score": short(score), "metadata": meta})
         })
         .collect();
     Ok(Json(json!({ "results": results })))
+}
+
+/// An f32 as the JSON number it was meant to be (0.85, not 0.8500000238).
+fn short(x: f32) -> f64 {
+    (x as f64 * 1e6).round() / 1e6
 }
 
 /// What a search result says about its memory.
@@ -163,8 +168,8 @@ pub fn metadata(m: &Memory) -> Map<String, Value> {
         "memory_kind": m.memory_kind,
         "type": m.memory_type,
         "status": m.status,
-        "strength": m.strength,
-        "confidence": m.confidence,
+        "strength": short(m.strength),
+        "confidence": short(m.confidence),
         "observed_at": m.observed_at,
         "created_at": m.created_at,
     });

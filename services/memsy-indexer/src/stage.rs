@@ -65,12 +65,14 @@ impl StageHandler for IndexerStage {
         };
         if let Err(e) = write.await {
             warn!(error = %e, "store write failed");
-            return retry_all(outcomes, &e.to_string());
+            Outcome::retry_done(&mut outcomes, &e.to_string());
+            return outcomes;
         }
         for (org, ids) in &completed {
             if let Err(e) = self.status.mark(org, ids, EventState::Completed, "").await {
                 warn!(error = %e, "marking events completed failed");
-                return retry_all(outcomes, &e.to_string());
+                Outcome::retry_done(&mut outcomes, &e.to_string());
+                return outcomes;
             }
         }
         outcomes
@@ -86,13 +88,4 @@ impl StageHandler for IndexerStage {
         }
         (event.org_id, ids)
     }
-}
-
-fn retry_all(mut outcomes: Vec<Outcome>, reason: &str) -> Vec<Outcome> {
-    for o in outcomes.iter_mut() {
-        if *o == Outcome::Done {
-            *o = Outcome::Retry(reason.to_string());
-        }
-    }
-    outcomes
 }

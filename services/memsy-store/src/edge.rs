@@ -115,14 +115,7 @@ impl EdgeStore {
     }
 
     fn check_dimension(&self, vector: &[f32]) -> Result<(), StoreError> {
-        if vector.len() != self.dimension {
-            return Err(StoreError::Invalid(format!(
-                "vector has {} dimensions, the store expects {}",
-                vector.len(),
-                self.dimension
-            )));
-        }
-        Ok(())
+        crate::check_dimension(vector, self.dimension)
     }
 }
 

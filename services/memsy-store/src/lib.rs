@@ -60,6 +60,17 @@ pub struct SearchHit {
     pub score: f32,
 }
 
+/// Both stores refuse a vector of the wrong size rather than let the engine fail later.
+fn check_dimension(vector: &[f32], dimension: usize) -> Result<(), StoreError> {
+    if vector.len() != dimension {
+        return Err(StoreError::Invalid(format!(
+            "vector has {} dimensions, the store expects {dimension}",
+            vector.len()
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 pub trait MemoryStore: Send + Sync + 'static {
     /// Creates collections and payload indexes if missing; idempotent.

@@ -56,14 +56,7 @@ impl QdrantStore {
     }
 
     fn check_dimension(&self, vector: &[f32]) -> Result<(), StoreError> {
-        if vector.len() != self.dimension {
-            return Err(StoreError::Invalid(format!(
-                "vector has {} dimensions, the store expects {}",
-                vector.len(),
-                self.dimension
-            )));
-        }
-        Ok(())
+        crate::check_dimension(vector, self.dimension)
     }
 
     /// Creates `name` unless it exists. A concurrent creator (another
