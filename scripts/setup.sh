@@ -19,7 +19,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 
-scripts/fetch-model.sh
+# The safetensors model, its ONNX builds and the ONNX Runtime library.
+scripts/fetch-onnx.sh
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

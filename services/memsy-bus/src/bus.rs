@@ -132,10 +132,10 @@ impl Bus {
                 durable_name: Some(stage.name.into()),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(self.cfg.ack_wait_secs),
-                // One delivery more than the runner's retry budget, so a
-                // replica that dies during the last attempt still leaves the
-                // message to be dead-lettered rather than dropped.
-                max_deliver: if self.cfg.max_deliver > 0 { self.cfg.max_deliver + 1 } else { -1 },
+                // Unlimited at the broker: the runner counts failed attempts
+                // and dead-letters, so the broker never stops redelivering a
+                // message nobody has settled (a replica that died mid-batch).
+                max_deliver: -1,
                 max_ack_pending: 10_000,
                 description: Some(format!("memsy {} stage", stage.name)),
                 ..Default::default()

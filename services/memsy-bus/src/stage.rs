@@ -2,10 +2,14 @@
 //! stage's durable consumer, hands them to the stage, and settles each
 //! message by the stage's verdict: acked only after the stage says its
 //! output is durable; retried with back-off; and after `max_deliver`
-//! attempts (or at once for input that can never succeed) copied to
-//! `MEMSY_DLQ` and reported to the stage so it can mark the events failed.
+//! failed attempts (or at once for input that can never succeed, or that
+//! makes the stage panic) copied to `MEMSY_DLQ` and reported to the stage so
+//! it can mark the events failed. A dependency outage is waited out however
+//! long it lasts and never dead-letters anything. Long batches send
+//! in-progress acks so the broker does not redeliver work under way.
 //! Nothing is dropped silently.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ use async_nats::jetstream::message::AckKind;
 use async_nats::jetstream::Message;
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use memsy_proto::DeadLetter;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -36,19 +40,23 @@ pub struct Delivery {
 pub enum Outcome {
     /// Output is durable; ack.
     Done,
-    /// Transient failure (a dependency is down); try again later.
+    /// This message failed but may succeed later; retried with back-off,
+    /// dead-lettered after `max_deliver` attempts.
     Retry(String),
+    /// A dependency (broker, store, status) is unavailable: back off and
+    /// try again, without limit — an outage must not fail events.
+    Backoff(String),
     /// Can never succeed (undecodable input); dead-letter now.
     Fail(String),
 }
 
 impl Outcome {
-    /// Turns every `Done` into `Retry(reason)`: for a batch whose output
-    /// could not be made durable after all.
-    pub fn retry_done(outcomes: &mut [Outcome], reason: &str) {
+    /// Turns every `Done` into `Backoff(reason)`: for a batch whose output
+    /// could not be made durable because a dependency is down.
+    pub fn backoff_done(outcomes: &mut [Outcome], reason: &str) {
         for o in outcomes.iter_mut() {
             if *o == Outcome::Done {
-                *o = Outcome::Retry(reason.to_string());
+                *o = Outcome::Backoff(reason.to_string());
             }
         }
     }
@@ -59,10 +67,11 @@ pub trait StageHandler: Send + Sync + 'static {
     /// Handles a batch; returns one outcome per delivery, in order.
     async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome>;
 
-    /// Called once a message is dead-lettered, so that the stage can mark
+    /// Called when a message is dead-lettered, so that the stage can mark
     /// its events failed with `reason`. Returns the (org, event ids) the
-    /// message was about, recorded in the dead letter.
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>);
+    /// message was about, recorded in the dead letter; an error (the status
+    /// store is down) puts the message back to be dead-lettered again later.
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String>;
 }
 
 /// Runs `handler` on `stage` until `shutdown` is cancelled, then returns
@@ -128,7 +137,30 @@ pub async fn run_stage(
                 attempt: m.info().map(|i| i.delivered).unwrap_or(1),
             })
             .collect();
-        let outcomes = handler.handle(&deliveries).await;
+        // Keep the batch's messages ours while the stage works on them.
+        let every = Duration::from_secs(bus.config().ack_wait_secs.max(3) / 3);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let work = AssertUnwindSafe(handler.handle(&deliveries)).catch_unwind();
+        tokio::pin!(work);
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    for m in &msgs {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
+                }
+            }
+        };
+        let outcomes = result.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            error!(stage = stage.name, panic = what, "stage panicked on a batch");
+            vec![Outcome::Fail(format!("stage panicked: {what}")); msgs.len()]
+        });
         for (i, msg) in msgs.iter().enumerate() {
             let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
             let d = &deliveries[i];
@@ -157,17 +189,26 @@ async fn settle(
             return;
         }
         Outcome::Retry(reason) if max_deliver <= 0 || d.attempt < max_deliver => {
-            // Back off more on each attempt, capped, so a dependency outage is
-            // not hammered.
-            let delay = Duration::from_millis((250u64 << d.attempt.clamp(0, 6) as u64).min(10_000));
             warn!(stage = stage.name, attempt = d.attempt, reason = %reason, "will retry");
-            let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
+            let _ = msg.ack_with(AckKind::Nak(Some(backoff(d.attempt)))).await;
+            return;
+        }
+        Outcome::Backoff(reason) => {
+            warn!(stage = stage.name, attempt = d.attempt, reason = %reason, "dependency unavailable; will retry");
+            let _ = msg.ack_with(AckKind::Nak(Some(backoff(d.attempt)))).await;
             return;
         }
         Outcome::Retry(reason) => format!("gave up after {} attempts: {reason}", d.attempt),
         Outcome::Fail(reason) => reason,
     };
-    let (org_id, event_ids) = handler.on_dead_letter(&d.payload, &reason).await;
+    let (org_id, event_ids) = match handler.on_dead_letter(&d.payload, &reason).await {
+        Ok(x) => x,
+        Err(e) => {
+            warn!(stage = stage.name, error = %e, "could not record the failure; will dead-letter later");
+            let _ = msg.ack_with(AckKind::Nak(Some(backoff(d.attempt)))).await;
+            return;
+        }
+    };
     error!(stage = stage.name, org_id, events = ?event_ids, reason = %reason, "dead-lettered");
     let letter = DeadLetter {
         stage: stage.name.into(),
@@ -196,4 +237,9 @@ async fn settle(
             let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
         }
     }
+}
+
+/// Grows with each attempt, capped, so an outage is not hammered.
+fn backoff(attempt: i64) -> Duration {
+    Duration::from_millis((250u64 << attempt.clamp(0, 7) as u64).min(30_000))
 }

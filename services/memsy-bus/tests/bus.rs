@@ -67,15 +67,19 @@ impl StageHandler for Recorder {
             out.push(match body.as_str() {
                 "flaky" => Outcome::Retry("dependency down".into()),
                 "poison" => Outcome::Fail("cannot decode".into()),
+                // A dependency outage longer than max_deliver attempts: it
+                // must be waited out, not dead-lettered.
+                "outage" if d.attempt <= 4 => Outcome::Backoff("store down".into()),
+                "panic" if batch.len() == 1 => panic!("boom"),
                 _ => Outcome::Done,
             });
         }
         out
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>) {
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
         self.dead.lock().await.push(format!("{}|{reason}", String::from_utf8_lossy(payload)));
-        ("acme".into(), vec!["E".into()])
+        Ok(("acme".into(), vec!["E".into()]))
     }
 }
 
@@ -83,15 +87,19 @@ impl StageHandler for Recorder {
 async fn stage_acks_retries_and_dead_letters() {
     let nats = NatsServer::start();
     let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
-    bus.publish_all(vec![msg("acme", "1", "ok"), msg("acme", "2", "flaky"), msg("acme", "3", "poison")]).await.unwrap();
+    bus.publish_all(vec![msg("acme", "1", "ok"), msg("acme", "2", "flaky"), msg("acme", "3", "poison"), msg("acme", "4", "outage")])
+        .await
+        .unwrap();
 
     let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
     let stop = CancellationToken::new();
     let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), 10, stop.clone()));
 
-    // flaky: attempts 1, 2, 3 (max_deliver) then dead-lettered; back-off is 0.5 s, 1 s.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while rec.dead.lock().await.len() < 2 && tokio::time::Instant::now() < deadline {
+    // flaky: attempts 1, 2, 3 (max_deliver) then dead-lettered; outage:
+    // five attempts (back-off 0.5 + 1 + 2 + 4 s) and then done.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let outage_done = || async { rec.seen.lock().await.iter().any(|s| s.0 == "outage" && s.1 == 5) };
+    while (rec.dead.lock().await.len() < 2 || !outage_done().await) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.cancel();
@@ -105,6 +113,8 @@ async fn stage_acks_retries_and_dead_letters() {
     let flaky: Vec<i64> = seen.iter().filter(|s| s.0 == "flaky").map(|s| s.1).collect();
     assert_eq!(flaky, vec![1, 2, 3]);
     assert_eq!(seen.iter().filter(|s| s.0 == "ok").count(), 1, "acked message is not redelivered");
+    let outage: Vec<i64> = seen.iter().filter(|s| s.0 == "outage").map(|s| s.1).collect();
+    assert_eq!(outage, vec![1, 2, 3, 4, 5], "an outage is waited out, never dead-lettered");
     assert!(seen.iter().all(|s| s.2.as_deref().is_some_and(|t| t.starts_with("00-0af7"))), "traceparent rides along");
 
     // Both letters are in the DLQ with their reasons and event ids.
@@ -124,4 +134,27 @@ async fn kv_buckets_are_created_once() {
     kv.put("k", "v".into()).await.unwrap();
     let kv2 = bus.kv("memsy_test", 1).await.unwrap();
     assert_eq!(kv2.get("k").await.unwrap().unwrap(), "v".as_bytes());
+}
+
+#[tokio::test]
+async fn a_panicking_stage_dead_letters_instead_of_dying() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    bus.publish_all(vec![msg("acme", "1", "panic")]).await.unwrap();
+    let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), 10, stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rec.dead.lock().await.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rec.dead.lock().await[0].starts_with("panic|stage panicked: boom"));
+    // The runner survived and still works.
+    bus.publish_all(vec![msg("acme", "2", "ok")]).await.unwrap();
+    while !rec.seen.lock().await.iter().any(|s| s.0 == "ok") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rec.seen.lock().await.iter().any(|s| s.0 == "ok"));
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }

@@ -77,9 +77,16 @@ pub struct StatusConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbedderConfig {
-    /// `local` (all-MiniLM-L6-v2 on the CPU).
+    /// `local` (all-MiniLM-L6-v2 in pure Rust) or `onnx` (the same model on
+    /// ONNX Runtime; `scripts/fetch-onnx.sh` prepares it).
     pub engine: String,
     pub model_dir: PathBuf,
+    /// For `onnx`: the graph under `<model_dir>/onnx/` (`model.onnx` fp32,
+    /// `model_int8.onnx` int8).
+    pub onnx_file: String,
+    /// For `onnx`: `libonnxruntime.so`; unset = the path recorded in
+    /// `models/onnxruntime.path` by `scripts/fetch-onnx.sh`, else `ORT_DYLIB_PATH`.
+    pub onnxruntime_path: Option<PathBuf>,
     pub batch_size: usize,
     pub threads: usize,
     pub grpc_addr: String,
@@ -92,12 +99,14 @@ pub struct EmbedderConfig {
 pub struct ExtractorConfig {
     /// `rules` (offline, deterministic).
     pub engine: String,
-    pub concurrency: usize,
+    /// Most events handled per batch.
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct IndexerConfig {
+    /// Most events written per store call (each call ends with a flush).
     pub batch_size: usize,
 }
 
@@ -152,6 +161,8 @@ impl Default for EmbedderConfig {
         Self {
             engine: "local".into(),
             model_dir: PathBuf::from("./models/all-minilm-l6-v2"),
+            onnx_file: "model.onnx".into(),
+            onnxruntime_path: None,
             batch_size: 32,
             threads: 0,
             grpc_addr: "127.0.0.1:50052".into(),
@@ -162,13 +173,13 @@ impl Default for EmbedderConfig {
 
 impl Default for ExtractorConfig {
     fn default() -> Self {
-        Self { engine: "rules".into(), concurrency: 8 }
+        Self { engine: "rules".into(), batch_size: 64 }
     }
 }
 
 impl Default for IndexerConfig {
     fn default() -> Self {
-        Self { batch_size: 64 }
+        Self { batch_size: 128 }
     }
 }
 
@@ -212,6 +223,14 @@ impl Config {
         }
         if cfg.qdrant.url.as_deref() == Some("") {
             cfg.qdrant.url = None;
+        }
+        // Ingest re-publishes a duplicate under its original id and relies on
+        // the broker to drop it, which it only does within its own window.
+        if cfg.limits.dedup_window_secs > cfg.nats.duplicate_window_secs {
+            return Err(CoreError::Config(format!(
+                "limits.dedup_window_secs ({}) must not exceed nats.duplicate_window_secs ({})",
+                cfg.limits.dedup_window_secs, cfg.nats.duplicate_window_secs
+            )));
         }
         Ok(cfg)
     }

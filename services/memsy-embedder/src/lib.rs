@@ -9,7 +9,7 @@ mod grpc;
 mod query;
 mod stage;
 
-pub use engine::{Engine, MiniLm};
+pub use engine::{Engine, MiniLm, OnnxEngine};
 pub use error::EmbedError;
 pub use grpc::{serve, EmbedGrpcServer};
 pub use query::{GrpcEmbedder, LocalEmbedder, QueryEmbedder};

@@ -9,7 +9,7 @@ use memsy_bus::topology::embedded_subject;
 use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::telemetry::child_traceparent;
 use memsy_proto::{EmbeddedEvent, EmbeddedMemory, ExtractedEvent};
-use memsy_status::{EventState, StatusApi};
+use memsy_status::{record_failure, StatusApi};
 use prost::Message;
 use tracing::warn;
 
@@ -39,6 +39,7 @@ impl StageHandler for EmbedderStage {
                 Err(e) => outcomes[i] = Outcome::Fail(format!("undecodable extracted event: {e}")),
             }
         }
+        let wanted: usize = decoded.iter().map(|(_, x)| x.memories.len()).sum();
         let texts: Vec<String> = decoded.iter().flat_map(|(_, x)| x.memories.iter().map(|m| m.text.clone())).collect();
         let vectors = if texts.is_empty() {
             Vec::new()
@@ -54,6 +55,13 @@ impl StageHandler for EmbedderStage {
                 }
             }
         };
+        if vectors.len() != wanted {
+            let reason = format!("engine returned {} vectors for {wanted} texts", vectors.len());
+            for (i, _) in &decoded {
+                outcomes[*i] = Outcome::Retry(reason.clone());
+            }
+            return outcomes;
+        }
         let model = self.embedder.engine().model_name().to_string();
         let mut vectors = vectors.into_iter();
         let mut out = Vec::with_capacity(decoded.len());
@@ -73,19 +81,15 @@ impl StageHandler for EmbedderStage {
         }
         if let Err(e) = self.bus.publish_all(out).await {
             warn!(error = %e, "publishing embedded events failed");
-            Outcome::retry_done(&mut outcomes, &e.to_string());
+            Outcome::backoff_done(&mut outcomes, &e.to_string());
         }
         outcomes
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>) {
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
         let Some(event) = ExtractedEvent::decode(payload).ok().and_then(|x| x.event) else {
-            return (String::new(), vec![]);
+            return Ok((String::new(), vec![]));
         };
-        let ids = vec![event.event_id.clone()];
-        if let Err(e) = self.status.mark(&event.org_id, &ids, EventState::Failed, &format!("embedder: {reason}")).await {
-            warn!(error = %e, "could not mark dead-lettered event failed");
-        }
-        (event.org_id, ids)
+        record_failure(self.status.as_ref(), event.org_id, vec![event.event_id], &format!("embedder: {reason}")).await
     }
 }

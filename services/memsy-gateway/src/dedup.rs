@@ -20,12 +20,8 @@ pub fn fingerprint(org_id: &str, actor_id: &str, session_id: &str, kind: &str, c
 }
 
 impl Dedup {
-    pub async fn connect(url: &str, window_secs: u64) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let conn = tokio::time::timeout(std::time::Duration::from_secs(5), client.get_connection_manager())
-            .await
-            .map_err(|_| redis::RedisError::from((redis::ErrorKind::IoError, "redis did not answer")))??;
-        Ok(Self { conn, window_secs })
+    pub async fn connect(url: &str, window_secs: u64) -> Result<Self, memsy_status::StatusError> {
+        Ok(Self { conn: memsy_status::redis_connection(url).await?, window_secs })
     }
 
     /// For each (fingerprint, proposed id): None when the proposal now holds
@@ -40,20 +36,6 @@ impl Dedup {
         }
         let mut conn = self.conn.clone();
         pipe.query_async(&mut conn).await
-    }
-
-    /// Gives claimed keys back after a failed ingest, so a retry is not
-    /// answered with ids that were never stored. Only keys still holding our
-    /// id are removed.
-    pub async fn release(&self, items: &[(String, String)]) {
-        if items.is_empty() {
-            return;
-        }
-        let script = redis::Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
-        let mut conn = self.conn.clone();
-        for (key, id) in items {
-            let _: Result<i64, _> = script.key(key).arg(id).invoke_async(&mut conn).await;
-        }
     }
 
     pub async fn ping(&self) -> Result<(), redis::RedisError> {

@@ -17,9 +17,15 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(format!("request body is larger than the limit of {limit} bytes")));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(format!("request body is larger than the limit of {limit} bytes")))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let source = e.into_inner();
+        if source.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::too_large(format!("request body is larger than the limit of {limit} bytes"))
+        } else {
+            // The client went away or sent a broken body: not a size problem.
+            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_request", format!("could not read the request body: {source}"))
+        }
+    })
 }
 
 /// The body as a JSON object; anything else is a 422 on `body`.

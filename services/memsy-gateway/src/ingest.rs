@@ -2,9 +2,10 @@
 //! event is bad), resolve the de-duplication window, mark the new events
 //! pending, publish them to JetStream and wait for every broker ack. Only
 //! then 200: a 200 means every returned id is durable. Any failure after
-//! validation is a 503 and the caller may retry the same batch safely.
+//! validation is a 503; retrying the same batch within the de-duplication
+//! window gets the same ids and stores each event once.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -32,41 +33,41 @@ pub async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: Body) -
     let now = time::now_rfc3339();
     let events = validate_batch(&obj, &key.org_id, &now, limits)?;
 
-    // De-duplicate: against the window, and within the batch itself.
+    // De-duplicate against the window (and, since the claims run in order,
+    // within the batch). A duplicate is published again under the original
+    // id: the broker drops it if the original is stored (`Nats-Msg-Id`, whose
+    // window is longer than ours) and stores it if the original never made
+    // it, so an id we return is always durable. Claims are kept when
+    // publishing fails, so a retry of the same batch gets the same ids.
     let claims: Vec<(String, String)> = events
         .iter()
         .map(|e| (dedup::fingerprint(&e.org_id, &e.actor_id, &e.session_id, &e.kind, &e.content), e.event_id.clone()))
         .collect();
-    let existing = s.dedup.claim(&claims).await.map_err(|e| ApiError::unavailable("redis", e))?;
-    let mut returned = Vec::with_capacity(events.len());
-    let mut fresh = Vec::new();
-    let mut fresh_claims = Vec::new();
-    let mut in_batch: HashMap<&str, String> = HashMap::new();
-    for ((event, claim), original) in events.iter().zip(&claims).zip(existing) {
-        if let Some(orig) = original {
-            returned.push(orig);
-        } else if let Some(orig) = in_batch.get(claim.0.as_str()) {
-            returned.push(orig.clone());
-        } else {
-            in_batch.insert(claim.0.as_str(), event.event_id.clone());
-            returned.push(event.event_id.clone());
-            fresh.push(event);
-            fresh_claims.push(claim.clone());
+    let originals = s.dedup.claim(&claims).await.map_err(|e| ApiError::unavailable("redis", e))?;
+    let total = events.len();
+    let mut returned = Vec::with_capacity(total);
+    let mut to_store: Vec<Event> = Vec::with_capacity(total);
+    let mut seen = HashSet::new();
+    let mut duplicates = 0;
+    for (mut event, original) in events.into_iter().zip(originals) {
+        if let Some(id) = original {
+            event.event_id = id;
+            duplicates += 1;
+        }
+        returned.push(event.event_id.clone());
+        if seen.insert(event.event_id.clone()) {
+            to_store.push(event);
         }
     }
-
-    if let Err(e) = store(&s, &key.org_id, &fresh).await {
-        s.dedup.release(&fresh_claims).await;
-        return Err(e);
-    }
-    memsy_core::metrics::add("memsy_events_ingested_total", fresh.len() as u64);
-    info!(org_id = key.org_id, accepted = fresh.len(), duplicates = events.len() - fresh.len(), "ingested");
+    store(&s, &key.org_id, &to_store).await?;
+    memsy_core::metrics::add("memsy_events_ingested_total", (total - duplicates) as u64);
+    info!(org_id = key.org_id, accepted = total - duplicates, duplicates, "ingested");
     Ok(Json(json!({ "event_ids": returned })))
 }
 
 /// Pending first (so a returned id is never `not_found`), then publish and
 /// wait for every ack.
-async fn store(s: &AppState, org_id: &str, events: &[&Event]) -> Result<(), ApiError> {
+async fn store(s: &AppState, org_id: &str, events: &[Event]) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
     }

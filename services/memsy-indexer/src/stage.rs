@@ -1,13 +1,16 @@
-//! The indexer as a pipeline stage: one store write per batch.
+//! The indexer as a pipeline stage: one store write per batch; a batch the
+//! store refuses as invalid is written event by event, so one bad message
+//! fails alone and never drags its neighbours to the dead-letter stream.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use memsy_bus::{Delivery, Outcome, StageHandler};
+use memsy_core::model::StoredEvent;
 use memsy_proto::EmbeddedEvent;
-use memsy_status::{EventState, StatusApi};
-use memsy_store::{MemoryPoint, MemoryStore};
+use memsy_status::{record_failure, EventState, StatusApi};
+use memsy_store::{MemoryPoint, MemoryStore, StoreError};
 use prost::Message;
 use tracing::{debug, warn};
 
@@ -18,74 +21,91 @@ pub struct IndexerStage {
     status: Arc<dyn StatusApi>,
 }
 
+/// One message's writes.
+struct Write {
+    index: usize,
+    event: StoredEvent,
+    points: Vec<MemoryPoint>,
+}
+
 impl IndexerStage {
     pub fn new(store: Arc<dyn MemoryStore>, status: Arc<dyn StatusApi>) -> Self {
         Self { store, status }
     }
+
+    async fn write(&self, writes: &[&Write]) -> Result<(), StoreError> {
+        let events: Vec<StoredEvent> = writes.iter().map(|w| w.event.clone()).collect();
+        let points: Vec<MemoryPoint> = writes.iter().flat_map(|w| w.points.iter().cloned()).collect();
+        self.store.upsert_events(&events).await?;
+        self.store.upsert_memories(&points).await
+    }
+}
+
+/// Decodes one message into its writes, or says why it never can be.
+fn decode(index: usize, d: &Delivery) -> Result<Write, String> {
+    let x = EmbeddedEvent::decode(d.payload.as_ref()).map_err(|e| format!("undecodable embedded event: {e}"))?;
+    let event = x.event.ok_or("embedded event carries no event")?;
+    let mut points = Vec::with_capacity(x.memories.len());
+    for m in &x.memories {
+        let Some(c) = &m.memory else { continue };
+        if m.vector.is_empty() {
+            return Err(format!("memory {} has no vector", c.memory_id));
+        }
+        points.push(MemoryPoint { memory: memory_from(&event, c), vector: m.vector.clone() });
+    }
+    debug!(event_id = event.event_id, memories = points.len(), "indexing");
+    Ok(Write { index, event: stored_event_from(&event), points })
 }
 
 #[async_trait]
 impl StageHandler for IndexerStage {
     async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Done; batch.len()];
-        let mut events = Vec::new();
-        let mut points = Vec::new();
-        // org → event ids, for one status call per org.
-        let mut completed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut writes = Vec::with_capacity(batch.len());
         for (i, d) in batch.iter().enumerate() {
-            let x = match EmbeddedEvent::decode(d.payload.as_ref()) {
-                Ok(x) => x,
-                Err(e) => {
-                    outcomes[i] = Outcome::Fail(format!("undecodable embedded event: {e}"));
-                    continue;
-                }
-            };
-            let Some(event) = x.event else {
-                outcomes[i] = Outcome::Fail("embedded event carries no event".into());
-                continue;
-            };
-            for m in &x.memories {
-                let Some(c) = &m.memory else { continue };
-                if m.vector.is_empty() {
-                    outcomes[i] = Outcome::Fail(format!("memory {} has no vector", c.memory_id));
-                    break;
-                }
-                points.push(MemoryPoint { memory: memory_from(&event, c), vector: m.vector.clone() });
+            match decode(i, d) {
+                Ok(w) => writes.push(w),
+                Err(reason) => outcomes[i] = Outcome::Fail(reason),
             }
-            if outcomes[i] != Outcome::Done {
-                continue;
-            }
-            debug!(event_id = event.event_id, memories = x.memories.len(), "indexing");
-            events.push(stored_event_from(&event));
-            completed.entry(event.org_id.clone()).or_default().push(event.event_id.clone());
         }
-        let write = async {
-            self.store.upsert_events(&events).await?;
-            self.store.upsert_memories(&points).await
-        };
-        if let Err(e) = write.await {
-            warn!(error = %e, "store write failed");
-            Outcome::retry_done(&mut outcomes, &e.to_string());
-            return outcomes;
+        let all: Vec<&Write> = writes.iter().collect();
+        match self.write(&all).await {
+            Ok(()) => {}
+            Err(StoreError::Invalid(_)) => {
+                // Find the culprit(s): write each message on its own.
+                for w in &writes {
+                    match self.write(&[w]).await {
+                        Ok(()) => {}
+                        Err(StoreError::Invalid(reason)) => outcomes[w.index] = Outcome::Fail(reason),
+                        Err(e) => outcomes[w.index] = Outcome::Backoff(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "store write failed");
+                Outcome::backoff_done(&mut outcomes, &e.to_string());
+                return outcomes;
+            }
+        }
+        // org → event ids, for one status call per org.
+        let mut completed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for w in writes.iter().filter(|w| outcomes[w.index] == Outcome::Done) {
+            completed.entry(w.event.org_id.as_str()).or_default().push(w.event.event_id.clone());
         }
         for (org, ids) in &completed {
             if let Err(e) = self.status.mark(org, ids, EventState::Completed, "").await {
                 warn!(error = %e, "marking events completed failed");
-                Outcome::retry_done(&mut outcomes, &e.to_string());
+                Outcome::backoff_done(&mut outcomes, &e.to_string());
                 return outcomes;
             }
         }
         outcomes
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> (String, Vec<String>) {
+    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
         let Some(event) = EmbeddedEvent::decode(payload).ok().and_then(|x| x.event) else {
-            return (String::new(), vec![]);
+            return Ok((String::new(), vec![]));
         };
-        let ids = vec![event.event_id.clone()];
-        if let Err(e) = self.status.mark(&event.org_id, &ids, EventState::Failed, &format!("indexer: {reason}")).await {
-            warn!(error = %e, "could not mark dead-lettered event failed");
-        }
-        (event.org_id, ids)
+        record_failure(self.status.as_ref(), event.org_id, vec![event.event_id], &format!("indexer: {reason}")).await
     }
 }

@@ -104,6 +104,7 @@ impl StatusApi for GrpcStatus {
     }
 
     async fn ready(&self) -> Result<(), StatusError> {
-        self.get("", &[]).await.map(|_| ())
+        // An id that cannot exist: the service must read Redis to answer.
+        self.get("", &["-".to_string()]).await.map(|_| ())
     }
 }

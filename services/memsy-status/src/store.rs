@@ -3,6 +3,8 @@
 //! each with the configured TTL. The org is part of the key, so another
 //! org's ids are simply absent.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -20,13 +22,31 @@ fn key(org_id: &str, event_id: &str) -> String {
     format!("memsy:status:{}:{org_id}:{event_id}", org_id.len())
 }
 
+/// A reconnecting Redis connection whose calls time out: a Redis that stops
+/// answering must turn into errors (503s, retries), never into hung requests.
+pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StatusError> {
+    let client = redis::Client::open(url)?;
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(2);
+    tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(cfg))
+        .await
+        .map_err(|_| StatusError::Unavailable(format!("redis at {url} did not answer")))?
+        .map_err(Into::into)
+}
+
+/// Records a state unless the event already completed: a late failure
+/// report (a redelivery during an outage) must not undo a stored event.
+const MARK_FAILED: &str = r#"
+if redis.call('GET', KEYS[1]) == 'completed' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"#;
+
 impl StatusStore {
     pub async fn connect(url: &str, ttl_secs: u64) -> Result<Self, StatusError> {
-        let client = redis::Client::open(url)?;
-        let conn = tokio::time::timeout(std::time::Duration::from_secs(5), client.get_connection_manager())
-            .await
-            .map_err(|_| StatusError::Unavailable(format!("redis at {url} did not answer")))??;
-        Ok(Self { conn, ttl_secs })
+        Ok(Self { conn: redis_connection(url).await?, ttl_secs })
     }
 }
 
@@ -39,6 +59,14 @@ impl StatusApi for StatusStore {
             EventState::Failed => format!("failed:{reason}"),
             other => return Err(StatusError::Invalid(format!("cannot record state {other:?}"))),
         };
+        let mut conn = self.conn.clone();
+        if state == EventState::Failed {
+            let script = redis::Script::new(MARK_FAILED);
+            for id in event_ids {
+                script.key(key(org_id, id)).arg(&value).arg(self.ttl_secs).invoke_async::<i64>(&mut conn).await?;
+            }
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for id in event_ids {
             let cmd = pipe.cmd("SET").arg(key(org_id, id)).arg(&value).arg("EX").arg(self.ttl_secs);
@@ -47,7 +75,6 @@ impl StatusApi for StatusStore {
             }
             cmd.ignore();
         }
-        let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }

@@ -13,6 +13,8 @@ async fn exercise(api: &dyn StatusApi) {
     api.mark("acme", &ids(&["e1", "e2", "e3"]), EventState::Pending, "").await.unwrap();
     api.mark("acme", &ids(&["e1"]), EventState::Completed, "").await.unwrap();
     api.mark("acme", &ids(&["e2"]), EventState::Failed, "extractor: cannot decode").await.unwrap();
+    // A late failure report must not undo a completed event either.
+    api.mark("acme", &ids(&["e1"]), EventState::Failed, "late").await.unwrap();
     // A late pending must not roll back a completed event.
     api.mark("acme", &ids(&["e1"]), EventState::Pending, "").await.unwrap();
 

@@ -38,11 +38,13 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address of the HTTP API (for a stage: its /livez, /readyz, /metrics).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http_addr: String,
-    /// Where the embedded vector store keeps its files.
-    #[arg(long, default_value = "./data")]
-    pub data_dir: PathBuf,
+    /// Default: 127.0.0.1:8080 for serve and gateway; 127.0.0.1:9091 to 9094
+    /// for extractor, embedder, indexer and status, so that all can share a host.
+    #[arg(long)]
+    pub http_addr: Option<String>,
+    /// Where the embedded vector store keeps its files [default: ./data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

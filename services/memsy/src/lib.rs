@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
 use memsy_bus::{run_stage, Bus, StageHandler};
 use memsy_core::Config;
-use memsy_embedder::{Engine, LocalEmbedder, MiniLm, QueryEmbedder};
+use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder};
 use memsy_gateway::{AppState, Dedup, KeyRegistry};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
 use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
@@ -36,8 +36,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { .. } => None,
     };
     if let Some(a) = &args {
-        config.http.addr = a.http_addr.clone();
-        config.http.data_dir = a.data_dir.clone();
+        // A flag beats the configuration; a stage without one gets a port of
+        // its own rather than the gateway's.
+        let ops_port = match &cli.command {
+            Command::Extractor(_) => Some(9091),
+            Command::Embedder(_) => Some(9092),
+            Command::Indexer(_) => Some(9093),
+            Command::Status(_) => Some(9094),
+            _ => None,
+        };
+        match (&a.http_addr, ops_port) {
+            (Some(addr), _) => config.http.addr = addr.clone(),
+            (None, Some(port)) if config.http.addr == memsy_core::config::HttpConfig::default().addr => {
+                config.http.addr = format!("127.0.0.1:{port}");
+            }
+            _ => {}
+        }
+        if let Some(dir) = &a.data_dir {
+            config.http.data_dir = dir.clone();
+        }
     }
     let config = Arc::new(config);
     match cli.command {
@@ -82,13 +99,25 @@ async fn status_store(config: &Config) -> anyhow::Result<StatusStore> {
 }
 
 fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
-    if config.embedder.engine != "local" {
-        bail!("unknown embedder engine '{}' (expected 'local')", config.embedder.engine);
+    let e = &config.embedder;
+    let dir = &e.model_dir;
+    match e.engine.as_str() {
+        "local" => {
+            let engine = MiniLm::load(dir, e.threads)
+                .with_context(|| format!("loading the embedding model from {} (run scripts/fetch-model.sh)", dir.display()))?;
+            Ok(Arc::new(engine))
+        }
+        "onnx" => {
+            // fetch-onnx.sh records where the onnxruntime wheel put the library.
+            let recorded = dir.parent().map(|p| p.join("onnxruntime.path")).and_then(|f| std::fs::read_to_string(f).ok());
+            let dylib = e.onnxruntime_path.clone().or_else(|| recorded.map(|s| s.trim().into()));
+            let engine = OnnxEngine::load(dir, &e.onnx_file, dylib.as_deref(), e.threads).with_context(|| {
+                format!("loading {} from {} with ONNX Runtime (run scripts/fetch-onnx.sh)", e.onnx_file, dir.display())
+            })?;
+            Ok(Arc::new(engine))
+        }
+        other => bail!("unknown embedder engine '{other}' (expected 'local' or 'onnx')"),
     }
-    let dir = &config.embedder.model_dir;
-    let engine = MiniLm::load(dir, config.embedder.threads)
-        .with_context(|| format!("loading the embedding model from {} (run scripts/fetch-model.sh)", dir.display()))?;
-    Ok(Arc::new(engine))
 }
 
 /// The vector store: a Qdrant server when configured, else (single process
@@ -106,8 +135,20 @@ async fn open_store(config: &Config, dimension: usize, allow_embedded: bool) -> 
         }
         None => bail!("this service needs a Qdrant server: set QDRANT_URL (the embedded store serves only `memsy serve`)"),
     };
-    store.ensure_schema().await.context("preparing the vector store")?;
-    Ok(store)
+    // A Qdrant server may still be starting (containers come up together):
+    // keep trying for a while before giving up.
+    let mut attempt = 0;
+    loop {
+        match store.ensure_schema().await {
+            Ok(()) => return Ok(store),
+            Err(e) if attempt < 30 && config.qdrant.url.is_some() => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "vector store not ready; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("preparing the vector store")),
+        }
+    }
 }
 
 /// The embedding dimension without loading the model (for services that do not embed).
@@ -152,6 +193,7 @@ impl SingleNode {
     /// Connects to NATS and Redis, loads the model, opens the store and
     /// starts the gateway and the three stages.
     pub async fn start(config: Arc<Config>) -> anyhow::Result<Self> {
+        check_extractor(&config)?;
         let token = CancellationToken::new();
         let bus = connect_bus(&config).await?;
         let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
@@ -169,11 +211,11 @@ impl SingleNode {
 
         let mut tasks = JoinSet::new();
         let extractor = memsy_extractor::ExtractorStage::new(bus.clone(), status.clone());
-        spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), 64, &token);
+        spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), config.extractor.batch_size, &token);
         let embedder = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
         spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(embedder), config.embedder.batch_size, &token);
         let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone());
-        spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), 128, &token);
+        spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), config.indexer.batch_size, &token);
 
         let state = AppState { config: config.clone(), bus, keys, status, embedder: Arc::new(local), store, dedup };
         let t = token.clone();
@@ -192,6 +234,14 @@ impl SingleNode {
         self.token.cancel();
         self.wait().await
     }
+}
+
+/// Only the offline rules engine exists so far; refuse to start with another.
+fn check_extractor(config: &Config) -> anyhow::Result<()> {
+    if config.extractor.engine != "rules" {
+        bail!("unknown extractor engine '{}' (expected 'rules')", config.extractor.engine);
+    }
+    Ok(())
 }
 
 async fn serve_all(config: Arc<Config>) -> anyhow::Result<()> {
@@ -216,12 +266,14 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
 }
 
 async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
+    check_extractor(&config)?;
     let token = CancellationToken::new();
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let mut tasks = JoinSet::new();
-    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(memsy_extractor::ExtractorStage::new(bus.clone(), status)), 64, &token);
+    let stage = memsy_extractor::ExtractorStage::new(bus.clone(), status);
+    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(stage), config.extractor.batch_size, &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
     wait(tasks, token).await
 }
@@ -255,7 +307,8 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let store = open_store(&config, MODEL_DIMENSION, false).await?;
     let mut tasks = JoinSet::new();
-    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(memsy_indexer::IndexerStage::new(store, status)), 128, &token);
+    let stage = memsy_indexer::IndexerStage::new(store, status);
+    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), config.indexer.batch_size, &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
     wait(tasks, token).await
 }

@@ -230,7 +230,7 @@ impl Engine for MiniLm {
     }
 }
 
-fn load_tokenizer(path: &Path) -> Result<Tokenizer, EmbedError> {
+pub(crate) fn load_tokenizer(path: &Path) -> Result<Tokenizer, EmbedError> {
     let model_err = |reason: String| EmbedError::Model {
         path: path.display().to_string(),
         reason,

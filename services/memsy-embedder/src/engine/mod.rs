@@ -3,8 +3,10 @@
 //! blocking thread.
 
 mod minilm;
+mod onnx;
 
 pub use minilm::MiniLm;
+pub use onnx::OnnxEngine;
 
 use crate::EmbedError;
 

@@ -1,0 +1,324 @@
+//! all-MiniLM-L6-v2 through ONNX Runtime, on a graph made by
+//! `scripts/prepare-onnx.py` (`model.onnx`, fp32, or `model_int8.onnx`, with
+//! int8 dense layers). The runtime library (`libonnxruntime.so`) is loaded at
+//! run time from a path — the one shipped in the `onnxruntime` Python wheel,
+//! which `scripts/fetch-onnx.sh` records in `models/onnxruntime.path` — so
+//! nothing is downloaded or linked at build time.
+//!
+//! Graph contract: inputs `input_ids` and `attention_mask`, both int64
+//! `[batch, seq]` (no `token_type_ids`: always 0, folded into the graph).
+//! Output either `sentence_embedding` `[batch, 384]` (mean pooling and L2
+//! normalisation done in the graph, as `prepare-onnx.py` builds it) or
+//! `last_hidden_state` `[batch, seq, 384]` (pooled here). Tokenisation is
+//! the same as the pure-Rust [`MiniLm`](super::MiniLm) engine's.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+use tokenizers::Tokenizer;
+
+use super::minilm::load_tokenizer;
+use super::Engine;
+use crate::EmbedError;
+
+const MODEL_NAME: &str = "all-MiniLM-L6-v2";
+const HIDDEN: usize = 384;
+/// Texts per `Session::run`: sorted by length first, so little padding.
+const SUB_BATCH: usize = 32;
+const POOLED_OUTPUT: &str = "sentence_embedding";
+const HIDDEN_OUTPUT: &str = "last_hidden_state";
+
+/// ONNX Runtime allows one environment (and one loaded library) per process;
+/// every `OnnxEngine` shares it. Holds the library path it was loaded from.
+static ENVIRONMENT: OnceLock<Result<(Environment, Option<PathBuf>), String>> = OnceLock::new();
+
+fn environment(dylib: Option<&Path>) -> Result<Environment, EmbedError> {
+    let requested = dylib
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
+    let init = || -> Result<(Environment, Option<PathBuf>), String> {
+        let builder = match &requested {
+            Some(path) => ort::init_from(path).map_err(|e| e.to_string())?,
+            // Falls back to `libonnxruntime.so` on the loader's search path.
+            None => ort::init(),
+        };
+        let env = builder
+            .with_name("memsy-embedder")
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok((env, requested.clone()))
+    };
+    let runtime_err = |reason: String| EmbedError::Model {
+        path: requested
+            .as_ref()
+            .map_or("libonnxruntime.so".into(), |p| p.display().to_string()),
+        reason,
+    };
+    match ENVIRONMENT.get_or_init(init) {
+        Ok((env, loaded)) => {
+            if let (Some(want), Some(have)) = (&requested, loaded) {
+                if want != have {
+                    return Err(runtime_err(format!(
+                        "ONNX Runtime is already loaded from {} in this process",
+                        have.display()
+                    )));
+                }
+            }
+            Ok(env.clone())
+        }
+        Err(reason) => Err(runtime_err(format!(
+            "ONNX Runtime could not be loaded: {reason}"
+        ))),
+    }
+}
+
+/// The all-MiniLM-L6-v2 engine on ONNX Runtime's CPU provider.
+///
+/// `Session::run` needs exclusive access, so concurrent callers take turns;
+/// each call already uses `threads` cores for its sub-batches.
+pub struct OnnxEngine {
+    tokenizer: Tokenizer,
+    session: Mutex<Session>,
+    pooled_output: bool,
+    onnx_file: String,
+    threads: usize,
+}
+
+impl fmt::Debug for OnnxEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnnxEngine")
+            .field("model", &MODEL_NAME)
+            .field("onnx_file", &self.onnx_file)
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnnxEngine {
+    /// Loads `model_dir/onnx/<onnx_file>` (or `model_dir/<onnx_file>` when
+    /// there is no `onnx/` copy) and `model_dir/tokenizer.json`.
+    ///
+    /// `onnx_file` is `"model_int8.onnx"` or `"model.onnx"`. `dylib` is the
+    /// ONNX Runtime library to load; `None` means `ORT_DYLIB_PATH`, then
+    /// `libonnxruntime.so` on the loader's search path. The library is
+    /// loaded once per process: a later engine asking for a different one
+    /// gets an error. `threads` is the intra-op thread count (0 = all cores).
+    pub fn load(
+        model_dir: &Path,
+        onnx_file: &str,
+        dylib: Option<&Path>,
+        threads: usize,
+    ) -> Result<OnnxEngine, EmbedError> {
+        let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
+        let model_path = [
+            model_dir.join("onnx").join(onnx_file),
+            model_dir.join(onnx_file),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| EmbedError::Model {
+            path: model_dir.join("onnx").join(onnx_file).display().to_string(),
+            reason: "file not found (make it with scripts/fetch-onnx.sh)".into(),
+        })?;
+        let model_err = |reason: String| EmbedError::Model {
+            path: model_path.display().to_string(),
+            reason,
+        };
+
+        let env = environment(dylib)?;
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let session = Session::builder(&env)
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::All)
+                    .map_err(Into::into)
+            })
+            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            // One op at a time; the parallelism is inside the ops.
+            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(&model_path))
+            .map_err(|e| model_err(e.to_string()))?;
+
+        let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+        for needed in ["input_ids", "attention_mask"] {
+            if !inputs.contains(&needed) {
+                return Err(model_err(format!(
+                    "graph has no `{needed}` input (inputs: {inputs:?})"
+                )));
+            }
+        }
+        if inputs.len() != 2 {
+            return Err(model_err(format!(
+                "expected inputs input_ids and attention_mask, found {inputs:?}"
+            )));
+        }
+        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        let pooled_output = if outputs.contains(&POOLED_OUTPUT) {
+            true
+        } else if outputs.contains(&HIDDEN_OUTPUT) {
+            false
+        } else {
+            return Err(model_err(format!(
+                "graph has neither `{POOLED_OUTPUT}` nor `{HIDDEN_OUTPUT}` output (outputs: {outputs:?})"
+            )));
+        };
+
+        Ok(OnnxEngine {
+            tokenizer,
+            session: Mutex::new(session),
+            pooled_output,
+            onnx_file: onnx_file.to_string(),
+            threads,
+        })
+    }
+
+    /// Runs one padded sub-batch; one normalised vector per sequence.
+    fn embed_padded(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let batch = seqs.len();
+        let seq_len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        if seq_len == 0 {
+            return Err(EmbedError::Compute("empty token sequence".into()));
+        }
+        let mut ids = vec![0i64; batch * seq_len];
+        let mut mask = vec![0i64; batch * seq_len];
+        for (item, seq) in seqs.iter().enumerate() {
+            for (pos, &id) in seq.iter().enumerate() {
+                ids[item * seq_len + pos] = i64::from(id);
+                mask[item * seq_len + pos] = 1;
+            }
+        }
+        let compute = |e: ort::Error| EmbedError::Compute(e.to_string());
+        let shape = [batch as i64, seq_len as i64];
+        let ids = Tensor::from_array((shape, ids)).map_err(compute)?;
+        let mask_tensor = Tensor::from_array((shape, mask.clone())).map_err(compute)?;
+
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
+        let outputs = session
+            .run(ort::inputs![
+                "input_ids" => ids,
+                "attention_mask" => mask_tensor,
+            ])
+            .map_err(compute)?;
+        let name = if self.pooled_output {
+            POOLED_OUTPUT
+        } else {
+            HIDDEN_OUTPUT
+        };
+        let (out_shape, data) = outputs[name].try_extract_tensor::<f32>().map_err(compute)?;
+
+        let mut vectors = if self.pooled_output {
+            if **out_shape != [batch as i64, HIDDEN as i64] {
+                return Err(EmbedError::Compute(format!(
+                    "`{name}` has shape {out_shape:?}, expected [{batch}, {HIDDEN}]"
+                )));
+            }
+            data.chunks_exact(HIDDEN).map(<[f32]>::to_vec).collect()
+        } else {
+            if **out_shape != [batch as i64, seq_len as i64, HIDDEN as i64] {
+                return Err(EmbedError::Compute(format!(
+                    "`{name}` has shape {out_shape:?}, expected [{batch}, {seq_len}, {HIDDEN}]"
+                )));
+            }
+            mean_pool(data, &mask, seq_len)
+        };
+        // The pooled graph normalises already; doing it again is cheap and
+        // keeps the unit-length promise whatever graph was loaded.
+        vectors.iter_mut().for_each(|v| normalise(v));
+        Ok(vectors)
+    }
+}
+
+impl Engine for OnnxEngine {
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let ids = texts
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .encode(*t, true)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| EmbedError::Tokenizer(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        // Sub-batches of similar lengths carry little padding; results go
+        // back to the caller's order.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(SUB_BATCH) {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            for (&i, v) in chunk.iter().zip(self.embed_padded(&seqs)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn dimension(&self) -> usize {
+        HIDDEN
+    }
+
+    fn model_name(&self) -> &str {
+        MODEL_NAME
+    }
+}
+
+/// Mean of each sequence's hidden states over its real tokens.
+fn mean_pool(hidden: &[f32], mask: &[i64], seq_len: usize) -> Vec<Vec<f32>> {
+    hidden
+        .chunks_exact(seq_len * HIDDEN)
+        .zip(mask.chunks_exact(seq_len))
+        .map(|(states, mask)| {
+            let mut sum = vec![0.0f32; HIDDEN];
+            let mut count = 0usize;
+            for (row, &m) in states.chunks_exact(HIDDEN).zip(mask) {
+                if m != 0 {
+                    sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+                    count += 1;
+                }
+            }
+            let count = count.max(1) as f32;
+            sum.iter_mut().for_each(|s| *s /= count);
+            sum
+        })
+        .collect()
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pool_skips_padding() {
+        let mut hidden = vec![0.0f32; 2 * 2 * HIDDEN];
+        hidden[..HIDDEN].fill(1.0); // item 0, token 0
+        hidden[HIDDEN..2 * HIDDEN].fill(3.0); // item 0, token 1
+        hidden[2 * HIDDEN..3 * HIDDEN].fill(5.0); // item 1, token 0
+        hidden[3 * HIDDEN..].fill(100.0); // item 1, padding
+        let pooled = mean_pool(&hidden, &[1, 1, 1, 0], 2);
+        assert!(pooled[0].iter().all(|&x| x == 2.0));
+        assert!(pooled[1].iter().all(|&x| x == 5.0));
+    }
+
+    #[test]
+    fn normalise_gives_unit_length() {
+        let mut v = vec![3.0, 4.0];
+        normalise(&mut v);
+        assert_eq!(v, vec![0.6, 0.8]);
+    }
+}

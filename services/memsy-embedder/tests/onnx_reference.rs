@@ -1,0 +1,219 @@
+//! Checks the ONNX Runtime engine (fp32 and int8 graphs from
+//! `scripts/prepare-onnx.py`) against embeddings computed by
+//! sentence-transformers (`shared/reference/minilm-l6-v2-embeddings.json`).
+//! The ONNX models and the runtime library come from `scripts/fetch-onnx.sh`;
+//! when they are missing the tests fail (they do not skip), so a CI without
+//! them cannot pass silently.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use memsy_embedder::{Engine, MiniLm, OnnxEngine};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model_dir() -> PathBuf {
+    match std::env::var_os("MEMSY__EMBEDDER__MODEL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join("models/all-minilm-l6-v2"),
+    }
+}
+
+fn reference_path() -> PathBuf {
+    match std::env::var_os("MEMSY_REFERENCE_EMBEDDINGS") {
+        Some(path) => PathBuf::from(path),
+        None => repo_root().join("../shared/reference/minilm-l6-v2-embeddings.json"),
+    }
+}
+
+/// `ORT_DYLIB_PATH`, else the path `scripts/fetch-onnx.sh` recorded.
+fn dylib_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let record = repo_root().join("models/onnxruntime.path");
+    let raw = std::fs::read_to_string(&record).unwrap_or_else(|e| {
+        panic!(
+            "{} not readable ({e}) — run scripts/fetch-onnx.sh first \
+             (or set ORT_DYLIB_PATH to libonnxruntime.so)",
+            record.display()
+        )
+    });
+    PathBuf::from(raw.trim())
+}
+
+fn load(onnx_file: &str) -> OnnxEngine {
+    let dir = model_dir();
+    let model = dir.join("onnx").join(onnx_file);
+    let dylib = dylib_path();
+    assert!(
+        model.is_file() && dir.join("tokenizer.json").is_file(),
+        "{} or tokenizer.json not found — run scripts/fetch-onnx.sh first \
+         (or point MEMSY__EMBEDDER__MODEL_DIR at the model directory)",
+        model.display()
+    );
+    assert!(
+        dylib.is_file(),
+        "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first",
+        dylib.display()
+    );
+    OnnxEngine::load(&dir, onnx_file, Some(&dylib), 0).expect("ONNX model loads")
+}
+
+/// Loading takes a moment, so the tests share the engines.
+fn fp32() -> &'static OnnxEngine {
+    static ENGINE: OnceLock<OnnxEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| load("model.onnx"))
+}
+
+fn int8() -> &'static OnnxEngine {
+    static ENGINE: OnceLock<OnnxEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| load("model_int8.onnx"))
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    items: Vec<ReferenceItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceItem {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+fn reference() -> Reference {
+    let path = reference_path();
+    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reference embeddings not readable at {} ({e}); set MEMSY_REFERENCE_EMBEDDINGS",
+            path.display()
+        )
+    });
+    serde_json::from_str(&raw).expect("reference JSON parses")
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn assert_unit(v: &[f32]) {
+    assert_eq!(v.len(), 384);
+    assert!(v.iter().all(|x| x.is_finite()), "non-finite component");
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+}
+
+/// Every reference text, in one batch and one by one, must reach `floor`.
+fn check_against_reference(engine: &OnnxEngine, label: &str, floor: f32) {
+    assert_eq!(engine.dimension(), 384);
+    assert_eq!(engine.model_name(), "all-MiniLM-L6-v2");
+    let reference = reference();
+    assert_eq!(reference.items.len(), 20);
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+
+    let batch = engine.embed(&texts).expect("batch embeds");
+    assert_eq!(batch.len(), texts.len());
+    let mut worst = f32::INFINITY;
+    for (item, from_batch) in reference.items.iter().zip(&batch) {
+        let single = engine.embed(&[item.text.as_str()]).expect("single embeds");
+        assert_eq!(single.len(), 1);
+        let single = &single[0];
+        assert_unit(from_batch);
+        assert_unit(single);
+        let c_batch = cosine(from_batch, &item.embedding);
+        let c_single = cosine(single, &item.embedding);
+        assert!(
+            c_batch >= floor,
+            "{label} batch {:?}: cosine {c_batch}",
+            item.text
+        );
+        assert!(
+            c_single >= floor,
+            "{label} single {:?}: cosine {c_single}",
+            item.text
+        );
+        // Padding must not change a text's vector (beyond int8 rounding of
+        // the dynamically quantised activations, which see the whole batch).
+        let c_agree = cosine(from_batch, single);
+        assert!(
+            c_agree >= floor,
+            "{label} batch vs single {:?}: cosine {c_agree}",
+            item.text
+        );
+        worst = worst.min(c_batch).min(c_single);
+    }
+    println!("{label}: worst cosine against the reference: {worst:.7}");
+}
+
+#[test]
+fn fp32_matches_sentence_transformers() {
+    check_against_reference(fp32(), "fp32", 0.999);
+}
+
+#[test]
+fn int8_matches_sentence_transformers() {
+    check_against_reference(int8(), "int8", 0.98);
+}
+
+#[test]
+fn long_and_empty_texts_and_caller_order() {
+    let engine = fp32();
+    let long = "memory servers remember things for their users. ".repeat(250);
+    let out = engine
+        .embed(&[long.as_str(), "", "short one"])
+        .expect("embeds");
+    assert_eq!(out.len(), 3);
+    out.iter().for_each(|v| assert_unit(v));
+    // Truncated to the first 256 word pieces, as the reference does.
+    let longer = format!("{long} but this tail is different and should be cut off");
+    let again = engine.embed(&[longer.as_str()]).expect("embeds");
+    assert!(cosine(&out[0], &again[0]) > 0.99999);
+    assert!(engine.embed(&[]).expect("empty batch").is_empty());
+
+    // More than one sub-batch, lengths out of order.
+    let texts: Vec<String> = (0..70)
+        .map(|i| format!("note {i}: {}", "word ".repeat((i * 7) % 23)))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batch = engine.embed(&refs).expect("embeds");
+    for i in [0usize, 13, 33, 69] {
+        let single = engine.embed(&[refs[i]]).expect("embeds");
+        assert!(
+            cosine(&batch[i], &single[0]) >= 0.9999,
+            "text {i} out of place"
+        );
+    }
+}
+
+fn texts_per_second(engine: &dyn Engine) -> f64 {
+    let texts: Vec<String> = (0..32)
+        .map(|i| format!("The user mentioned fact number {i} about their weekend plans."))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    engine.embed(&refs).expect("warm-up");
+    let rounds = 20;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        engine.embed(&refs).expect("embeds");
+    }
+    (rounds * refs.len()) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Throughput probe, not a pass/fail check:
+/// `cargo test --release -p memsy-embedder --test onnx_reference -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn throughput_batch_of_32_short_sentences() {
+    let int8_rate = texts_per_second(int8());
+    let fp32_rate = texts_per_second(fp32());
+    let rust = MiniLm::load(&model_dir(), 0).expect("pure-Rust model loads");
+    let rust_rate = texts_per_second(&rust);
+    println!("batch of 32 short sentences, texts/s: onnx int8 {int8_rate:.1}, onnx fp32 {fp32_rate:.1}, pure Rust {rust_rate:.1}");
+}
