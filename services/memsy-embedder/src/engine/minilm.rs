@@ -9,6 +9,7 @@
 //! every dense layer of a sub-batch runs as a single matrix product through
 //! `matrixmultiply`, so the cost per text falls as the batch grows.
 
+use super::embed_by_length;
 use std::fmt;
 use std::path::Path;
 
@@ -196,29 +197,7 @@ impl MiniLm {
 
 impl Engine for MiniLm {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let ids = texts
-            .iter()
-            .map(|t| {
-                self.tokenizer
-                    .encode(*t, true)
-                    .map(|e| e.get_ids().to_vec())
-                    .map_err(|e| EmbedError::Tokenizer(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
-        // Group texts of similar length so a sub-batch carries little padding;
-        // results go back to their caller's positions afterwards.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
-
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(SUB_BATCH) {
-            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            for (&i, v) in chunk.iter().zip(self.embed_padded(&seqs)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        embed_by_length(&self.tokenizer, texts, SUB_BATCH, |seqs| self.embed_padded(seqs))
     }
 
     fn dimension(&self) -> usize {

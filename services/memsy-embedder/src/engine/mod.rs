@@ -8,6 +8,8 @@ mod onnx;
 pub use minilm::MiniLm;
 pub use onnx::OnnxEngine;
 
+use tokenizers::Tokenizer;
+
 use crate::EmbedError;
 
 pub trait Engine: Send + Sync + 'static {
@@ -16,4 +18,34 @@ pub trait Engine: Send + Sync + 'static {
     fn dimension(&self) -> usize;
     /// A name for the model, recorded with the vectors it made.
     fn model_name(&self) -> &str;
+}
+
+/// Tokenises `texts`, runs `run` over sub-batches of similar length (so a
+/// sub-batch carries little padding) and puts the vectors back in the
+/// caller's order. Shared by every local engine.
+pub(crate) fn embed_by_length(
+    tokenizer: &Tokenizer,
+    texts: &[&str],
+    sub_batch: usize,
+    mut run: impl FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError>,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let ids = texts
+        .iter()
+        .map(|t| {
+            tokenizer
+                .encode(*t, true)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| EmbedError::Tokenizer(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    let mut out = vec![Vec::new(); texts.len()];
+    for chunk in order.chunks(sub_batch.max(1)) {
+        let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+        for (&i, v) in chunk.iter().zip(run(&seqs)?) {
+            out[i] = v;
+        }
+    }
+    Ok(out)
 }

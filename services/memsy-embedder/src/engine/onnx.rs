@@ -12,6 +12,7 @@
 //! `last_hidden_state` `[batch, seq, 384]` (pooled here). Tokenisation is
 //! the same as the pure-Rust [`MiniLm`](super::MiniLm) engine's.
 
+use super::embed_by_length;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -240,28 +241,7 @@ impl OnnxEngine {
 
 impl Engine for OnnxEngine {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let ids = texts
-            .iter()
-            .map(|t| {
-                self.tokenizer
-                    .encode(*t, true)
-                    .map(|e| e.get_ids().to_vec())
-                    .map_err(|e| EmbedError::Tokenizer(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
-        // Sub-batches of similar lengths carry little padding; results go
-        // back to the caller's order.
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| ids[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(SUB_BATCH) {
-            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            for (&i, v) in chunk.iter().zip(self.embed_padded(&seqs)?) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        embed_by_length(&self.tokenizer, texts, SUB_BATCH, |seqs| self.embed_padded(seqs))
     }
 
     fn dimension(&self) -> usize {
