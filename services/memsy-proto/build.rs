@@ -5,10 +5,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // prost-build reads PROTOC; build scripts are single-threaded.
     std::env::set_var("PROTOC", protoc);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files: Vec<_> = ["pipeline", "status", "embedder"]
-        .iter()
-        .map(|f| root.join(format!("memsy/v1/{f}.proto")))
-        .collect();
+    let files: Vec<_> =
+        ["pipeline", "status", "embedder"].iter().map(|f| root.join(format!("memsy/v1/{f}.proto"))).collect();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -155,11 +155,8 @@ impl Bus {
             if let Some(tp) = &m.traceparent {
                 headers.insert("traceparent", tp.as_str());
             }
-            let fut = self
-                .js
-                .publish_with_headers(m.subject, headers, m.payload)
-                .await
-                .map_err(BusError::unavailable)?;
+            let fut =
+                self.js.publish_with_headers(m.subject, headers, m.payload).await.map_err(BusError::unavailable)?;
             pending.push(fut);
         }
         for r in join_all(pending.into_iter().map(|f| f.into_future())).await {

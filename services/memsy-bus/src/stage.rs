@@ -129,11 +129,7 @@ pub async fn run_stage(
             .map(|m| Delivery {
                 payload: m.payload.clone(),
                 subject: m.subject.to_string(),
-                traceparent: m
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("traceparent"))
-                    .map(|v| v.to_string()),
+                traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
                 attempt: m.info().map(|i| i.delivered).unwrap_or(1),
             })
             .collect();

@@ -20,7 +20,12 @@ fn cfg(url: String) -> NatsConfig {
 }
 
 fn msg(org: &str, id: &str, body: &str) -> OutMessage {
-    OutMessage { subject: topology::events_subject(org), msg_id: id.into(), payload: body.as_bytes().to_vec().into(), traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()) }
+    OutMessage {
+        subject: topology::events_subject(org),
+        msg_id: id.into(),
+        payload: body.as_bytes().to_vec().into(),
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+    }
 }
 
 async fn stream_len(bus: &Bus, name: &str) -> u64 {
@@ -87,9 +92,14 @@ impl StageHandler for Recorder {
 async fn stage_acks_retries_and_dead_letters() {
     let nats = NatsServer::start();
     let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
-    bus.publish_all(vec![msg("acme", "1", "ok"), msg("acme", "2", "flaky"), msg("acme", "3", "poison"), msg("acme", "4", "outage")])
-        .await
-        .unwrap();
+    bus.publish_all(vec![
+        msg("acme", "1", "ok"),
+        msg("acme", "2", "flaky"),
+        msg("acme", "3", "poison"),
+        msg("acme", "4", "outage"),
+    ])
+    .await
+    .unwrap();
 
     let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
     let stop = CancellationToken::new();

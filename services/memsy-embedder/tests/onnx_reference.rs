@@ -55,11 +55,7 @@ fn load(onnx_file: &str) -> OnnxEngine {
          (or point MEMSY__EMBEDDER__MODEL_DIR at the model directory)",
         model.display()
     );
-    assert!(
-        dylib.is_file(),
-        "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first",
-        dylib.display()
-    );
+    assert!(dylib.is_file(), "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first", dylib.display());
     OnnxEngine::load(&dir, onnx_file, Some(&dylib), 0).expect("ONNX model loads")
 }
 
@@ -88,10 +84,7 @@ struct ReferenceItem {
 fn reference() -> Reference {
     let path = reference_path();
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "reference embeddings not readable at {} ({e}); set MEMSY_REFERENCE_EMBEDDINGS",
-            path.display()
-        )
+        panic!("reference embeddings not readable at {} ({e}); set MEMSY_REFERENCE_EMBEDDINGS", path.display())
     });
     serde_json::from_str(&raw).expect("reference JSON parses")
 }
@@ -129,24 +122,12 @@ fn check_against_reference(engine: &OnnxEngine, label: &str, floor: f32) {
         assert_unit(single);
         let c_batch = cosine(from_batch, &item.embedding);
         let c_single = cosine(single, &item.embedding);
-        assert!(
-            c_batch >= floor,
-            "{label} batch {:?}: cosine {c_batch}",
-            item.text
-        );
-        assert!(
-            c_single >= floor,
-            "{label} single {:?}: cosine {c_single}",
-            item.text
-        );
+        assert!(c_batch >= floor, "{label} batch {:?}: cosine {c_batch}", item.text);
+        assert!(c_single >= floor, "{label} single {:?}: cosine {c_single}", item.text);
         // Padding must not change a text's vector (beyond int8 rounding of
         // the dynamically quantised activations, which see the whole batch).
         let c_agree = cosine(from_batch, single);
-        assert!(
-            c_agree >= floor,
-            "{label} batch vs single {:?}: cosine {c_agree}",
-            item.text
-        );
+        assert!(c_agree >= floor, "{label} batch vs single {:?}: cosine {c_agree}", item.text);
         worst = worst.min(c_batch).min(c_single);
     }
     println!("{label}: worst cosine against the reference: {worst:.7}");
@@ -166,9 +147,7 @@ fn int8_matches_sentence_transformers() {
 fn long_and_empty_texts_and_caller_order() {
     let engine = fp32();
     let long = "memory servers remember things for their users. ".repeat(250);
-    let out = engine
-        .embed(&[long.as_str(), "", "short one"])
-        .expect("embeds");
+    let out = engine.embed(&[long.as_str(), "", "short one"]).expect("embeds");
     assert_eq!(out.len(), 3);
     out.iter().for_each(|v| assert_unit(v));
     // Truncated to the first 256 word pieces, as the reference does.
@@ -178,24 +157,18 @@ fn long_and_empty_texts_and_caller_order() {
     assert!(engine.embed(&[]).expect("empty batch").is_empty());
 
     // More than one sub-batch, lengths out of order.
-    let texts: Vec<String> = (0..70)
-        .map(|i| format!("note {i}: {}", "word ".repeat((i * 7) % 23)))
-        .collect();
+    let texts: Vec<String> = (0..70).map(|i| format!("note {i}: {}", "word ".repeat((i * 7) % 23))).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let batch = engine.embed(&refs).expect("embeds");
     for i in [0usize, 13, 33, 69] {
         let single = engine.embed(&[refs[i]]).expect("embeds");
-        assert!(
-            cosine(&batch[i], &single[0]) >= 0.9999,
-            "text {i} out of place"
-        );
+        assert!(cosine(&batch[i], &single[0]) >= 0.9999, "text {i} out of place");
     }
 }
 
 fn texts_per_second(engine: &dyn Engine) -> f64 {
-    let texts: Vec<String> = (0..32)
-        .map(|i| format!("The user mentioned fact number {i} about their weekend plans."))
-        .collect();
+    let texts: Vec<String> =
+        (0..32).map(|i| format!("The user mentioned fact number {i} about their weekend plans.")).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     engine.embed(&refs).expect("warm-up");
     let rounds = 20;

@@ -19,8 +19,9 @@ fn model_dir() -> PathBuf {
 fn reference_path() -> PathBuf {
     match std::env::var_os("MEMSY_REFERENCE_EMBEDDINGS") {
         Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference/minilm-l6-v2-embeddings.json"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/minilm-l6-v2-embeddings.json")
+        }
     }
 }
 
@@ -53,10 +54,7 @@ struct ReferenceItem {
 fn reference() -> Reference {
     let path = reference_path();
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "reference embeddings not readable at {} ({e}); set MEMSY_REFERENCE_EMBEDDINGS",
-            path.display()
-        )
+        panic!("reference embeddings not readable at {} ({e}); set MEMSY_REFERENCE_EMBEDDINGS", path.display())
     });
     serde_json::from_str(&raw).expect("reference JSON parses")
 }
@@ -101,16 +99,8 @@ fn matches_sentence_transformers_in_batch_and_one_by_one() {
         let c_single = cosine(single, &item.embedding);
         let c_agree = cosine(from_batch, single);
         assert!(c_batch >= 0.999, "batch {:?}: cosine {c_batch}", item.text);
-        assert!(
-            c_single >= 0.999,
-            "single {:?}: cosine {c_single}",
-            item.text
-        );
-        assert!(
-            c_agree >= 0.9999,
-            "batch vs single {:?}: cosine {c_agree}",
-            item.text
-        );
+        assert!(c_single >= 0.999, "single {:?}: cosine {c_single}", item.text);
+        assert!(c_agree >= 0.9999, "batch vs single {:?}: cosine {c_agree}", item.text);
         worst = worst.min(c_batch).min(c_single);
     }
     println!("worst cosine against the reference: {worst:.7}");
@@ -121,9 +111,7 @@ fn long_text_is_truncated_and_empty_text_embeds() {
     let engine = engine();
     // ~2000 word pieces, far beyond the 256 limit (and the 512 positions).
     let long = "memory servers remember things for their users. ".repeat(250);
-    let out = engine
-        .embed(&[long.as_str(), "", "short one"])
-        .expect("embeds");
+    let out = engine.embed(&[long.as_str(), "", "short one"]).expect("embeds");
     assert_eq!(out.len(), 3);
     out.iter().for_each(|v| assert_unit(v));
 
@@ -139,17 +127,12 @@ fn long_text_is_truncated_and_empty_text_embeds() {
 fn results_keep_caller_order_across_sub_batches() {
     let engine = engine();
     // More than one sub-batch, with lengths deliberately out of order.
-    let texts: Vec<String> = (0..70)
-        .map(|i| format!("note {i}: {}", "word ".repeat((i * 7) % 23)))
-        .collect();
+    let texts: Vec<String> = (0..70).map(|i| format!("note {i}: {}", "word ".repeat((i * 7) % 23))).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let batch = engine.embed(&refs).expect("embeds");
     for i in [0usize, 13, 33, 69] {
         let single = engine.embed(&[refs[i]]).expect("embeds");
-        assert!(
-            cosine(&batch[i], &single[0]) >= 0.9999,
-            "text {i} out of place"
-        );
+        assert!(cosine(&batch[i], &single[0]) >= 0.9999, "text {i} out of place");
     }
 }
 
@@ -159,9 +142,8 @@ fn results_keep_caller_order_across_sub_batches() {
 #[ignore]
 fn throughput_batch_of_32_short_sentences() {
     let engine = engine();
-    let texts: Vec<String> = (0..32)
-        .map(|i| format!("The user mentioned fact number {i} about their weekend plans."))
-        .collect();
+    let texts: Vec<String> =
+        (0..32).map(|i| format!("The user mentioned fact number {i} about their weekend plans.")).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     engine.embed(&refs).expect("warm-up");
 

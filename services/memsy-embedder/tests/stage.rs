@@ -28,22 +28,38 @@ async fn embeds_extracted_events_and_serves_queries() {
     let local = LocalEmbedder::new(Arc::new(MiniLm::load(&model_dir(), 0).unwrap()));
 
     let x = ExtractedEvent {
-        event: Some(Event { event_id: "01J00000000000000000000001".into(), org_id: "acme".into(), ..Default::default() }),
+        event: Some(Event {
+            event_id: "01J00000000000000000000001".into(),
+            org_id: "acme".into(),
+            ..Default::default()
+        }),
         memories: vec![
             CandidateMemory { memory_id: "m0".into(), text: "My dog's name is Rex.".into(), ..Default::default() },
-            CandidateMemory { memory_id: "m1".into(), text: "I prefer dark mode in all apps.".into(), ..Default::default() },
+            CandidateMemory {
+                memory_id: "m1".into(),
+                text: "I prefer dark mode in all apps.".into(),
+                ..Default::default()
+            },
         ],
     };
-    bus.publish_all(vec![OutMessage { subject: topology::extracted_subject("acme"), msg_id: "x".into(), payload: x.encode_to_vec().into(), traceparent: None }])
-        .await
-        .unwrap();
+    bus.publish_all(vec![OutMessage {
+        subject: topology::extracted_subject("acme"),
+        msg_id: "x".into(),
+        payload: x.encode_to_vec().into(),
+        traceparent: None,
+    }])
+    .await
+    .unwrap();
     let stop = CancellationToken::new();
     let stage = EmbedderStage::new(bus.clone(), local.clone(), status);
     let task = tokio::spawn(run_stage(bus.clone(), EMBEDDER, Arc::new(stage), 8, stop.clone()));
 
     let stream = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
     let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config { durable_name: Some("t".into()), ..Default::default() })
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("t".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut msgs = consumer.messages().await.unwrap();

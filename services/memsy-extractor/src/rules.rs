@@ -22,9 +22,7 @@ use chrono::{DateTime, Duration, NaiveDate};
 use memsy_proto::Event;
 
 use lexicon::*;
-use text::{
-    capitalise, decapitalise, norm, norm_words, third_person, tidy_sentence, truncate_words, Voice,
-};
+use text::{capitalise, decapitalise, norm, norm_words, third_person, tidy_sentence, truncate_words, Voice};
 
 /// One candidate memory extracted from an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,12 +108,7 @@ struct Analysis {
 
 impl RulesEngine {
     pub fn new() -> Self {
-        RulesEngine {
-            max_candidates: 20,
-            max_input_bytes: 128 * 1024,
-            max_sentence_chars: 600,
-            max_tool_chars: 300,
-        }
+        RulesEngine { max_candidates: 20, max_input_bytes: 128 * 1024, max_sentence_chars: 600, max_tool_chars: 300 }
     }
 
     /// Candidate memories for one event, in order. Empty when there is
@@ -132,9 +125,7 @@ impl RulesEngine {
         }
         // Relative dates ("tomorrow") are resolved against the event time so
         // the memory still means something next month.
-        let today = DateTime::parse_from_rfc3339(event.ts.trim())
-            .ok()
-            .map(|t| t.date_naive());
+        let today = DateTime::parse_from_rfc3339(event.ts.trim()).ok().map(|t| t.date_naive());
 
         let mut out = Vec::new();
         let mut seen = HashSet::new();
@@ -199,9 +190,7 @@ fn strip_prefix_phrase<'s>(s: &'s str, list: &[&str]) -> Option<(&'s str, &'stat
         let pc: Vec<char> = p.chars().collect();
         if lower.len() >= pc.len()
             && lower[..pc.len()] == pc[..]
-            && lower
-                .get(pc.len())
-                .is_none_or(|c| !c.is_alphanumeric() && *c != '\'')
+            && lower.get(pc.len()).is_none_or(|c| !c.is_alphanumeric() && *c != '\'')
         {
             let byte = s.char_indices().nth(pc.len()).map_or(s.len(), |(i, _)| i);
             let rest = s[byte..].trim_start_matches(|c: char| {
@@ -215,12 +204,7 @@ fn strip_prefix_phrase<'s>(s: &'s str, list: &[&str]) -> Option<(&'s str, &'stat
 
 /// `&str` items of the lexicon lists are `'static`; this just says so.
 fn lexicon_static(p: &str) -> &'static str {
-    REMEMBER_PREFIXES
-        .iter()
-        .chain(ACK_PREFIXES)
-        .find(|x| **x == p)
-        .copied()
-        .unwrap_or("")
+    REMEMBER_PREFIXES.iter().chain(ACK_PREFIXES).find(|x| **x == p).copied().unwrap_or("")
 }
 
 /// Removes acknowledgements and "please remember" openers. Returns the rest
@@ -251,11 +235,7 @@ fn has_any(n: &str, list: &[&str]) -> bool {
 /// The normalised text with adverbs removed, so "I really like" and
 /// "I always prefer" match the plain preference patterns.
 fn match_form(words: &[String]) -> String {
-    let kept: Vec<&str> = words
-        .iter()
-        .map(String::as_str)
-        .filter(|w| !is_in(ADVERBS, w))
-        .collect();
+    let kept: Vec<&str> = words.iter().map(String::as_str).filter(|w| !is_in(ADVERBS, w)).collect();
     format!(" {} ", kept.join(" "))
 }
 
@@ -265,8 +245,7 @@ fn is_question_shaped(words: &[String]) -> bool {
     };
     (is_in(WH_WORDS, w0) && (is_in(AUX, w1) || w1 == "to" && w0 != "how"))
         || (is_in(AUX, w0)
-            && (is_in(SUBJECTS, w1)
-                || matches!(w1.as_str(), "there" | "it" | "anyone" | "this" | "that")))
+            && (is_in(SUBJECTS, w1) || matches!(w1.as_str(), "there" | "it" | "anyone" | "this" | "that")))
 }
 
 /// True when the statement opens with a base verb: an instruction.
@@ -288,29 +267,19 @@ fn prose(text: &str) -> String {
 }
 
 fn is_first_person(words: &[String]) -> bool {
-    words.iter().any(|w| {
-        matches!(
-            w.as_str(),
-            "i" | "my" | "me" | "mine" | "myself" | "i'm" | "i've" | "i'd" | "i'll"
-        )
-    })
+    words.iter().any(|w| matches!(w.as_str(), "i" | "my" | "me" | "mine" | "myself" | "i'm" | "i've" | "i'd" | "i'll"))
 }
 
 fn is_collective(words: &[String]) -> bool {
-    words.iter().any(|w| {
-        matches!(
-            w.as_str(),
-            "we" | "our" | "us" | "we're" | "we've" | "we'll" | "we'd" | "let's" | "ours"
-        )
-    })
+    words
+        .iter()
+        .any(|w| matches!(w.as_str(), "we" | "our" | "us" | "we're" | "we've" | "we'll" | "we'd" | "let's" | "ours"))
 }
 
 /// Past-tense happening: the first word after the subject is a past form.
 fn past_tense_after_subject(words: &[String]) -> bool {
     let subjectish = |w: &str| {
-        is_in(SUBJECTS, w)
-            || is_in(ADVERBS, w)
-            || matches!(w, "user" | "the" | "my" | "our" | "they" | "he" | "she")
+        is_in(SUBJECTS, w) || is_in(ADVERBS, w) || matches!(w, "user" | "the" | "my" | "our" | "they" | "he" | "she")
     };
     let first_subject = words.first().is_some_and(|w| subjectish(w));
     if !first_subject {
@@ -326,13 +295,8 @@ fn has_verb(words: &[String]) -> bool {
     words.iter().enumerate().any(|(i, w)| {
         is_in(VERBS, w)
             || text::is_past_tense(w)
-            || ["'m", "'re", "'ve", "'ll", "'d"]
-                .iter()
-                .any(|s| w.ends_with(s))
-            || matches!(
-                w.as_str(),
-                "he's" | "she's" | "it's" | "that's" | "there's" | "who's"
-            )
+            || ["'m", "'re", "'ve", "'ll", "'d"].iter().any(|s| w.ends_with(s))
+            || matches!(w.as_str(), "he's" | "she's" | "it's" | "that's" | "there's" | "who's")
             || (matches!(w.as_str(), "i" | "we" | "they" | "you" | "user") && i + 1 < words.len())
             || looks_like_s_verb(words, i)
     })
@@ -394,16 +358,12 @@ fn classify(n: &str, m: &str, words: &[String], source: Source, raw: &str) -> Op
     }
     // Structural procedure cues; a first-person singular statement ("I know
     // how to cook", "my first car") is about the person, not a how-to.
-    let step_opening = matches!(
-        w0,
-        "first" | "then" | "next" | "finally" | "afterwards" | "step"
-    ) || lower_raw.contains("step 1")
+    let step_opening = matches!(w0, "first" | "then" | "next" | "finally" | "afterwards" | "step")
+        || lower_raw.contains("step 1")
         || lower_raw.contains("step one");
     let to_do_x = w0 == "to" && raw.contains(',');
-    let run_code = raw.contains('`')
-        && words
-            .iter()
-            .any(|w| matches!(w.as_str(), "run" | "execute" | "type" | "use" | "install"));
+    let run_code =
+        raw.contains('`') && words.iter().any(|w| matches!(w.as_str(), "run" | "execute" | "type" | "use" | "install"));
     if !first_singular && (step_opening || to_do_x || run_code || has_any(n, PROCEDURE)) {
         return Some("procedure");
     }
@@ -465,8 +425,8 @@ fn analyse(clause: &str, source: Source, today: Option<NaiveDate>) -> Option<Ana
     }
     // "Always answer in English", "Never push to main", "Don't use tabs":
     // rule-shaped instructions whose verb is not in any list.
-    let rule_opening = matches!(words[0].as_str(), "always" | "never" | "don't")
-        || (words[0] == "do" && words[1] == "not");
+    let rule_opening =
+        matches!(words[0].as_str(), "always" | "never" | "don't") || (words[0] == "do" && words[1] == "not");
     let imperative = imperative_verb(&words).is_some() || rule_opening;
     if !imperative && !has_verb(&words) {
         return None;
@@ -489,16 +449,7 @@ fn analyse(clause: &str, source: Source, today: Option<NaiveDate>) -> Option<Ana
         return None;
     }
     let hedged = has_any(&n, HEDGES);
-    Some(Analysis {
-        text,
-        n,
-        words,
-        memory_type,
-        imperative,
-        hedged,
-        source,
-        today,
-    })
+    Some(Analysis { text, n, words, memory_type, imperative, hedged, source, today })
 }
 
 fn memory_kind(memory_type: &str) -> &'static str {
@@ -523,17 +474,8 @@ fn build(a: &Analysis) -> Candidate {
     }
 }
 
-const HEDGE_OPENERS: &[&str] = &[
-    "i think that",
-    "i think",
-    "i guess",
-    "i believe",
-    "i suppose",
-    "maybe",
-    "perhaps",
-    "probably",
-    "possibly",
-];
+const HEDGE_OPENERS: &[&str] =
+    &["i think that", "i think", "i guess", "i believe", "i suppose", "maybe", "perhaps", "probably", "possibly"];
 
 fn strip_hedge_opener(s: &str) -> String {
     let lower = s.to_lowercase();
@@ -566,10 +508,7 @@ fn title(a: &Analysis) -> String {
                 // doctor" stays lowercase, "Sam" stays a name).
                 let tp = third_person(rest, Voice::Title);
                 let lower_first = rest.chars().next().is_some_and(char::is_lowercase);
-                format!(
-                    "User is {}",
-                    if lower_first { decapitalise(&tp) } else { tp }
-                )
+                format!("User is {}", if lower_first { decapitalise(&tp) } else { tp })
             }
             None => third_person(&base, Voice::Title),
         }
@@ -591,19 +530,13 @@ fn summary(a: &Analysis) -> String {
                 .and_then(|r| body.len().checked_sub(r.len()))
                 .and_then(|at| body.get(at..));
             let s = if let Some(rest) = rest {
-                let rest = rest
-                    .trim_start_matches("to ")
-                    .trim_start_matches("that ")
-                    .trim_start_matches("about ");
+                let rest = rest.trim_start_matches("to ").trim_start_matches("that ").trim_start_matches("about ");
                 format!(
                     "The user wants a reminder to {}.",
                     decapitalise(third_person(rest, Voice::User).trim_end_matches('.'))
                 )
             } else {
-                format!(
-                    "The user plans to {}.",
-                    decapitalise(&third_person(body, Voice::User))
-                )
+                format!("The user plans to {}.", decapitalise(&third_person(body, Voice::User)))
             };
             s.replace("reminder to To ", "reminder to ")
         } else {
@@ -697,11 +630,7 @@ fn confidence(a: &Analysis) -> f32 {
         Source::App => 0.9,
         Source::Tool | Source::Assistant => 0.6,
     };
-    let base = if a.source == Source::Other {
-        base - 0.1
-    } else {
-        base
-    };
+    let base = if a.source == Source::Other { base - 0.1 } else { base };
     let c = if a.hedged { base * 0.65 } else { base };
     // Two decimals: the value is a coarse judgement, not a measurement.
     ((c * 100.0).round() / 100.0).clamp(0.0, 1.0)
@@ -710,16 +639,16 @@ fn confidence(a: &Analysis) -> f32 {
 /// Words after which a capitalised sentence-initial word is taken as a name
 /// ("Rex is my dog", "Alice works at Acme").
 const NAME_VERBS: &[&str] = &[
-    "is", "was", "has", "lives", "works", "likes", "loves", "said", "says", "will", "can", "runs",
-    "wants", "needs", "prefers", "'s", "and", "told", "hates", "makes", "does",
+    "is", "was", "has", "lives", "works", "likes", "loves", "said", "says", "will", "can", "runs", "wants", "needs",
+    "prefers", "'s", "and", "told", "hates", "makes", "does",
 ];
 
 /// Common words that may open a multi-word proper name ("New York",
 /// "San Francisco", "The Hague") when a capitalised word follows.
 const NAME_STARTERS: &[&str] = &[
-    "new", "san", "santa", "los", "las", "saint", "north", "south", "east", "west", "great",
-    "united", "la", "le", "el", "upper", "lower", "little", "old", "port", "mount", "lake", "fort",
-    "cape", "hong", "costa", "puerto", "rio", "the", "big", "royal", "central",
+    "new", "san", "santa", "los", "las", "saint", "north", "south", "east", "west", "great", "united", "la", "le",
+    "el", "upper", "lower", "little", "old", "port", "mount", "lake", "fort", "cape", "hong", "costa", "puerto", "rio",
+    "the", "big", "royal", "central",
 ];
 
 /// Capitalised small words that are never entities on their own.
@@ -738,10 +667,7 @@ fn is_common_word(lower: &str) -> bool {
         || is_in(AUX, lower)
         || is_in(SUBJECTS, lower)
         || is_in(DETERMINERS, lower)
-        || matches!(
-            lower,
-            "i" | "a" | "let's" | "dear" | "note" | "also" | "yesterday" | "tomorrow" | "today"
-        )
+        || matches!(lower, "i" | "a" | "let's" | "dear" | "note" | "also" | "yesterday" | "tomorrow" | "today")
         || TOPICS.iter().any(|(_, kws)| is_in(kws, lower))
 }
 
@@ -752,16 +678,9 @@ fn token_core(tok: &str) -> (String, bool, bool) {
     let Some(start) = start else {
         return (String::new(), false, has_code);
     };
-    let end = tok
-        .char_indices()
-        .rev()
-        .find(|(_, c)| c.is_alphanumeric())
-        .map_or(tok.len(), |(i, c)| i + c.len_utf8());
+    let end = tok.char_indices().rev().find(|(_, c)| c.is_alphanumeric()).map_or(tok.len(), |(i, c)| i + c.len_utf8());
     let core = &tok[start..end.max(start)];
-    let core = core
-        .strip_suffix("'s")
-        .or_else(|| core.strip_suffix("’s"))
-        .unwrap_or(core);
+    let core = core.strip_suffix("'s").or_else(|| core.strip_suffix("’s")).unwrap_or(core);
     let punct_after = end < tok.len();
     (core.to_string(), punct_after, has_code)
 }
@@ -774,12 +693,7 @@ fn is_capitalised(word: &str) -> bool {
     }
 }
 
-fn entities(
-    text: &str,
-    words: &[String],
-    n: &str,
-    today: Option<NaiveDate>,
-) -> Vec<(String, String)> {
+fn entities(text: &str, words: &[String], n: &str, today: Option<NaiveDate>) -> Vec<(String, String)> {
     let toks: Vec<&str> = text.split_whitespace().collect();
     let cores: Vec<(String, bool, bool)> = toks.iter().map(|t| token_core(t)).collect();
     let mut out: Vec<(String, String)> = Vec::new();
@@ -795,9 +709,7 @@ fn entities(
         let lower = core.to_lowercase();
         let starts_name = is_in(NAME_STARTERS, &lower)
             && !*punct_after
-            && cores
-                .get(i + 1)
-                .is_some_and(|(c, _, _)| is_capitalised(c) && !is_common_word(&c.to_lowercase()));
+            && cores.get(i + 1).is_some_and(|(c, _, _)| is_capitalised(c) && !is_common_word(&c.to_lowercase()));
         if *code
             || !is_capitalised(core)
             || is_in(DATE_WORDS, &lower)
@@ -814,11 +726,7 @@ fn entities(
         while !brk && j + 1 < toks.len() {
             let (next, next_punct, next_code) = &cores[j + 1];
             let next_lower = next.to_lowercase();
-            if *next_code
-                || !is_capitalised(next)
-                || is_in(DATE_WORDS, &next_lower)
-                || is_in(SUBJECTS, &next_lower)
-            {
+            if *next_code || !is_capitalised(next) || is_in(DATE_WORDS, &next_lower) || is_in(SUBJECTS, &next_lower) {
                 break;
             }
             if is_in(HONORIFICS, &parts[parts.len() - 1].to_lowercase()) && toks[j].ends_with('.') {
@@ -834,26 +742,19 @@ fn entities(
             continue;
         }
         let name = parts.join(" ");
-        let next_word = toks
-            .get(j + 1)
-            .map(|t| norm_words(t).into_iter().next().unwrap_or_default());
+        let next_word = toks.get(j + 1).map(|t| norm_words(t).into_iter().next().unwrap_or_default());
         // Sentence-initial capitals are grammar, not names, unless the word
         // is known or reads like a subject followed by a verb.
         if i == 0 && parts.len() == 1 {
             let known = is_in(TECHNOLOGIES, &lower) || is_in(PRODUCTS, &lower);
-            let named =
-                next_word.as_deref().is_some_and(|w| is_in(NAME_VERBS, w)) || toks.len() == 1;
+            let named = next_word.as_deref().is_some_and(|w| is_in(NAME_VERBS, w)) || toks.len() == 1;
             if !(known || named) || lower.ends_with("ing") {
                 i = j + 1;
                 continue;
             }
         }
         let prev: Vec<String> = toks[..i].iter().flat_map(|t| norm_words(t)).collect();
-        let after: Vec<String> = toks[(j + 1).min(toks.len())..]
-            .iter()
-            .take(3)
-            .flat_map(|t| norm_words(t))
-            .collect();
+        let after: Vec<String> = toks[(j + 1).min(toks.len())..].iter().take(3).flat_map(|t| norm_words(t)).collect();
         let ty = entity_type(&name, &prev, &after, words, n);
         push(&mut out, name, ty);
         i = j + 1;
@@ -870,10 +771,7 @@ fn entities(
     let mut resolved = None;
     for w in words {
         if is_in(DATE_WORDS, w) && !covered.contains(w) {
-            let shown = if matches!(
-                w.as_str(),
-                "today" | "tonight" | "tomorrow" | "yesterday" | "weekend"
-            ) {
+            let shown = if matches!(w.as_str(), "today" | "tonight" | "tomorrow" | "yesterday" | "weekend") {
                 w.clone()
             } else {
                 capitalise(w)
@@ -896,31 +794,17 @@ fn entities(
 fn looks_like_date_or_time(w: &str) -> bool {
     let b = w.as_bytes();
     let iso = b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
+        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
     let clock = (w.ends_with("am") || w.ends_with("pm"))
         && w.len() > 2
         && w.len() <= 6
-        && w[..w.len() - 2]
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ':')
+        && w[..w.len() - 2].chars().all(|c| c.is_ascii_digit() || c == ':')
         && w.chars().next().is_some_and(|c| c.is_ascii_digit());
     iso || clock
 }
 
 /// Guesses an entity type from the name itself and the words around it.
-fn entity_type(
-    name: &str,
-    prev: &[String],
-    after: &[String],
-    words: &[String],
-    n: &str,
-) -> &'static str {
+fn entity_type(name: &str, prev: &[String], after: &[String], words: &[String], n: &str) -> &'static str {
     let lower = name.to_lowercase();
     let squashed: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
     if is_in(TECHNOLOGIES, &lower) || is_in(TECHNOLOGIES, &squashed) {
@@ -931,17 +815,7 @@ fn entity_type(
     }
     // "British English": a language, not the place "in" would suggest.
     if lower.split(' ').any(|w| {
-        matches!(
-            w,
-            "english"
-                | "french"
-                | "spanish"
-                | "german"
-                | "italian"
-                | "japanese"
-                | "chinese"
-                | "portuguese"
-        )
+        matches!(w, "english" | "french" | "spanish" | "german" | "italian" | "japanese" | "chinese" | "portuguese")
     }) {
         return "other";
     }
@@ -972,17 +846,10 @@ fn entity_type(
             )
     };
     let p1 = prev.last().map(String::as_str).unwrap_or("");
-    let p2 = prev
-        .len()
-        .checked_sub(2)
-        .and_then(|i| prev.get(i))
-        .map(String::as_str)
-        .unwrap_or("");
+    let p2 = prev.len().checked_sub(2).and_then(|i| prev.get(i)).map(String::as_str).unwrap_or("");
 
     // "Rex is my dog", "Anna is my sister".
-    if after.first().is_some_and(|w| w == "is")
-        && after.get(1).is_some_and(|w| w == "my" || w == "our")
-    {
+    if after.first().is_some_and(|w| w == "is") && after.get(1).is_some_and(|w| w == "my" || w == "our") {
         if let Some(what) = after.get(2) {
             if is_in(PET_WORDS, what) {
                 return "pet";
@@ -993,11 +860,7 @@ fn entity_type(
         }
     }
     // "name is X", "named X", "called X".
-    if (p1 == "is" && (p2 == "name" || p2 == "name's"))
-        || p1 == "named"
-        || p1 == "called"
-        || p1 == "name's"
-    {
+    if (p1 == "is" && (p2 == "name" || p2 == "name's")) || p1 == "named" || p1 == "called" || p1 == "name's" {
         if has_pet {
             return "pet";
         }
@@ -1013,9 +876,7 @@ fn entity_type(
         return "person"; // "my sister Anna"
     }
     match p1 {
-        "in" | "near" | "around" | "visiting" | "visited" | "across" | "outside" | "inside" => {
-            "place"
-        }
+        "in" | "near" | "around" | "visiting" | "visited" | "across" | "outside" | "inside" => "place",
         "to" => {
             let speech = matches!(
                 p2,
@@ -1046,15 +907,7 @@ fn entity_type(
             if words.iter().any(|w| {
                 matches!(
                     w.as_str(),
-                    "i'm"
-                        | "am"
-                        | "come"
-                        | "comes"
-                        | "moved"
-                        | "originally"
-                        | "born"
-                        | "flew"
-                        | "flying"
+                    "i'm" | "am" | "come" | "comes" | "moved" | "originally" | "born" | "flew" | "flying"
                 )
             }) {
                 "place"
@@ -1066,19 +919,17 @@ fn entity_type(
         // "I'm Sam", "I am Sam": a capitalised word right after is a name.
         "i'm" | "am" if prev.len() <= 2 => "person",
         "for" if words.iter().any(|w| is_in(WORK_CONTEXT, w)) => "organization",
-        "with" | "met" | "meet" | "call" | "email" | "told" | "tell" | "ask" | "asked" | "text"
-        | "thank" | "thanked" | "and"
+        "with" | "met" | "meet" | "call" | "email" | "told" | "tell" | "ask" | "asked" | "text" | "thank"
+        | "thanked" | "and"
             if !has_pet || p1 != "and" =>
         {
             "person"
         }
         _ => {
-            if after.first().is_some_and(|w| {
-                matches!(
-                    w.as_str(),
-                    "said" | "says" | "told" | "thinks" | "wants" | "asked"
-                )
-            }) {
+            if after
+                .first()
+                .is_some_and(|w| matches!(w.as_str(), "said" | "says" | "told" | "thinks" | "wants" | "asked"))
+            {
                 "person"
             } else {
                 "other"
@@ -1191,20 +1042,13 @@ mod tests {
         let mut big = String::new();
         let mut i = 0;
         while big.len() < 64 * 1024 {
-            big.push_str(&format!(
-                "I live in city number {i} and I work at Company{i}. "
-            ));
+            big.push_str(&format!("I live in city number {i} and I work at Company{i}. "));
             i += 1;
         }
         let out = engine.extract(&ev("user_message", &big));
         assert!(!out.is_empty() && out.len() <= 20, "{}", out.len());
         // One 64 KiB run-on word and multi-byte soup.
-        assert!(
-            engine
-                .extract(&ev("user_message", &"a".repeat(64 * 1024)))
-                .len()
-                <= 20
-        );
+        assert!(engine.extract(&ev("user_message", &"a".repeat(64 * 1024))).len() <= 20);
         let soup = "é🐶日本語. ".repeat(8 * 1024);
         assert!(engine.extract(&ev("user_message", &soup)).len() <= 20);
     }
@@ -1261,11 +1105,7 @@ mod tests {
         assert!(has_entity(&c, "Berlin", "place"));
         let out = user("Hi! My name is Sam. Thanks!");
         assert_eq!(out.len(), 1);
-        assert!(
-            has_entity(&out[0], "Sam", "person"),
-            "{:?}",
-            out[0].entities
-        );
+        assert!(has_entity(&out[0], "Sam", "person"), "{:?}", out[0].entities);
     }
 
     #[test]
@@ -1296,17 +1136,12 @@ mod tests {
     #[test]
     fn tool_results_only_when_short_statements() {
         let e = RulesEngine::new();
-        let out = e.extract(&ev(
-            "tool_result",
-            "The flight to Tokyo departs at 9am on Friday.",
-        ));
+        let out = e.extract(&ev("tool_result", "The flight to Tokyo departs at 9am on Friday."));
         assert_eq!(out.len(), 1, "{out:#?}");
         assert!(out[0].confidence <= 0.65);
         let dump = "Row data value with numbers 1234 and text. ".repeat(20);
         assert!(e.extract(&ev("tool_result", &dump)).is_empty());
-        assert!(e
-            .extract(&ev("tool_result", "{\"status\": \"ok\", \"items\": []}"))
-            .is_empty());
+        assert!(e.extract(&ev("tool_result", "{\"status\": \"ok\", \"items\": []}")).is_empty());
     }
 
     // ---- classification -------------------------------------------------
@@ -1324,10 +1159,7 @@ mod tests {
             ("We never deploy on Fridays.", "norm"),
             ("All pull requests must have two reviews.", "norm"),
             ("Company policy requires badges on site.", "norm"),
-            (
-                "To deploy, run `make release` and then tag the commit.",
-                "procedure",
-            ),
+            ("To deploy, run `make release` and then tag the commit.", "procedure"),
             ("Run `cargo fmt` before every push.", "procedure"),
             ("I have a meeting with Dana next week.", "plan"),
             ("Schedule a call with the landlord.", "plan"),
@@ -1354,11 +1186,7 @@ mod tests {
         let sure = one("I live in Oslo.");
         let hedged = one("I think I might move to Oslo.");
         assert!(sure.confidence >= 0.8);
-        assert!(
-            hedged.confidence >= 0.45 && hedged.confidence <= 0.6,
-            "{}",
-            hedged.confidence
-        );
+        assert!(hedged.confidence >= 0.45 && hedged.confidence <= 0.6, "{}", hedged.confidence);
         let c = one("Maybe we should use Redis for caching.");
         assert!(c.confidence <= 0.6);
         assert!(c.title.starts_with("We should use Redis"), "{}", c.title);
@@ -1372,12 +1200,7 @@ mod tests {
         let texts: Vec<&str> = out.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(
             texts,
-            vec![
-                "I like green tea.",
-                "E.g. sencha is great.",
-                "My sister Anna lives in Rome.",
-                "She's a doctor."
-            ]
+            vec!["I like green tea.", "E.g. sencha is great.", "My sister Anna lives in Rome.", "She's a doctor."]
         );
         assert!(has_entity(&out[2], "Anna", "person"));
         assert!(has_entity(&out[2], "Rome", "place"));
@@ -1391,10 +1214,7 @@ mod tests {
         assert!(c.tags.len() <= 8 && !c.tags.is_empty());
         assert_eq!(c.tags[0], "preference");
         let mut seen = HashSet::new();
-        assert!(c
-            .tags
-            .iter()
-            .all(|t| seen.insert(t) && *t == t.to_lowercase()));
+        assert!(c.tags.iter().all(|t| seen.insert(t) && *t == t.to_lowercase()));
         assert!(!c.tags.iter().any(|t| is_in(STOPWORDS, t)));
     }
 
@@ -1406,11 +1226,7 @@ mod tests {
         assert!(has_entity(&c, "Initech", "organization"));
         assert!(c.tags.contains(&"programming".to_string()));
         let c = one("I had lunch with Dr. Maria Lopez on Monday.");
-        assert!(
-            has_entity(&c, "Dr. Maria Lopez", "person"),
-            "{:?}",
-            c.entities
-        );
+        assert!(has_entity(&c, "Dr. Maria Lopez", "person"), "{:?}", c.entities);
         assert!(has_entity(&c, "Monday", "date"));
         let c = one("I moved to New York last year.");
         assert!(has_entity(&c, "New York", "place"), "{:?}", c.entities);
@@ -1434,13 +1250,7 @@ mod tests {
             "I love 🍣 and I hate 🥦.",
             "2025-03-01 3pm",
         ] {
-            for kind in [
-                "user_message",
-                "assistant_message",
-                "tool_result",
-                "app_event",
-                "weird",
-            ] {
+            for kind in ["user_message", "assistant_message", "tool_result", "app_event", "weird"] {
                 let _ = e.extract(&ev(kind, s));
             }
         }
@@ -1497,17 +1307,10 @@ mod tests {
         for _ in 0..300 {
             let mut s = String::new();
             for _ in 0..(x % 40) {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 s.push_str(pool[(x >> 33) as usize % pool.len()]);
             }
-            for kind in [
-                "user_message",
-                "assistant_message",
-                "tool_result",
-                "app_event",
-            ] {
+            for kind in ["user_message", "assistant_message", "tool_result", "app_event"] {
                 let out = e.extract(&ev(kind, &s));
                 assert!(out.len() <= 20);
                 for c in out {
@@ -1524,22 +1327,14 @@ mod tests {
         assert_eq!(c.title, "User is Sam");
         assert!(has_entity(&c, "Sam", "person"));
         let c = one("My wife Maria and I are going to Lisbon next month.");
-        assert_eq!(
-            c.summary,
-            "The user's wife Maria and the user are going to Lisbon next month."
-        );
+        assert_eq!(c.summary, "The user's wife Maria and the user are going to Lisbon next month.");
         assert_eq!(c.memory_type, "plan");
         assert!(has_entity(&c, "Maria", "person") && has_entity(&c, "Lisbon", "place"));
         let c = one("Please always answer in British English.");
-        assert_eq!(
-            (c.text.as_str(), c.memory_type.as_str()),
-            ("Always answer in British English.", "norm")
-        );
+        assert_eq!((c.text.as_str(), c.memory_type.as_str()), ("Always answer in British English.", "norm"));
         assert!(!has_entity(&c, "British English", "place"));
-        let out = RulesEngine::new().extract(&ev(
-            "assistant_message",
-            "First, install the CLI with `npm i -g foo`. Then run `foo login`.",
-        ));
+        let out = RulesEngine::new()
+            .extract(&ev("assistant_message", "First, install the CLI with `npm i -g foo`. Then run `foo login`."));
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|c| c.memory_type == "procedure"));
     }

@@ -12,7 +12,6 @@ use memsy_status::{record_failure, StatusApi};
 use prost::Message;
 use tracing::{debug, warn};
 
-
 use crate::RulesEngine;
 
 pub struct ExtractorStage {
@@ -69,15 +68,23 @@ impl StageHandler for ExtractorStage {
         }
         // Extraction is CPU work: keep it off the async workers that serve requests.
         let engine = self.engine.clone();
-        let extracted = match tokio::task::spawn_blocking(move || events.into_iter().map(|e| extract_with(&engine, e)).collect::<Vec<_>>()).await {
+        let extracted = match tokio::task::spawn_blocking(move || {
+            events.into_iter().map(|e| extract_with(&engine, e)).collect::<Vec<_>>()
+        })
+        .await
+        {
             Ok(x) => x,
             Err(e) => {
                 let reason = format!("extraction failed: {e}");
-                return outcomes.into_iter().map(|o| if o == Outcome::Done { Outcome::Fail(reason.clone()) } else { o }).collect();
+                return outcomes
+                    .into_iter()
+                    .map(|o| if o == Outcome::Done { Outcome::Fail(reason.clone()) } else { o })
+                    .collect();
             }
         };
         let mut out = Vec::with_capacity(extracted.len());
-        let traces = batch.iter().zip(&outcomes).filter(|(_, o)| **o == Outcome::Done).map(|(d, _)| d.traceparent.as_deref());
+        let traces =
+            batch.iter().zip(&outcomes).filter(|(_, o)| **o == Outcome::Done).map(|(d, _)| d.traceparent.as_deref());
         for (x, trace) in extracted.into_iter().zip(traces) {
             let event = x.event.as_ref().expect("set by extract_with");
             debug!(event_id = event.event_id, memories = x.memories.len(), "extracted");

@@ -36,21 +36,43 @@ async fn extracts_and_forwards_every_event() {
     let redis = RedisServer::start();
     let bus = Bus::connect(&NatsConfig { url: nats.url(), max_deliver: 2, ..Default::default() }).await.unwrap();
     let status: Arc<dyn StatusApi> = Arc::new(StatusStore::connect(&redis.url(), 60).await.unwrap());
-    let events = [event("01J00000000000000000000001", "My dog's name is Rex."), event("01J00000000000000000000002", "ok thanks")];
+    let events = [
+        event("01J00000000000000000000001", "My dog's name is Rex."),
+        event("01J00000000000000000000002", "ok thanks"),
+    ];
     let mut out: Vec<OutMessage> = events
         .iter()
-        .map(|e| OutMessage { subject: topology::events_subject("acme"), msg_id: e.event_id.clone(), payload: e.encode_to_vec().into(), traceparent: None })
+        .map(|e| OutMessage {
+            subject: topology::events_subject("acme"),
+            msg_id: e.event_id.clone(),
+            payload: e.encode_to_vec().into(),
+            traceparent: None,
+        })
         .collect();
-    out.push(OutMessage { subject: topology::events_subject("acme"), msg_id: "junk".into(), payload: vec![0xff, 0xff, 0xff].into(), traceparent: None });
+    out.push(OutMessage {
+        subject: topology::events_subject("acme"),
+        msg_id: "junk".into(),
+        payload: vec![0xff, 0xff, 0xff].into(),
+        traceparent: None,
+    });
     bus.publish_all(out).await.unwrap();
 
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, Arc::new(ExtractorStage::new(bus.clone(), status)), 16, stop.clone()));
+    let task = tokio::spawn(run_stage(
+        bus.clone(),
+        EXTRACTOR,
+        Arc::new(ExtractorStage::new(bus.clone(), status)),
+        16,
+        stop.clone(),
+    ));
 
     // Read what reached MEMSY_EXTRACTED with a consumer of our own.
     let stream = bus.jetstream().get_stream(topology::EXTRACTED_STREAM).await.unwrap();
     let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config { durable_name: Some("t".into()), ..Default::default() })
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("t".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut got = Vec::new();

@@ -99,7 +99,12 @@ impl KeyRegistry {
     }
 
     /// Mints a key; returns the raw key (shown once) and its record.
-    pub async fn create(&self, org_id: &str, name: &str, scopes: &[String]) -> Result<(String, ApiKeyRecord), BusError> {
+    pub async fn create(
+        &self,
+        org_id: &str,
+        name: &str,
+        scopes: &[String],
+    ) -> Result<(String, ApiKeyRecord), BusError> {
         let mut bytes = [0u8; 20];
         rand::rng().fill_bytes(&mut bytes);
         let raw = format!("msy_{}", hex::encode(bytes));
@@ -129,10 +134,7 @@ impl KeyRegistry {
             cache.iter().find(|(_, r)| r.key_id == key_id && r.org_id == org_id).map(|(h, _)| h.clone())
         };
         let Some(hash) = hash else { return Ok(false) };
-        self.kv
-            .delete(entry_key(&hash))
-            .await
-            .map_err(|e| BusError::Unavailable(format!("revoking key: {e}")))?;
+        self.kv.delete(entry_key(&hash)).await.map_err(|e| BusError::Unavailable(format!("revoking key: {e}")))?;
         self.cache.write().await.remove(&hash);
         Ok(true)
     }
@@ -176,9 +178,9 @@ async fn apply(cache: &RwLock<HashMap<String, ApiKeyRecord>>, e: kv::Entry) {
 
 /// The bearer token of a request.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization header: send 'Authorization: Bearer <api key>'"))?;
+    let v = headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing Authorization header: send 'Authorization: Bearer <api key>'")
+    })?;
     let v = v.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
     let token = v
         .strip_prefix("Bearer ")

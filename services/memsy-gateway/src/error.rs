@@ -38,7 +38,8 @@ impl ApiError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("{field}: {}", message.into());
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message).with("field", field.clone());
+        let mut e =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message).with("field", field.clone());
         if let Some(idx) = event_index(&field) {
             e = e.with("event_index", idx);
         }
@@ -62,8 +63,12 @@ impl ApiError {
     }
 
     pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", format!("{what} is unavailable: {err}; retry later"))
-            .with("component", what)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            format!("{what} is unavailable: {err}; retry later"),
+        )
+        .with("component", what)
     }
 }
 

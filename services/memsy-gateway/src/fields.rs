@@ -23,7 +23,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             ApiError::too_large(format!("request body is larger than the limit of {limit} bytes"))
         } else {
             // The client went away or sent a broken body: not a size problem.
-            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_request", format!("could not read the request body: {source}"))
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("could not read the request body: {source}"),
+            )
         }
     })
 }
@@ -135,7 +139,9 @@ pub fn opt_str_list(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, 
             .enumerate()
             .map(|(i, v)| match v {
                 Value::String(s) => Ok(s.clone()),
-                other => Err(ApiError::invalid(format!("{key}[{i}]"), format!("must be a string, not {}", type_name(other)))),
+                other => {
+                    Err(ApiError::invalid(format!("{key}[{i}]"), format!("must be a string, not {}", type_name(other))))
+                }
             })
             .collect(),
         Some(other) => Err(ApiError::invalid(key, format!("must be an array of strings, not {}", type_name(other)))),

@@ -116,7 +116,13 @@ pub fn validate_batch(
     events.iter().enumerate().map(|(i, v)| validate_event(i, v, org_id, now, limits)).collect()
 }
 
-fn validate_event(i: usize, v: &Value, org_id: &str, now: &str, limits: &memsy_core::config::Limits) -> Result<Event, ApiError> {
+fn validate_event(
+    i: usize,
+    v: &Value,
+    org_id: &str,
+    now: &str,
+    limits: &memsy_core::config::Limits,
+) -> Result<Event, ApiError> {
     let p = |f: &str| format!("events[{i}].{f}");
     let Value::Object(e) = v else {
         return Err(ApiError::invalid(format!("events[{i}]"), format!("must be an object, not {}", type_of(v))));
@@ -168,7 +174,10 @@ fn validate_event(i: usize, v: &Value, org_id: &str, now: &str, limits: &memsy_c
         Some(Value::String(s)) => Some(s.clone()),
         Some(v @ Value::Object(_)) => Some(v.to_string()),
         Some(other) => {
-            return Err(ApiError::invalid(p("metadata"), format!("must be a string or an object, not {}", type_of(other))))
+            return Err(ApiError::invalid(
+                p("metadata"),
+                format!("must be a string or an object, not {}", type_of(other)),
+            ))
         }
     };
     if let Some(m) = &metadata {

@@ -13,7 +13,9 @@ use memsy_core::model::Memory;
 use memsy_store::SearchFilter;
 use serde_json::{json, Map, Value};
 
-use crate::fields::{check_searchable_id, json_object, opt_bool, opt_f64, opt_int, opt_str, opt_str_list, read_body, reject_org_id};
+use crate::fields::{
+    check_searchable_id, json_object, opt_bool, opt_f64, opt_int, opt_str, opt_str_list, read_body, reject_org_id,
+};
 use crate::{ApiError, AppState};
 
 #[derive(Debug)]
@@ -25,13 +27,20 @@ pub struct SearchRequest {
     pub filter: SearchFilter,
 }
 
-pub fn parse(obj: &Map<String, Value>, org_id: &str, limits: &memsy_core::config::Limits) -> Result<SearchRequest, ApiError> {
+pub fn parse(
+    obj: &Map<String, Value>,
+    org_id: &str,
+    limits: &memsy_core::config::Limits,
+) -> Result<SearchRequest, ApiError> {
     reject_org_id(obj)?;
     let query = match opt_str(obj, "query", "query")? {
         None => return Err(ApiError::invalid("query", "is required")),
         Some(q) if q.trim().is_empty() => return Err(ApiError::invalid("query", "must not be empty")),
         Some(q) if q.len() > limits.max_query_bytes => {
-            return Err(ApiError::invalid("query", format!("is {} bytes; at most {} are allowed", q.len(), limits.max_query_bytes)))
+            return Err(ApiError::invalid(
+                "query",
+                format!("is {} bytes; at most {} are allowed", q.len(), limits.max_query_bytes),
+            ))
         }
         Some(q) => q.to_string(),
     };
@@ -110,7 +119,8 @@ pub async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -
         .map_err(|e| ApiError::unavailable("embedder", e))?
         .pop()
         .ok_or_else(|| ApiError::unavailable("embedder", "returned no vector"))?;
-    let hits = s.store.search(&vector, &req.filter, req.limit).await.map_err(|e| ApiError::unavailable("vector store", e))?;
+    let hits =
+        s.store.search(&vector, &req.filter, req.limit).await.map_err(|e| ApiError::unavailable("vector store", e))?;
     let hits: Vec<_> = hits
         .into_iter()
         .map(|h| (h.score.clamp(0.0, 1.0), h.memory))
@@ -122,7 +132,8 @@ pub async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -
     if req.include_source_events {
         let ids: BTreeSet<String> = hits.iter().flat_map(|(_, m)| m.source_event_ids.iter().cloned()).collect();
         let ids: Vec<String> = ids.into_iter().collect();
-        let events = s.store.get_events(&key.org_id, &ids).await.map_err(|e| ApiError::unavailable("vector store", e))?;
+        let events =
+            s.store.get_events(&key.org_id, &ids).await.map_err(|e| ApiError::unavailable("vector store", e))?;
         sources = events.into_iter().map(|e| (e.event_id.clone(), e)).collect();
     }
     memsy_core::metrics::add("memsy_search_queries_total", 1);

@@ -40,7 +40,11 @@ fn embedded() -> EmbeddedEvent {
         confidence: 0.9,
         ..Default::default()
     };
-    EmbeddedEvent { event: Some(event), memories: vec![EmbeddedMemory { memory: Some(memory), vector: vec![0.0, 1.0, 0.0, 0.0] }], model: "test".into() }
+    EmbeddedEvent {
+        event: Some(event),
+        memories: vec![EmbeddedMemory { memory: Some(memory), vector: vec![0.0, 1.0, 0.0, 0.0] }],
+        model: "test".into(),
+    }
 }
 
 #[tokio::test]
@@ -57,12 +61,23 @@ async fn stores_memories_and_marks_completed_idempotently() {
     let payload = embedded().encode_to_vec();
     // The same message twice (as a redelivery would bring it).
     for id in ["a", "b"] {
-        bus.publish_all(vec![OutMessage { subject: topology::embedded_subject("acme"), msg_id: id.into(), payload: payload.clone().into(), traceparent: None }])
-            .await
-            .unwrap();
+        bus.publish_all(vec![OutMessage {
+            subject: topology::embedded_subject("acme"),
+            msg_id: id.into(),
+            payload: payload.clone().into(),
+            traceparent: None,
+        }])
+        .await
+        .unwrap();
     }
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run_stage(bus.clone(), INDEXER, Arc::new(IndexerStage::new(store.clone(), status.clone())), 1, stop.clone()));
+    let task = tokio::spawn(run_stage(
+        bus.clone(),
+        INDEXER,
+        Arc::new(IndexerStage::new(store.clone(), status.clone())),
+        1,
+        stop.clone(),
+    ));
     let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
     for _ in 0..200 {
         if s.info().await.unwrap().state.messages == 0 {
@@ -76,7 +91,10 @@ async fn stores_memories_and_marks_completed_idempotently() {
     let st = status.get("acme", &[EVENT_ID.to_string()]).await.unwrap();
     assert_eq!(st[0].state, EventState::Completed);
     assert_eq!(store.count_memories("acme").await.unwrap(), 1, "a redelivery must not add a twin");
-    let hits = store.search(&[0.0, 1.0, 0.0, 0.0], &SearchFilter { org_id: "acme".into(), ..Default::default() }, 5).await.unwrap();
+    let hits = store
+        .search(&[0.0, 1.0, 0.0, 0.0], &SearchFilter { org_id: "acme".into(), ..Default::default() }, 5)
+        .await
+        .unwrap();
     let m = &hits[0].memory;
     assert_eq!(m.actor_id.as_deref(), Some("user_42"));
     assert_eq!(m.session_id.as_deref(), Some("s1"));

@@ -78,10 +78,21 @@ impl GrpcStatus {
 
 #[async_trait]
 impl StatusApi for GrpcStatus {
-    async fn mark(&self, org_id: &str, event_ids: &[String], state: EventState, reason: &str) -> Result<(), StatusError> {
+    async fn mark(
+        &self,
+        org_id: &str,
+        event_ids: &[String],
+        state: EventState,
+        reason: &str,
+    ) -> Result<(), StatusError> {
         self.client
             .clone()
-            .mark(MarkRequest { org_id: org_id.into(), event_ids: event_ids.to_vec(), state: state as i32, reason: reason.into() })
+            .mark(MarkRequest {
+                org_id: org_id.into(),
+                event_ids: event_ids.to_vec(),
+                state: state as i32,
+                reason: reason.into(),
+            })
             .await?;
         Ok(())
     }

@@ -47,7 +47,13 @@ pub trait StatusApi: Send + Sync + 'static {
     /// Records `state` for every id. `Pending` never overwrites a state
     /// already recorded, so a fast pipeline cannot be rolled back by a slow
     /// gateway.
-    async fn mark(&self, org_id: &str, event_ids: &[String], state: EventState, reason: &str) -> Result<(), StatusError>;
+    async fn mark(
+        &self,
+        org_id: &str,
+        event_ids: &[String],
+        state: EventState,
+        reason: &str,
+    ) -> Result<(), StatusError>;
 
     /// The state of every id, in order.
     async fn get(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<Status>, StatusError>;

@@ -52,7 +52,13 @@ impl StatusStore {
 
 #[async_trait]
 impl StatusApi for StatusStore {
-    async fn mark(&self, org_id: &str, event_ids: &[String], state: EventState, reason: &str) -> Result<(), StatusError> {
+    async fn mark(
+        &self,
+        org_id: &str,
+        event_ids: &[String],
+        state: EventState,
+        reason: &str,
+    ) -> Result<(), StatusError> {
         let value = match state {
             EventState::Pending => "pending".to_string(),
             EventState::Completed => "completed".to_string(),

@@ -56,7 +56,11 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> Self {
-        let bin = find_binary("nats-server", "MEMSY_TEST_NATS_SERVER", &["/usr/sbin/nats-server", "/usr/local/bin/nats-server"]);
+        let bin = find_binary(
+            "nats-server",
+            "MEMSY_TEST_NATS_SERVER",
+            &["/usr/sbin/nats-server", "/usr/local/bin/nats-server"],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut child = Command::new(bin)
@@ -96,7 +100,11 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let bin = find_binary("redis-server", "MEMSY_TEST_REDIS_SERVER", &["/usr/bin/redis-server", "/usr/local/bin/redis-server"]);
+        let bin = find_binary(
+            "redis-server",
+            "MEMSY_TEST_REDIS_SERVER",
+            &["/usr/bin/redis-server", "/usr/local/bin/redis-server"],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut child = Command::new(bin)

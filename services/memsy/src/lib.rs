@@ -78,7 +78,8 @@ fn stop_on_signal(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -103,13 +104,15 @@ fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
     let dir = &e.model_dir;
     match e.engine.as_str() {
         "local" => {
-            let engine = MiniLm::load(dir, e.threads)
-                .with_context(|| format!("loading the embedding model from {} (run scripts/fetch-model.sh)", dir.display()))?;
+            let engine = MiniLm::load(dir, e.threads).with_context(|| {
+                format!("loading the embedding model from {} (run scripts/fetch-model.sh)", dir.display())
+            })?;
             Ok(Arc::new(engine))
         }
         "onnx" => {
             // fetch-onnx.sh records where the onnxruntime wheel put the library.
-            let recorded = dir.parent().map(|p| p.join("onnxruntime.path")).and_then(|f| std::fs::read_to_string(f).ok());
+            let recorded =
+                dir.parent().map(|p| p.join("onnxruntime.path")).and_then(|f| std::fs::read_to_string(f).ok());
             let dylib = e.onnxruntime_path.clone().or_else(|| recorded.map(|s| s.trim().into()));
             let engine = OnnxEngine::load(dir, &e.onnx_file, dylib.as_deref(), e.threads).with_context(|| {
                 format!("loading {} from {} with ONNX Runtime (run scripts/fetch-onnx.sh)", e.onnx_file, dir.display())
@@ -131,9 +134,14 @@ async fn open_store(config: &Config, dimension: usize, allow_embedded: bool) -> 
         None if allow_embedded => {
             let dir = config.http.data_dir.join("qdrant");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            Arc::new(EdgeStore::open(&dir, dimension).with_context(|| format!("opening the embedded store in {}", dir.display()))?)
+            Arc::new(
+                EdgeStore::open(&dir, dimension)
+                    .with_context(|| format!("opening the embedded store in {}", dir.display()))?,
+            )
         }
-        None => bail!("this service needs a Qdrant server: set QDRANT_URL (the embedded store serves only `memsy serve`)"),
+        None => {
+            bail!("this service needs a Qdrant server: set QDRANT_URL (the embedded store serves only `memsy serve`)")
+        }
     };
     // A Qdrant server may still be starting (containers come up together):
     // keep trying for a while before giving up.
@@ -219,7 +227,8 @@ impl SingleNode {
 
         let state = AppState { config: config.clone(), bus, keys, status, embedder: Arc::new(local), store, dedup };
         let t = token.clone();
-        tasks.spawn(async move { memsy_gateway::serve(listener, state, t.cancelled_owned()).await.map_err(Into::into) });
+        tasks
+            .spawn(async move { memsy_gateway::serve(listener, state, t.cancelled_owned()).await.map_err(Into::into) });
         info!(addr = %bound, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
         Ok(Self { addr: bound, token, tasks })
     }

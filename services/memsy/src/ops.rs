@@ -11,7 +11,12 @@ use memsy_core::Config;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub fn spawn(tasks: &mut JoinSet<anyhow::Result<()>>, config: &Arc<Config>, bus: Bus, token: &CancellationToken) -> anyhow::Result<()> {
+pub fn spawn(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    config: &Arc<Config>,
+    bus: Bus,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = config.http.addr.parse()?;
     let app = Router::new()
         .route("/livez", get(|| async { "ok" }))

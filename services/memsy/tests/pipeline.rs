@@ -52,7 +52,13 @@ impl App {
         reg.create(org, "test", &scopes).await.unwrap().0
     }
 
-    async fn call(&self, method: &str, key: Option<&str>, path: &str, body: Option<Value>) -> (u16, Value, reqwest::header::HeaderMap) {
+    async fn call(
+        &self,
+        method: &str,
+        key: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let url = format!("{}{}", self.base, path);
         let mut req = match method {
             "GET" => self.http.get(url),
@@ -122,8 +128,11 @@ async fn ingest_to_search_with_scoping_and_isolation() {
     let other_org = app.key("globex", &["read", "write"]).await;
 
     let mut ids = app
-        .ingest(&key, json!([{"actor_id": "user_42", "session_id": "s1", "kind": "user_message",
-            "content": "My dog's name is Rex.", "metadata": "{\"source\":\"chat\"}", "ts": "2025-01-15T14:22:10Z"}]))
+        .ingest(
+            &key,
+            json!([{"actor_id": "user_42", "session_id": "s1", "kind": "user_message",
+            "content": "My dog's name is Rex.", "metadata": "{\"source\":\"chat\"}", "ts": "2025-01-15T14:22:10Z"}]),
+        )
         .await;
     ids.extend(app.ingest(&key, json!([ev("user_42", "s2", "Book a vet visit for tomorrow.")])).await);
     ids.extend(app.ingest(&key, json!([ev("user_7", "s3", "My cat is called Tom.")])).await);
@@ -137,7 +146,20 @@ async fn ingest_to_search_with_scoping_and_isolation() {
     let score = rex["score"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&score));
     let meta = &rex["metadata"];
-    for field in ["title", "summary", "tags", "entities", "session_id", "source_event_ids", "source_metadata", "kind", "type", "strength", "confidence", "observed_at"] {
+    for field in [
+        "title",
+        "summary",
+        "tags",
+        "entities",
+        "session_id",
+        "source_event_ids",
+        "source_metadata",
+        "kind",
+        "type",
+        "strength",
+        "confidence",
+        "observed_at",
+    ] {
         assert!(meta.get(field).is_some(), "metadata lacks {field}: {meta}");
     }
     assert_eq!(meta["session_id"], "s1");
@@ -165,22 +187,28 @@ async fn ingest_to_search_with_scoping_and_isolation() {
     // Conversation scoping.
     let s2 = contents(&app.search(&key, json!({"query": "pets", "actor_id": "user_42", "session_id": "s2"})).await);
     assert!(s2.iter().all(|c| !c.contains("Rex")) && s2.iter().any(|c| c.contains("vet")), "{s2:?}");
-    let not_s1 = contents(&app.search(&key, json!({"query": "pets", "actor_id": "user_42", "exclude_session_id": "s1"})).await);
+    let not_s1 =
+        contents(&app.search(&key, json!({"query": "pets", "actor_id": "user_42", "exclude_session_id": "s1"})).await);
     assert!(not_s1.iter().all(|c| !c.contains("Rex")), "{not_s1:?}");
-    let empty_is_unset = app.search(&key, json!({"query": "pets", "actor_id": "user_42", "session_id": "", "exclude_session_id": "s2"})).await;
+    let empty_is_unset = app
+        .search(&key, json!({"query": "pets", "actor_id": "user_42", "session_id": "", "exclude_session_id": "s2"}))
+        .await;
     assert!(contents(&empty_is_unset).iter().any(|c| c.contains("Rex")));
 
     // limit, threshold, source events.
     assert_eq!(app.search(&key, json!({"query": "pets", "limit": 1})).await.len(), 1);
     assert!(app.search(&key, json!({"query": "pets", "threshold": 0.99})).await.is_empty());
-    let with_src = app.search(&key, json!({"query": "dog", "actor_id": "user_42", "include_source_events": true})).await;
-    let src = &with_src.iter().find(|r| r["content"].as_str().unwrap().contains("Rex")).unwrap()["metadata"]["source_events"][0];
+    let with_src =
+        app.search(&key, json!({"query": "dog", "actor_id": "user_42", "include_source_events": true})).await;
+    let src = &with_src.iter().find(|r| r["content"].as_str().unwrap().contains("Rex")).unwrap()["metadata"]
+        ["source_events"][0];
     assert_eq!(src["event_id"], ids[0].as_str());
     assert_eq!(src["content"], "My dog's name is Rex.");
     assert_eq!(src["kind"], "user_message");
 
     // Status of another org's ids: not found, reported as failed so pollers stop.
-    let (_, v, _) = app.call("POST", Some(&other_org), "/v1/status", Some(json!({"event_ids": [ids[0], "nope"]}))).await;
+    let (_, v, _) =
+        app.call("POST", Some(&other_org), "/v1/status", Some(json!({"event_ids": [ids[0], "nope"]}))).await;
     assert_eq!(v["failedIds"].as_array().unwrap().len(), 2);
     assert_eq!(v["statuses"][&ids[0]], "not_found");
     assert_eq!(v["statuses"]["nope"], "not_found");
@@ -205,7 +233,8 @@ async fn auth_scopes_and_operator_endpoints() {
     for path in ["/v1/search", "/v1/status", "/v1/ingest"] {
         assert_eq!(app.call("POST", Some("msy_nope"), path, Some(json!({}))).await.0, 401);
     }
-    let (code, v, _) = app.call("POST", Some(&ro), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I like tea.")]}))).await;
+    let (code, v, _) =
+        app.call("POST", Some(&ro), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I like tea.")]}))).await;
     assert_eq!(code, 403);
     assert_eq!(v["detail"]["error"], "insufficient_scope");
     assert_eq!(v["detail"]["required_scope"], "write");
@@ -223,10 +252,26 @@ async fn a_rejected_batch_stores_nothing() {
     let app = spawn_app().await;
     let key = app.key("acme", &["read", "write"]).await;
     let cases = vec![
-        (json!({"events": [ev("a", "s", "fine"), {"actor_id": "a", "session_id": "s", "kind": "not_a_real_kind", "content": "x"}]}), 422, "events[1].kind"),
-        (json!({"events": [ev("a", "s", "fine"), {"actor_id": "", "session_id": "s", "kind": "user_message", "content": "x"}]}), 422, "events[1].actor_id"),
-        (json!({"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x", "ts": "not a time"}]}), 422, "events[0].ts"),
-        (json!({"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x".repeat(70_000)}]}), 422, "events[0].content"),
+        (
+            json!({"events": [ev("a", "s", "fine"), {"actor_id": "a", "session_id": "s", "kind": "not_a_real_kind", "content": "x"}]}),
+            422,
+            "events[1].kind",
+        ),
+        (
+            json!({"events": [ev("a", "s", "fine"), {"actor_id": "", "session_id": "s", "kind": "user_message", "content": "x"}]}),
+            422,
+            "events[1].actor_id",
+        ),
+        (
+            json!({"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x", "ts": "not a time"}]}),
+            422,
+            "events[0].ts",
+        ),
+        (
+            json!({"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x".repeat(70_000)}]}),
+            422,
+            "events[0].content",
+        ),
         (json!({"events": (0..1001).map(|_| ev("a", "s", "x")).collect::<Vec<_>>()}), 422, "events"),
         (json!({"events": "nope"}), 422, "events"),
         (json!({"org_id": "other", "events": [ev("a", "s", "x")]}), 400, ""),
@@ -242,7 +287,8 @@ async fn a_rejected_batch_stores_nothing() {
         }
     }
     // Not JSON at all, and a body over the limit.
-    let resp = app.http.post(format!("{}/v1/ingest", app.base)).bearer_auth(&key).body("{not json").send().await.unwrap();
+    let resp =
+        app.http.post(format!("{}/v1/ingest", app.base)).bearer_auth(&key).body("{not json").send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 422);
     let big = format!("{{\"events\": [], \"pad\": \"{}\"}}", "x".repeat(5 * 1024 * 1024));
     let resp = app.http.post(format!("{}/v1/ingest", app.base)).bearer_auth(&key).body(big).send().await.unwrap();
@@ -271,7 +317,9 @@ async fn duplicates_within_the_window_return_the_original_id() {
     let app = spawn_app().await;
     let key = app.key("acme", &["read", "write"]).await;
     let first = app.ingest(&key, json!([ev("a", "s", "I prefer tea over coffee.")])).await;
-    let again = app.ingest(&key, json!([ev("a", "s", "I prefer tea over coffee."), ev("a", "s", "I prefer tea over coffee.")])).await;
+    let again = app
+        .ingest(&key, json!([ev("a", "s", "I prefer tea over coffee."), ev("a", "s", "I prefer tea over coffee.")]))
+        .await;
     assert_eq!(again, vec![first[0].clone(), first[0].clone()]);
     let other_session = app.ingest(&key, json!([ev("a", "s2", "I prefer tea over coffee.")])).await;
     assert_ne!(other_session[0], first[0]);
@@ -284,7 +332,8 @@ async fn broker_outage_is_a_503_not_a_lie() {
     let mut app = spawn_app().await;
     let key = app.key("acme", &["read", "write"]).await;
     app.nats.kill();
-    let (code, v, _) = app.call("POST", Some(&key), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I live in Oslo.")]}))).await;
+    let (code, v, _) =
+        app.call("POST", Some(&key), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I live in Oslo.")]}))).await;
     assert_eq!(code, 503, "{v}");
     assert_eq!(v["detail"]["error"], "service_unavailable");
     let _ = tokio::time::timeout(Duration::from_secs(10), app.node.take().unwrap().stop()).await;

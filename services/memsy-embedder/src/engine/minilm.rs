@@ -47,10 +47,7 @@ pub struct MiniLm {
 
 impl fmt::Debug for MiniLm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MiniLm")
-            .field("model", &MODEL_NAME)
-            .field("threads", &self.threads)
-            .finish_non_exhaustive()
+        f.debug_struct("MiniLm").field("model", &MODEL_NAME).field("threads", &self.threads).finish_non_exhaustive()
     }
 }
 
@@ -66,20 +63,14 @@ impl MiniLm {
         let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
 
         let weights_path = model_dir.join("model.safetensors");
-        let model_err = |reason: String| EmbedError::Model {
-            path: weights_path.display().to_string(),
-            reason,
-        };
+        let model_err = |reason: String| EmbedError::Model { path: weights_path.display().to_string(), reason };
         let bytes = std::fs::read(&weights_path).map_err(|e| model_err(e.to_string()))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| model_err(e.to_string()))?;
         let get = |name: &str, shape: &[usize]| tensor(&st, name, shape).map_err(&model_err);
 
         let embeddings = Embeddings {
             word: get("embeddings.word_embeddings.weight", &[VOCAB, HIDDEN])?,
-            position: get(
-                "embeddings.position_embeddings.weight",
-                &[MAX_POSITIONS, HIDDEN],
-            )?,
+            position: get("embeddings.position_embeddings.weight", &[MAX_POSITIONS, HIDDEN])?,
             token_type: get("embeddings.token_type_embeddings.weight", &[2, HIDDEN])?,
             norm: LayerNorm {
                 weight: get("embeddings.LayerNorm.weight", &[HIDDEN])?,
@@ -113,10 +104,7 @@ impl MiniLm {
             let k = linear("attention.self.key", HIDDEN, HIDDEN)?;
             let v = linear("attention.self.value", HIDDEN, HIDDEN)?;
             let scale = 1.0 / (HEAD_DIM as f32).sqrt();
-            q.weight
-                .iter_mut()
-                .chain(q.bias.iter_mut())
-                .for_each(|w| *w *= scale);
+            q.weight.iter_mut().chain(q.bias.iter_mut()).for_each(|w| *w *= scale);
             let qkv = Linear {
                 weight: [q.weight, k.weight, v.weight].concat(),
                 bias: [q.bias, k.bias, v.bias].concat(),
@@ -138,12 +126,7 @@ impl MiniLm {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        Ok(MiniLm {
-            tokenizer,
-            embeddings,
-            layers,
-            threads,
-        })
+        Ok(MiniLm { tokenizer, embeddings, layers, threads })
     }
 
     /// Runs the encoder on one padded sub-batch and returns one pooled,
@@ -154,9 +137,7 @@ impl MiniLm {
             return Err(EmbedError::Compute("empty token sequence".into()));
         }
         if seq_len > MAX_POSITIONS {
-            return Err(EmbedError::Compute(format!(
-                "sequence of {seq_len} tokens exceeds {MAX_POSITIONS} positions"
-            )));
+            return Err(EmbedError::Compute(format!("sequence of {seq_len} tokens exceeds {MAX_POSITIONS} positions")));
         }
         let rows = seqs.len() * seq_len;
 
@@ -177,12 +158,9 @@ impl MiniLm {
                     None => 0,
                 };
                 if id >= VOCAB {
-                    return Err(EmbedError::Compute(format!(
-                        "token id {id} outside vocabulary"
-                    )));
+                    return Err(EmbedError::Compute(format!("token id {id} outside vocabulary")));
                 }
-                self.embeddings
-                    .lookup(id, pos, &mut x[r * HIDDEN..(r + 1) * HIDDEN]);
+                self.embeddings.lookup(id, pos, &mut x[r * HIDDEN..(r + 1) * HIDDEN]);
             }
         }
         self.embeddings.norm.apply_rows(&mut x);
@@ -210,19 +188,13 @@ impl Engine for MiniLm {
 }
 
 pub(crate) fn load_tokenizer(path: &Path) -> Result<Tokenizer, EmbedError> {
-    let model_err = |reason: String| EmbedError::Model {
-        path: path.display().to_string(),
-        reason,
-    };
+    let model_err = |reason: String| EmbedError::Model { path: path.display().to_string(), reason };
     let mut tokenizer = Tokenizer::from_file(path).map_err(|e| model_err(e.to_string()))?;
     // tokenizer.json pads every input to 128 tokens; we pad per sub-batch
     // ourselves, and the model's real limit is 256 word pieces, not 128.
     tokenizer.with_padding(None);
     tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: MAX_SEQ_LEN,
-            ..Default::default()
-        }))
+        .with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
         .map_err(|e| model_err(e.to_string()))?;
     Ok(tokenizer)
 }
@@ -232,22 +204,12 @@ pub(crate) fn load_tokenizer(path: &Path) -> Result<Tokenizer, EmbedError> {
 fn tensor(st: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
     let view = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
     if view.dtype() != Dtype::F32 {
-        return Err(format!(
-            "tensor {name}: expected F32, found {:?}",
-            view.dtype()
-        ));
+        return Err(format!("tensor {name}: expected F32, found {:?}", view.dtype()));
     }
     if view.shape() != shape {
-        return Err(format!(
-            "tensor {name}: expected shape {shape:?}, found {:?}",
-            view.shape()
-        ));
+        return Err(format!("tensor {name}: expected shape {shape:?}, found {:?}", view.shape()));
     }
-    Ok(view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    Ok(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
 struct Embeddings {
@@ -264,10 +226,7 @@ impl Embeddings {
         let word = &self.word[id * HIDDEN..(id + 1) * HIDDEN];
         let position = &self.position[pos * HIDDEN..(pos + 1) * HIDDEN];
         let token_type = &self.token_type[..HIDDEN];
-        for (o, ((w, p), t)) in out
-            .iter_mut()
-            .zip(word.iter().zip(position).zip(token_type))
-        {
+        for (o, ((w, p), t)) in out.iter_mut().zip(word.iter().zip(position).zip(token_type)) {
             *o = w + p + t;
         }
     }
@@ -292,13 +251,7 @@ impl Linear {
         // The weight is read as its transpose through strides, so no
         // transposed copy is kept: sgemm packs its operands anyway.
         let w_t = MatRef::row_major(&self.weight, self.out, self.inp).t();
-        matmul(
-            MatRef::row_major(x, rows, self.inp),
-            w_t,
-            1.0,
-            &mut y,
-            self.out,
-        );
+        matmul(MatRef::row_major(x, rows, self.inp), w_t, 1.0, &mut y, self.out);
         y
     }
 }
@@ -363,12 +316,7 @@ fn attention(qkv: &[f32], mask: &[bool], seq_len: usize, ctx: &mut [f32], thread
         for (n, ctx_item) in ctx_block.chunks_exact_mut(seq_len * HIDDEN).enumerate() {
             let item = first_item + n;
             let rows = item * seq_len..(item + 1) * seq_len;
-            attend_one(
-                &qkv[rows.start * 3 * HIDDEN..rows.end * 3 * HIDDEN],
-                &mask[rows],
-                ctx_item,
-                &mut scores,
-            );
+            attend_one(&qkv[rows.start * 3 * HIDDEN..rows.end * 3 * HIDDEN], &mask[rows], ctx_item, &mut scores);
         }
     };
 
@@ -392,39 +340,15 @@ fn attend_one(qkv: &[f32], key_mask: &[bool], ctx: &mut [f32], scores: &mut [f32
     let stride = 3 * HIDDEN;
     for h in 0..HEADS {
         let col = h * HEAD_DIM;
-        let q = MatRef {
-            data: &qkv[col..],
-            rows: seq,
-            cols: HEAD_DIM,
-            rs: stride,
-            cs: 1,
-        };
-        let k = MatRef {
-            data: &qkv[HIDDEN + col..],
-            rows: seq,
-            cols: HEAD_DIM,
-            rs: stride,
-            cs: 1,
-        };
-        let v = MatRef {
-            data: &qkv[2 * HIDDEN + col..],
-            rows: seq,
-            cols: HEAD_DIM,
-            rs: stride,
-            cs: 1,
-        };
+        let q = MatRef { data: &qkv[col..], rows: seq, cols: HEAD_DIM, rs: stride, cs: 1 };
+        let k = MatRef { data: &qkv[HIDDEN + col..], rows: seq, cols: HEAD_DIM, rs: stride, cs: 1 };
+        let v = MatRef { data: &qkv[2 * HIDDEN + col..], rows: seq, cols: HEAD_DIM, rs: stride, cs: 1 };
 
         matmul(q, k.t(), 0.0, scores, seq);
         for row in scores.chunks_exact_mut(seq) {
             masked_softmax(row, key_mask);
         }
-        matmul(
-            MatRef::row_major(scores, seq, seq),
-            v,
-            0.0,
-            &mut ctx[col..],
-            HIDDEN,
-        );
+        matmul(MatRef::row_major(scores, seq, seq), v, 0.0, &mut ctx[col..], HIDDEN);
     }
 }
 
@@ -432,11 +356,7 @@ fn attend_one(qkv: &[f32], key_mask: &[bool], ctx: &mut [f32], scores: &mut [f32
 /// probability 0, exactly as an additive -inf mask would give. A row with no
 /// visible position becomes all zeros instead of NaN.
 fn masked_softmax(row: &mut [f32], mask: &[bool]) {
-    let max = row
-        .iter()
-        .zip(mask)
-        .filter(|(_, &m)| m)
-        .fold(f32::NEG_INFINITY, |acc, (&v, _)| acc.max(v));
+    let max = row.iter().zip(mask).filter(|(_, &m)| m).fold(f32::NEG_INFINITY, |acc, (&v, _)| acc.max(v));
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
@@ -481,8 +401,7 @@ fn erf(x: f64) -> f64 {
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let erfc = t * poly.exp();
     if x >= 0.0 {
         1.0 - erfc
@@ -531,34 +450,18 @@ struct MatRef<'a> {
 
 impl<'a> MatRef<'a> {
     fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
+        MatRef { data, rows, cols, rs: cols, cs: 1 }
     }
 
     fn t(self) -> Self {
-        MatRef {
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
+        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 
     /// One past the largest index the view touches (for a non-empty view).
     fn span(&self) -> usize {
         let last = (self.rows - 1)
             .checked_mul(self.rs)
-            .and_then(|r| {
-                (self.cols - 1)
-                    .checked_mul(self.cs)
-                    .and_then(|c| r.checked_add(c))
-            })
+            .and_then(|r| (self.cols - 1).checked_mul(self.cs).and_then(|c| r.checked_add(c)))
             .expect("matrix view span overflows usize");
         last + 1
     }
@@ -574,10 +477,7 @@ fn matmul(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32], rsc: usize) {
         return;
     }
     assert!(n <= rsc, "output rows would overlap");
-    let c_span = (m - 1)
-        .checked_mul(rsc)
-        .and_then(|v| v.checked_add(n))
-        .expect("output span overflows");
+    let c_span = (m - 1).checked_mul(rsc).and_then(|v| v.checked_add(n)).expect("output span overflows");
     assert!(c_span <= c.len(), "output slice too short");
     if k == 0 {
         // Empty inner product: only the beta term remains. Handled here so
@@ -640,11 +540,7 @@ mod tests {
             (3.0, 0.999_977_909_5),
         ];
         for (x, want) in known {
-            assert!(
-                (erf(x) - want).abs() < 2e-7,
-                "erf({x}) = {} want {want}",
-                erf(x)
-            );
+            assert!((erf(x) - want).abs() < 2e-7, "erf({x}) = {} want {want}", erf(x));
             assert!((erf(-x) + want).abs() < 2e-7, "erf is odd");
         }
         assert!((erf(10.0) - 1.0).abs() < 1e-12);
@@ -733,25 +629,13 @@ mod tests {
         let a = [1.0f32, 2.0, 3.0, 4.0];
         let bt = [5.0f32, 6.0, 7.0, 8.0];
         let mut c = [1.0f32; 4];
-        matmul(
-            MatRef::row_major(&a, 2, 2),
-            MatRef::row_major(&bt, 2, 2).t(),
-            1.0,
-            &mut c,
-            2,
-        );
+        matmul(MatRef::row_major(&a, 2, 2), MatRef::row_major(&bt, 2, 2).t(), 1.0, &mut c, 2);
         // a · b = [[1*5+2*6, 1*7+2*8], [3*5+4*6, 3*7+4*8]] plus the 1s.
         assert_eq!(c, [18.0, 24.0, 40.0, 54.0]);
 
         // Writing into a column block of a wider matrix leaves the rest alone.
         let mut wide = [0.0f32; 6];
-        matmul(
-            MatRef::row_major(&a, 2, 2),
-            MatRef::row_major(&a, 2, 2),
-            0.0,
-            &mut wide[1..],
-            3,
-        );
+        matmul(MatRef::row_major(&a, 2, 2), MatRef::row_major(&a, 2, 2), 0.0, &mut wide[1..], 3);
         assert_eq!(wide, [0.0, 7.0, 10.0, 0.0, 15.0, 22.0]);
     }
 }

@@ -32,10 +32,7 @@ pub(crate) fn embed_by_length(
     let ids = texts
         .iter()
         .map(|t| {
-            tokenizer
-                .encode(*t, true)
-                .map(|e| e.get_ids().to_vec())
-                .map_err(|e| EmbedError::Tokenizer(e.to_string()))
+            tokenizer.encode(*t, true).map(|e| e.get_ids().to_vec()).map_err(|e| EmbedError::Tokenizer(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut order: Vec<usize> = (0..texts.len()).collect();

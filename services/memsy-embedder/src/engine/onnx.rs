@@ -39,25 +39,18 @@ const HIDDEN_OUTPUT: &str = "last_hidden_state";
 static ENVIRONMENT: OnceLock<Result<(Environment, Option<PathBuf>), String>> = OnceLock::new();
 
 fn environment(dylib: Option<&Path>) -> Result<Environment, EmbedError> {
-    let requested = dylib
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
+    let requested = dylib.map(Path::to_path_buf).or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
     let init = || -> Result<(Environment, Option<PathBuf>), String> {
         let builder = match &requested {
             Some(path) => ort::init_from(path).map_err(|e| e.to_string())?,
             // Falls back to `libonnxruntime.so` on the loader's search path.
             None => ort::init(),
         };
-        let env = builder
-            .with_name("memsy-embedder")
-            .build()
-            .map_err(|e| e.to_string())?;
+        let env = builder.with_name("memsy-embedder").build().map_err(|e| e.to_string())?;
         Ok((env, requested.clone()))
     };
     let runtime_err = |reason: String| EmbedError::Model {
-        path: requested
-            .as_ref()
-            .map_or("libonnxruntime.so".into(), |p| p.display().to_string()),
+        path: requested.as_ref().map_or("libonnxruntime.so".into(), |p| p.display().to_string()),
         reason,
     };
     match ENVIRONMENT.get_or_init(init) {
@@ -72,9 +65,7 @@ fn environment(dylib: Option<&Path>) -> Result<Environment, EmbedError> {
             }
             Ok(env.clone())
         }
-        Err(reason) => Err(runtime_err(format!(
-            "ONNX Runtime could not be loaded: {reason}"
-        ))),
+        Err(reason) => Err(runtime_err(format!("ONNX Runtime could not be loaded: {reason}"))),
     }
 }
 
@@ -116,20 +107,14 @@ impl OnnxEngine {
         threads: usize,
     ) -> Result<OnnxEngine, EmbedError> {
         let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
-        let model_path = [
-            model_dir.join("onnx").join(onnx_file),
-            model_dir.join(onnx_file),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| EmbedError::Model {
-            path: model_dir.join("onnx").join(onnx_file).display().to_string(),
-            reason: "file not found (make it with scripts/fetch-onnx.sh)".into(),
-        })?;
-        let model_err = |reason: String| EmbedError::Model {
-            path: model_path.display().to_string(),
-            reason,
-        };
+        let model_path = [model_dir.join("onnx").join(onnx_file), model_dir.join(onnx_file)]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| EmbedError::Model {
+                path: model_dir.join("onnx").join(onnx_file).display().to_string(),
+                reason: "file not found (make it with scripts/fetch-onnx.sh)".into(),
+            })?;
+        let model_err = |reason: String| EmbedError::Model { path: model_path.display().to_string(), reason };
 
         let env = environment(dylib)?;
         let threads = match threads {
@@ -137,10 +122,7 @@ impl OnnxEngine {
             n => n,
         };
         let session = Session::builder(&env)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::All)
-                    .map_err(Into::into)
-            })
+            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             // One op at a time; the parallelism is inside the ops.
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
@@ -150,15 +132,11 @@ impl OnnxEngine {
         let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
         for needed in ["input_ids", "attention_mask"] {
             if !inputs.contains(&needed) {
-                return Err(model_err(format!(
-                    "graph has no `{needed}` input (inputs: {inputs:?})"
-                )));
+                return Err(model_err(format!("graph has no `{needed}` input (inputs: {inputs:?})")));
             }
         }
         if inputs.len() != 2 {
-            return Err(model_err(format!(
-                "expected inputs input_ids and attention_mask, found {inputs:?}"
-            )));
+            return Err(model_err(format!("expected inputs input_ids and attention_mask, found {inputs:?}")));
         }
         let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         let pooled_output = if outputs.contains(&POOLED_OUTPUT) {
@@ -200,21 +178,14 @@ impl OnnxEngine {
         let ids = Tensor::from_array((shape, ids)).map_err(compute)?;
         let mask_tensor = Tensor::from_array((shape, mask.clone())).map_err(compute)?;
 
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
+        let mut session = self.session.lock().map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
         let outputs = session
             .run(ort::inputs![
                 "input_ids" => ids,
                 "attention_mask" => mask_tensor,
             ])
             .map_err(compute)?;
-        let name = if self.pooled_output {
-            POOLED_OUTPUT
-        } else {
-            HIDDEN_OUTPUT
-        };
+        let name = if self.pooled_output { POOLED_OUTPUT } else { HIDDEN_OUTPUT };
         let (out_shape, data) = outputs[name].try_extract_tensor::<f32>().map_err(compute)?;
 
         let mut vectors = if self.pooled_output {

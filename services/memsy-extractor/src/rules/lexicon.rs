@@ -212,9 +212,7 @@ pub const REMEMBER_PREFIXES: &[&str] = &[
 ];
 
 /// Words that open a question when followed by an auxiliary ("what is", "how do").
-pub const WH_WORDS: &[&str] = &[
-    "what", "how", "why", "when", "where", "who", "whom", "which", "whose",
-];
+pub const WH_WORDS: &[&str] = &["what", "how", "why", "when", "where", "who", "whom", "which", "whose"];
 
 /// Auxiliaries: a statement starting with one of these and then a pronoun is a
 /// question even without a "?" ("do you know a good vet").
@@ -254,16 +252,13 @@ pub const AUX: &[&str] = &[
 /// "that", "there" are left out on purpose: a split-off clause starting with
 /// them ("It is red.") is a dangling reference, useless as a memory.
 pub const SUBJECTS: &[&str] = &[
-    "i", "we", "you", "he", "she", "they", "i'm", "i've", "i'd", "i'll", "we're", "we've", "we'll",
-    "we'd", "you're", "you've", "you'll", "he's", "she's", "they're", "they've", "they'll",
-    "he'll", "she'll",
+    "i", "we", "you", "he", "she", "they", "i'm", "i've", "i'd", "i'll", "we're", "we've", "we'll", "we'd", "you're",
+    "you've", "you'll", "he's", "she's", "they're", "they've", "they'll", "he'll", "she'll",
 ];
 
 /// Determiners that start a noun-phrase subject ("my sister lives in Rome");
 /// such a phrase is a clause only when a verb from [`VERBS`] follows soon.
-pub const DETERMINERS: &[&str] = &[
-    "my", "our", "his", "her", "their", "your", "the", "this", "that",
-];
+pub const DETERMINERS: &[&str] = &["my", "our", "his", "her", "their", "your", "the", "this", "that"];
 
 /// Common finite verbs and auxiliaries, used to decide that a word sequence
 /// contains a verb (clause detection, "has substance" checks).
@@ -450,11 +445,10 @@ pub const MODALS: &[&str] = &[
 /// Irregular past-tense forms that mark a past happening ("I went to Rome").
 /// "was"/"were"/"had" are excluded: they mostly state facts ("I was born…").
 pub const IRREGULAR_PAST: &[&str] = &[
-    "went", "met", "saw", "got", "bought", "made", "took", "came", "left", "began", "ate", "drank",
-    "wrote", "gave", "found", "lost", "won", "ran", "flew", "drove", "sold", "sent", "paid",
-    "spent", "told", "said", "heard", "felt", "kept", "slept", "built", "broke", "became", "fell",
-    "forgot", "did", "sat", "stood", "threw", "caught", "taught", "brought", "thought", "fought",
-    "swam", "sang", "rode", "hid", "shut", "quit", "moved",
+    "went", "met", "saw", "got", "bought", "made", "took", "came", "left", "began", "ate", "drank", "wrote", "gave",
+    "found", "lost", "won", "ran", "flew", "drove", "sold", "sent", "paid", "spent", "told", "said", "heard", "felt",
+    "kept", "slept", "built", "broke", "became", "fell", "forgot", "did", "sat", "stood", "threw", "caught", "taught",
+    "brought", "thought", "fought", "swam", "sang", "rode", "hid", "shut", "quit", "moved",
 ];
 
 /// Words ending in "ed" that are not past tenses.
@@ -960,9 +954,8 @@ pub const DATE_PHRASES: &[&str] = &[
 
 /// Pet words: "name is X" near one of these makes X a pet.
 pub const PET_WORDS: &[&str] = &[
-    "dog", "dog's", "dogs", "cat", "cat's", "cats", "puppy", "kitten", "pet", "pet's", "hamster",
-    "parrot", "rabbit", "bunny", "horse", "goldfish", "budgie", "tortoise", "turtle", "guinea",
-    "ferret", "lizard", "snake",
+    "dog", "dog's", "dogs", "cat", "cat's", "cats", "puppy", "kitten", "pet", "pet's", "hamster", "parrot", "rabbit",
+    "bunny", "horse", "goldfish", "budgie", "tortoise", "turtle", "guinea", "ferret", "lizard", "snake",
 ];
 
 /// Relationship words: "my sister Anna", "her name is Anna" → person.
@@ -1227,8 +1220,8 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     (
         "pets",
         &[
-            "dog", "dogs", "dog's", "puppy", "cat", "cats", "cat's", "kitten", "vet", "vet's",
-            "pet", "pets", "hamster", "parrot", "rabbit", "bunny", "goldfish", "litter", "leash",
+            "dog", "dogs", "dog's", "puppy", "cat", "cats", "cat's", "kitten", "vet", "vet's", "pet", "pets",
+            "hamster", "parrot", "rabbit", "bunny", "goldfish", "litter", "leash",
         ],
     ),
     (
@@ -1391,18 +1384,11 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     (
         "family",
         &[
-            "wife", "husband", "son", "daughter", "mother", "father", "mom", "mum", "dad",
-            "sister", "brother", "kids", "children", "child", "partner", "family", "parents",
-            "grandma", "grandpa", "baby",
+            "wife", "husband", "son", "daughter", "mother", "father", "mom", "mum", "dad", "sister", "brother", "kids",
+            "children", "child", "partner", "family", "parents", "grandma", "grandpa", "baby",
         ],
     ),
-    (
-        "music",
-        &[
-            "music", "guitar", "piano", "song", "songs", "band", "concert", "spotify", "violin",
-            "drums",
-        ],
-    ),
+    ("music", &["music", "guitar", "piano", "song", "songs", "band", "concert", "spotify", "violin", "drums"]),
     (
         "sports",
         &[
@@ -1440,47 +1426,14 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "trial",
         ],
     ),
-    (
-        "home",
-        &[
-            "live",
-            "lives",
-            "apartment",
-            "house",
-            "moved",
-            "flat",
-            "neighborhood",
-            "neighbourhood",
-            "rent",
-        ],
-    ),
+    ("home", &["live", "lives", "apartment", "house", "moved", "flat", "neighborhood", "neighbourhood", "rent"]),
     (
         "calendar",
-        &[
-            "meeting",
-            "meetings",
-            "appointment",
-            "calendar",
-            "schedule",
-            "scheduled",
-            "deadline",
-            "reminder",
-            "remind",
-        ],
+        &["meeting", "meetings", "appointment", "calendar", "schedule", "scheduled", "deadline", "reminder", "remind"],
     ),
     (
         "language",
-        &[
-            "english",
-            "french",
-            "spanish",
-            "german",
-            "italian",
-            "japanese",
-            "chinese",
-            "portuguese",
-            "spelling",
-        ],
+        &["english", "french", "spanish", "german", "italian", "japanese", "chinese", "portuguese", "spelling"],
     ),
 ];
 

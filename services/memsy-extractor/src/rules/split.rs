@@ -13,9 +13,9 @@ use super::text::{norm_words, tidy_sentence};
 /// Abbreviations whose trailing "." does not end a sentence (lowercase,
 /// without the final dot).
 const ABBREVIATIONS: &[&str] = &[
-    "e.g", "i.e", "dr", "mr", "mrs", "ms", "st", "vs", "prof", "jr", "sr", "inc", "ltd", "co",
-    "approx", "fig", "cf", "a.m", "p.m", "u.s", "u.k", "mt", "ave", "dept", "est", "al", "min",
-    "max", "sec", "hr", "hrs", "ft", "lb", "lbs", "oz", "incl", "resp", "vol", "ca", "corp",
+    "e.g", "i.e", "dr", "mr", "mrs", "ms", "st", "vs", "prof", "jr", "sr", "inc", "ltd", "co", "approx", "fig", "cf",
+    "a.m", "p.m", "u.s", "u.k", "mt", "ave", "dept", "est", "al", "min", "max", "sec", "hr", "hrs", "ft", "lb", "lbs",
+    "oz", "incl", "resp", "vol", "ca", "corp",
 ];
 
 /// Cuts `text` into sentences. Newlines always end a sentence: chat messages
@@ -109,17 +109,9 @@ fn split_line(line: &str, out: &mut Vec<String>) {
 /// True when the word just before a "." is a known abbreviation or an
 /// initial ("J. Smith"), so the dot does not end the sentence.
 fn is_abbreviation(before: &[char], next: Option<char>) -> bool {
-    let word: String = before
-        .iter()
-        .rev()
-        .take_while(|c| !c.is_whitespace())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let word = word
-        .trim_start_matches(|c: char| !c.is_alphanumeric())
-        .to_lowercase();
+    let word: String =
+        before.iter().rev().take_while(|c| !c.is_whitespace()).collect::<Vec<_>>().into_iter().rev().collect();
+    let word = word.trim_start_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
     if word.is_empty() {
         return false;
     }
@@ -155,11 +147,7 @@ const CONJUNCTIONS: &[&str] = &[", and ", " and ", ", but ", " but "];
 
 /// Cuts one sentence into independent clauses, each tidied into a sentence.
 pub fn clauses(sentence: &str) -> Vec<String> {
-    let terminal = sentence
-        .chars()
-        .last()
-        .filter(|c| is_terminal(*c))
-        .unwrap_or('.');
+    let terminal = sentence.chars().last().filter(|c| is_terminal(*c)).unwrap_or('.');
     let mut out = Vec::new();
     for part in split_semicolons(sentence) {
         let mut rest = part;
@@ -249,11 +237,7 @@ fn is_clause(text: &str, left: bool) -> bool {
         }
     }
     // A capitalised name directly followed by a verb: "Alice works at Acme".
-    let first_cap = text
-        .trim_start()
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_uppercase());
+    let first_cap = text.trim_start().chars().next().is_some_and(|c| c.is_uppercase());
     if !first_cap {
         return false;
     }
@@ -271,75 +255,30 @@ mod tests {
     #[test]
     fn sentence_split_handles_abbreviations_decimals_and_ellipsis() {
         let s = sentences("I like fruit, e.g. apples. Dr. Smith is my doctor. Pi is 3.14 roughly!");
-        assert_eq!(
-            s,
-            vec![
-                "I like fruit, e.g. apples.",
-                "Dr. Smith is my doctor.",
-                "Pi is 3.14 roughly!"
-            ]
-        );
+        assert_eq!(s, vec!["I like fruit, e.g. apples.", "Dr. Smith is my doctor.", "Pi is 3.14 roughly!"]);
         let s = sentences("I was thinking... maybe pizza. Or not... Then again, who knows?");
-        assert_eq!(
-            s,
-            vec![
-                "I was thinking... maybe pizza.",
-                "Or not...",
-                "Then again, who knows?"
-            ]
-        );
+        assert_eq!(s, vec!["I was thinking... maybe pizza.", "Or not...", "Then again, who knows?"]);
     }
 
     #[test]
     fn sentence_split_handles_lists_code_and_initials() {
-        let s = sentences(
-            "Steps:\n1. Run `cargo build. now` first\n- Then deploy.\nJ. R. R. Tolkien wrote it.",
-        );
-        assert_eq!(
-            s,
-            vec![
-                "Steps:",
-                "Run `cargo build. now` first",
-                "Then deploy.",
-                "J. R. R. Tolkien wrote it."
-            ]
-        );
-        assert_eq!(
-            sentences("No. I live in Paris."),
-            vec!["No.", "I live in Paris."]
-        );
+        let s = sentences("Steps:\n1. Run `cargo build. now` first\n- Then deploy.\nJ. R. R. Tolkien wrote it.");
+        assert_eq!(s, vec!["Steps:", "Run `cargo build. now` first", "Then deploy.", "J. R. R. Tolkien wrote it."]);
+        assert_eq!(sentences("No. I live in Paris."), vec!["No.", "I live in Paris."]);
         assert!(sentences("   \n\n ").is_empty());
     }
 
     #[test]
     fn clause_split_needs_subject_and_verb_on_both_sides() {
-        assert_eq!(
-            clauses("I live in Paris and I work at Acme."),
-            vec!["I live in Paris.", "I work at Acme."]
-        );
-        assert_eq!(
-            clauses("I like cats and dogs."),
-            vec!["I like cats and dogs."]
-        );
+        assert_eq!(clauses("I live in Paris and I work at Acme."), vec!["I live in Paris.", "I work at Acme."]);
+        assert_eq!(clauses("I like cats and dogs."), vec!["I like cats and dogs."]);
         assert_eq!(
             clauses("I live in Paris, and my sister lives in Rome!"),
             vec!["I live in Paris!", "My sister lives in Rome!"]
         );
-        assert_eq!(
-            clauses("I like tea but I hate coffee."),
-            vec!["I like tea.", "I hate coffee."]
-        );
-        assert_eq!(
-            clauses("I bought a car and it is red."),
-            vec!["I bought a car and it is red."]
-        );
-        assert_eq!(
-            clauses("I use vim; we deploy on Fridays."),
-            vec!["I use vim.", "We deploy on Fridays."]
-        );
-        assert_eq!(
-            clauses("Cats and dogs are great."),
-            vec!["Cats and dogs are great."]
-        );
+        assert_eq!(clauses("I like tea but I hate coffee."), vec!["I like tea.", "I hate coffee."]);
+        assert_eq!(clauses("I bought a car and it is red."), vec!["I bought a car and it is red."]);
+        assert_eq!(clauses("I use vim; we deploy on Fridays."), vec!["I use vim.", "We deploy on Fridays."]);
+        assert_eq!(clauses("Cats and dogs are great."), vec!["Cats and dogs are great."]);
     }
 }

@@ -15,11 +15,7 @@ pub fn norm(s: &str) -> String {
     out.push(' ');
     let mut last_space = true;
     for c in s.chars().flat_map(char::to_lowercase) {
-        let c = if matches!(c, '’' | '‘' | 'ʼ') {
-            '\''
-        } else {
-            c
-        };
+        let c = if matches!(c, '’' | '‘' | 'ʼ') { '\'' } else { c };
         if c.is_alphanumeric() || matches!(c, '\'' | '+' | '#') {
             out.push(c);
             last_space = false;
@@ -37,11 +33,7 @@ pub fn norm(s: &str) -> String {
 /// The words of [`norm`], with quote-apostrophes trimmed from their edges
 /// (but "dog's" keeps its possessive).
 pub fn norm_words(s: &str) -> Vec<String> {
-    norm(s)
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
+    norm(s).split_whitespace().map(|w| w.trim_matches('\'').to_string()).filter(|w| !w.is_empty()).collect()
 }
 
 /// Uppercases the first character.
@@ -77,31 +69,17 @@ pub fn tidy_sentence(s: &str, terminal: char) -> String {
     }
     let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut body = collapsed
-        .trim_end_matches(|c: char| {
-            matches!(c, ',' | ';' | ':' | '-' | '—' | '–') || c.is_whitespace()
-        })
-        .trim_start_matches(|c: char| {
-            matches!(c, ',' | ';' | ':' | '-' | '—' | '–') || c.is_whitespace()
-        })
+        .trim_end_matches(|c: char| matches!(c, ',' | ';' | ':' | '-' | '—' | '–') || c.is_whitespace())
+        .trim_start_matches(|c: char| matches!(c, ',' | ';' | ':' | '-' | '—' | '–') || c.is_whitespace())
         .to_string();
     // A trailing ellipsis is a trailing-off, not part of the statement.
     while body.ends_with("...") || body.ends_with('…') {
-        body = body
-            .trim_end_matches('…')
-            .trim_end_matches("...")
-            .trim_end()
-            .to_string();
+        body = body.trim_end_matches('…').trim_end_matches("...").trim_end().to_string();
     }
     let mut out = capitalise(&body);
-    let ends_ok = out
-        .trim_end_matches(['"', '\'', ')', '”', '’'])
-        .ends_with(['.', '!', '?']);
+    let ends_ok = out.trim_end_matches(['"', '\'', ')', '”', '’']).ends_with(['.', '!', '?']);
     if !ends_ok {
-        out.push(if matches!(terminal, '!' | '?') {
-            terminal
-        } else {
-            '.'
-        });
+        out.push(if matches!(terminal, '!' | '?') { terminal } else { '.' });
     }
     out
 }
@@ -130,10 +108,7 @@ pub fn conjugate3(word: &str) -> String {
         let stem: String = chars[..n - 1].iter().collect();
         return format!("{stem}ies");
     }
-    if ["s", "sh", "ch", "x", "z", "o"]
-        .iter()
-        .any(|e| lower.ends_with(e))
-    {
+    if ["s", "sh", "ch", "x", "z", "o"].iter().any(|e| lower.ends_with(e)) {
         return format!("{word}es");
     }
     format!("{word}s")
@@ -142,15 +117,12 @@ pub fn conjugate3(word: &str) -> String {
 /// True for a past-tense verb form: irregular list, or a regular "-ed" that is
 /// not a known adjective/false friend.
 pub fn is_past_tense(word: &str) -> bool {
-    is_in(IRREGULAR_PAST, word)
-        || (word.chars().count() > 4 && word.ends_with("ed") && !is_in(NOT_PAST_ED, word))
+    is_in(IRREGULAR_PAST, word) || (word.chars().count() > 4 && word.ends_with("ed") && !is_in(NOT_PAST_ED, word))
 }
 
 /// Splits a token into (leading punctuation, core, trailing punctuation).
 fn affixes(token: &str) -> (&str, &str, &str) {
-    let core_start = token
-        .find(|c: char| c.is_alphanumeric())
-        .unwrap_or(token.len());
+    let core_start = token.find(|c: char| c.is_alphanumeric()).unwrap_or(token.len());
     let core_end = token
         .char_indices()
         .rev()
@@ -158,11 +130,7 @@ fn affixes(token: &str) -> (&str, &str, &str) {
         .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(core_start)
         .max(core_start);
-    (
-        &token[..core_start],
-        &token[core_start..core_end],
-        &token[core_end..],
-    )
+    (&token[..core_start], &token[core_start..core_end], &token[core_end..])
 }
 
 /// How a first-person sentence is re-voiced: as "the user" (summaries) or
@@ -200,8 +168,7 @@ pub fn third_person(sentence: &str, voice: Voice) -> String {
         let replaced: Option<String> = match lower.as_str() {
             "i" => {
                 // "Maria and I are": a compound subject keeps its plural verb.
-                let compound =
-                    idx > 0 && matches!(tokens[idx - 1].to_lowercase().as_str(), "and" | "or");
+                let compound = idx > 0 && matches!(tokens[idx - 1].to_lowercase().as_str(), "and" | "or");
                 conjugate_next = !compound;
                 Some(subject(""))
             }
@@ -291,34 +258,13 @@ mod tests {
 
     #[test]
     fn third_person_rewrites() {
-        assert_eq!(
-            third_person("I live in Paris.", Voice::User),
-            "The user lives in Paris."
-        );
-        assert_eq!(
-            third_person("My dog's name is Rex.", Voice::User),
-            "The user's dog's name is Rex."
-        );
-        assert_eq!(
-            third_person("I really like my job.", Voice::User),
-            "The user really likes the user's job."
-        );
-        assert_eq!(
-            third_person("I'm vegan.", Voice::User),
-            "The user is vegan."
-        );
-        assert_eq!(
-            third_person("I prefer dark mode", Voice::Title),
-            "Prefers dark mode"
-        );
-        assert_eq!(
-            third_person("My dog's name is Rex", Voice::Title),
-            "Dog's name is Rex"
-        );
-        assert_eq!(
-            third_person("I don't like my boss", Voice::Title),
-            "Doesn't like their boss"
-        );
+        assert_eq!(third_person("I live in Paris.", Voice::User), "The user lives in Paris.");
+        assert_eq!(third_person("My dog's name is Rex.", Voice::User), "The user's dog's name is Rex.");
+        assert_eq!(third_person("I really like my job.", Voice::User), "The user really likes the user's job.");
+        assert_eq!(third_person("I'm vegan.", Voice::User), "The user is vegan.");
+        assert_eq!(third_person("I prefer dark mode", Voice::Title), "Prefers dark mode");
+        assert_eq!(third_person("My dog's name is Rex", Voice::Title), "Dog's name is Rex");
+        assert_eq!(third_person("I don't like my boss", Voice::Title), "Doesn't like their boss");
     }
 
     #[test]
