@@ -77,8 +77,10 @@ pub struct StatusConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbedderConfig {
-    /// `local` (all-MiniLM-L6-v2 in pure Rust) or `onnx` (the same model on
-    /// ONNX Runtime; `scripts/fetch-onnx.sh` prepares it).
+    /// `onnx` (all-MiniLM-L6-v2 on ONNX Runtime, the fast default;
+    /// `scripts/fetch-onnx.sh` prepares it), `local` (the same model in
+    /// pure Rust, no native library, about a third of the speed) or `remote`
+    /// (any OpenAI-compatible `/embeddings` endpoint).
     pub engine: String,
     pub model_dir: PathBuf,
     /// For `onnx`: the graph under `<model_dir>/onnx/` (`model.onnx` fp32,
@@ -87,7 +89,20 @@ pub struct EmbedderConfig {
     /// For `onnx`: `libonnxruntime.so`; unset = the path recorded in
     /// `models/onnxruntime.path` by `scripts/fetch-onnx.sh`, else `ORT_DYLIB_PATH`.
     pub onnxruntime_path: Option<PathBuf>,
+    /// For `remote`: an OpenAI-compatible API base URL (POST `{url}/embeddings`).
+    pub remote_url: Option<String>,
+    pub remote_model: String,
+    /// For `remote`; set it through `MEMSY__EMBEDDER__REMOTE_API_KEY`, not a file.
+    pub remote_api_key: Option<String>,
+    /// For `remote`: the model's vector size (the store is created with it).
+    pub remote_dimension: usize,
+    pub remote_timeout_secs: u64,
+    /// Most extracted events the stage takes per fetch.
     pub batch_size: usize,
+    /// Most texts per engine call; callers' texts are batched up to this.
+    pub batch_texts: usize,
+    /// How long the batcher waits for more texts before a short batch.
+    pub batch_wait_ms: u64,
     pub threads: usize,
     pub grpc_addr: String,
     /// How the gateway reaches the embedder when it runs in another process.
@@ -159,11 +174,18 @@ impl Default for StatusConfig {
 impl Default for EmbedderConfig {
     fn default() -> Self {
         Self {
-            engine: "local".into(),
+            engine: "onnx".into(),
             model_dir: PathBuf::from("./models/all-minilm-l6-v2"),
-            onnx_file: "model.onnx".into(),
+            onnx_file: "model_int8.onnx".into(),
             onnxruntime_path: None,
+            remote_url: None,
+            remote_model: "text-embedding-3-small".into(),
+            remote_api_key: None,
+            remote_dimension: 1536,
+            remote_timeout_secs: 30,
             batch_size: 32,
+            batch_texts: 64,
+            batch_wait_ms: 2,
             threads: 0,
             grpc_addr: "127.0.0.1:50052".into(),
             url: "http://127.0.0.1:50052".into(),

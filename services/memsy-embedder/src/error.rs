@@ -11,4 +11,8 @@ pub enum EmbedError {
     /// A remote embedder could not be reached.
     #[error("embedder unavailable: {0}")]
     Unavailable(String),
+    /// A remote embedding API (an OpenAI-compatible `/embeddings` endpoint)
+    /// failed or answered something unusable.
+    #[error("remote embedding API: {0}")]
+    Remote(String),
 }

@@ -3,13 +3,15 @@
 //! `MEMSY_EMBEDDED`; and serves `Embed` over gRPC so that the gateway can
 //! embed search queries with the same model.
 
+mod batcher;
 pub mod engine;
 mod error;
 mod grpc;
 mod query;
 mod stage;
 
-pub use engine::{Engine, MiniLm, OnnxEngine};
+pub use batcher::{Batcher, Priority};
+pub use engine::{Engine, MiniLm, OnnxEngine, RemoteEngine};
 pub use error::EmbedError;
 pub use grpc::{serve, EmbedGrpcServer};
 pub use query::{GrpcEmbedder, LocalEmbedder, QueryEmbedder};

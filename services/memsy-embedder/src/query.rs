@@ -2,12 +2,14 @@
 //! in this process, [`GrpcEmbedder`] asks an embedder service elsewhere.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use memsy_proto::embed_service_client::EmbedServiceClient;
 use memsy_proto::EmbedRequest;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::batcher::{Batcher, Priority};
 use crate::{EmbedError, Engine};
 
 #[async_trait]
@@ -16,32 +18,34 @@ pub trait QueryEmbedder: Send + Sync + 'static {
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>;
 }
 
-/// Runs an engine on the blocking pool, so CPU work never stalls the async runtime.
+/// The engine in this process, behind the dynamic batcher: searches and
+/// the embedding stage share it, searches first.
 #[derive(Clone)]
 pub struct LocalEmbedder {
     engine: Arc<dyn Engine>,
+    batcher: Batcher,
 }
 
 impl LocalEmbedder {
-    pub fn new(engine: Arc<dyn Engine>) -> Self {
-        Self { engine }
+    /// Batches of up to `max_batch` texts, gathered for at most `max_wait`.
+    pub fn new(engine: Arc<dyn Engine>, max_batch: usize, max_wait: Duration) -> Self {
+        Self { batcher: Batcher::spawn(engine.clone(), max_batch, max_wait), engine }
     }
 
     pub fn engine(&self) -> &Arc<dyn Engine> {
         &self.engine
+    }
+
+    /// For the pipeline: served after any waiting search.
+    pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.batcher.embed(texts, Priority::Bulk).await
     }
 }
 
 #[async_trait]
 impl QueryEmbedder for LocalEmbedder {
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            engine.embed(&refs)
-        })
-        .await
-        .map_err(|e| EmbedError::Compute(format!("embedding task failed: {e}")))?
+        self.batcher.embed(texts, Priority::Query).await
     }
 }
 

@@ -13,7 +13,7 @@ use memsy_status::{record_failure, StatusApi};
 use prost::Message;
 use tracing::warn;
 
-use crate::{LocalEmbedder, QueryEmbedder};
+use crate::LocalEmbedder;
 
 pub struct EmbedderStage {
     bus: Bus,
@@ -44,7 +44,7 @@ impl StageHandler for EmbedderStage {
         let vectors = if texts.is_empty() {
             Vec::new()
         } else {
-            match self.embedder.embed(texts).await {
+            match self.embedder.embed_bulk(texts).await {
                 Ok(v) => v,
                 Err(e) => {
                     warn!(error = %e, "embedding failed");

@@ -25,7 +25,7 @@ async fn embeds_extracted_events_and_serves_queries() {
     let redis = RedisServer::start();
     let bus = Bus::connect(&NatsConfig { url: nats.url(), ..Default::default() }).await.unwrap();
     let status: Arc<dyn StatusApi> = Arc::new(StatusStore::connect(&redis.url(), 60).await.unwrap());
-    let local = LocalEmbedder::new(Arc::new(MiniLm::load(&model_dir(), 0).unwrap()));
+    let local = LocalEmbedder::new(Arc::new(MiniLm::load(&model_dir(), 0).unwrap()), 32, Duration::from_millis(2));
 
     let x = ExtractedEvent {
         event: Some(Event {

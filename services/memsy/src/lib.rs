@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
 use memsy_bus::{run_stage, Bus, StageHandler};
 use memsy_core::Config;
-use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder};
+use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder, RemoteEngine};
 use memsy_gateway::{AppState, Dedup, KeyRegistry};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
 use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
@@ -119,8 +119,24 @@ fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
             })?;
             Ok(Arc::new(engine))
         }
-        other => bail!("unknown embedder engine '{other}' (expected 'local' or 'onnx')"),
+        "remote" => {
+            let url = e.remote_url.as_deref().context("embedder.engine = remote needs embedder.remote_url")?;
+            let timeout = std::time::Duration::from_secs(e.remote_timeout_secs);
+            let (u, model, key, dim) = (url.to_string(), e.remote_model.clone(), e.remote_api_key.clone(), e.remote_dimension);
+            // Its blocking HTTP client must be made outside the async runtime.
+            let engine = std::thread::spawn(move || RemoteEngine::new(&u, &model, key.as_deref(), dim, timeout))
+                .join()
+                .map_err(|_| anyhow::anyhow!("setting up the embeddings endpoint panicked"))?
+                .with_context(|| format!("setting up the embeddings endpoint {url}"))?;
+            Ok(Arc::new(engine))
+        }
+        other => bail!("unknown embedder engine '{other}' (expected 'onnx', 'local' or 'remote')"),
     }
+}
+
+fn local_embedder(config: &Config, engine: Arc<dyn Engine>) -> LocalEmbedder {
+    let e = &config.embedder;
+    LocalEmbedder::new(engine, e.batch_texts, std::time::Duration::from_millis(e.batch_wait_ms))
 }
 
 /// The vector store: a Qdrant server when configured, else (single process
@@ -160,7 +176,13 @@ async fn open_store(config: &Config, dimension: usize, allow_embedded: bool) -> 
 }
 
 /// The embedding dimension without loading the model (for services that do not embed).
-const MODEL_DIMENSION: usize = 384;
+fn model_dimension(config: &Config) -> usize {
+    if config.embedder.engine == "remote" {
+        config.embedder.remote_dimension
+    } else {
+        384
+    }
+}
 
 fn spawn_stage(
     tasks: &mut JoinSet<anyhow::Result<()>>,
@@ -206,7 +228,7 @@ impl SingleNode {
         let bus = connect_bus(&config).await?;
         let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
         let engine = load_engine(&config)?;
-        let local = LocalEmbedder::new(engine.clone());
+        let local = local_embedder(&config, engine.clone());
         let store = open_store(&config, engine.dimension(), true).await?;
         let keys = KeyRegistry::open(&bus).await?;
         let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs)
@@ -265,7 +287,7 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let embedder: Arc<dyn QueryEmbedder> = Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
-    let store = open_store(&config, MODEL_DIMENSION, false).await?;
+    let store = open_store(&config, model_dimension(&config), false).await?;
     let keys = KeyRegistry::open(&bus).await?;
     let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await?;
     let state = AppState { config: config.clone(), bus, keys, status, embedder, store, dedup };
@@ -292,7 +314,7 @@ async fn embedder(config: Arc<Config>) -> anyhow::Result<()> {
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
-    let local = LocalEmbedder::new(load_engine(&config)?);
+    let local = local_embedder(&config, load_engine(&config)?);
     let mut tasks = JoinSet::new();
     spawn_stage(
         &mut tasks,
@@ -314,7 +336,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
-    let store = open_store(&config, MODEL_DIMENSION, false).await?;
+    let store = open_store(&config, model_dimension(&config), false).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_indexer::IndexerStage::new(store, status);
     spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), config.indexer.batch_size, &token);

@@ -4,9 +4,11 @@
 
 mod minilm;
 mod onnx;
+mod remote;
 
 pub use minilm::MiniLm;
 pub use onnx::OnnxEngine;
+pub use remote::RemoteEngine;
 
 use tokenizers::Tokenizer;
 

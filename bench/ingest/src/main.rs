@@ -1,0 +1,654 @@
+//! `bench-pipeline`: what the memsy write path costs, each number next to a
+//! baseline measured in the same run on the same machine.
+//!
+//! 1. Embedder baseline: `OnnxEngine` (model_int8.onnx) embedding the
+//!    pipeline texts in batches of 32, before anything else runs.
+//! 2. Starts its own nats-server + redis-server (testkit) and `memsy serve`.
+//! 3. Ingest: gateway `POST /v1/ingest` (1- and 50-event batches, 8 in
+//!    flight, closed loop) vs raw JetStream async publish of the same JSON
+//!    event bodies to a stream of our own on the same nats-server; then a
+//!    50-event open loop at half the measured gateway rate.
+//! 4. Pipeline: N statements from ingest to `completed` vs the embedder alone.
+//! 5. Freshness: 1 event / 200 ms; time from the ingest 200 until a search by
+//!    that actor returns the new memory.
+//!
+//! Prints one JSON document on stdout. Environment: `MEMSY_BIN` (default
+//! /work/cargo-target/release/memsy), `MEMSY_MODEL_DIR` (default
+//! <workspace>/models/all-minilm-l6-v2), `BENCH_SECS` (default 10),
+//! `BENCH_PIPELINE_N` (default 2000).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use memsy_embedder::{Engine, OnnxEngine};
+use memsy_testkit::{free_port, workspace_root, NatsServer, RedisServer};
+use serde_json::{json, Value};
+
+const CONCURRENCY: usize = 8;
+const THINGS: [&str; 16] = [
+    "apples", "jazz", "hiking", "green tea", "chess", "sushi", "sailing", "poetry", "tennis", "pottery", "cycling",
+    "opera", "gardening", "astronomy", "photography", "baking",
+];
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    ms(sorted[idx.min(sorted.len() - 1)])
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `memsy serve`, killed when dropped.
+struct Memsy {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Memsy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Memsy {
+    fn tail_log(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &Value) -> Res<(u16, Value)> {
+        let resp =
+            self.http.post(format!("{}{}", self.base, path)).bearer_auth(&self.key).json(body).send().await?;
+        let code = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        Ok((code, v))
+    }
+
+    /// Ingest; Ok(ids) only on 200.
+    async fn ingest(&self, events: &[Value]) -> Res<Vec<String>> {
+        let (code, v) = self.post("/v1/ingest", &json!({ "events": events })).await?;
+        if code != 200 {
+            return Err(format!("ingest answered {code}: {v}").into());
+        }
+        Ok(v["event_ids"].as_array().ok_or("no event_ids")?.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+    }
+
+    /// (completed, failed, pending) counts for `ids`, in chunks of 1,000.
+    async fn status(&self, ids: &[String]) -> Res<(usize, usize, usize, Vec<String>)> {
+        let (mut c, mut f, mut p) = (0, 0, 0);
+        let mut pending_ids = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let (code, v) = self.post("/v1/status", &json!({ "event_ids": chunk })).await?;
+            if code != 200 {
+                return Err(format!("status answered {code}: {v}").into());
+            }
+            let n = |k: &str| v[k].as_array().map_or(0, |a| a.len());
+            c += n("completedIds");
+            f += n("failedIds");
+            p += n("pendingIds");
+            if let Some(a) = v["pendingIds"].as_array() {
+                pending_ids.extend(a.iter().filter_map(|x| x.as_str().map(String::from)));
+            }
+        }
+        Ok((c, f, p, pending_ids))
+    }
+
+    /// Waits until none of `ids` is pending (or `limit` passes); returns the time taken.
+    async fn drain(&self, ids: &[String], limit: Duration) -> Res<Duration> {
+        let t0 = Instant::now();
+        let mut left: Vec<String> = ids.to_vec();
+        while !left.is_empty() && t0.elapsed() < limit {
+            let (_, _, _, pending) = self.status(&left).await?;
+            left = pending;
+            if !left.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(t0.elapsed())
+    }
+}
+
+fn filler_event(run: &str, worker: usize, seq: u64) -> Value {
+    // Short, distinct (no de-duplication) and yields no memory, so the
+    // extractor's share of the background work stays small.
+    json!({
+        "actor_id": format!("bench-{}", worker),
+        "session_id": format!("s-{run}-{worker}"),
+        "kind": "user_message",
+        "content": format!("ok thanks {run}-{worker}-{seq}"),
+    })
+}
+
+fn statement(i: usize) -> String {
+    format!("I like {} number {}.", THINGS[i % THINGS.len()], i)
+}
+
+// ---------------------------------------------------------------- embedder
+
+fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
+    let dylib_file = workspace_root().join("models/onnxruntime.path");
+    let dylib = std::fs::read_to_string(&dylib_file)?.trim().to_string();
+    let engine = OnnxEngine::load(model_dir, "model_int8.onnx", Some(Path::new(&dylib)), 0)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // Warm-up (graph optimisation, allocator).
+    engine.embed(&refs[..32.min(refs.len())])?;
+    let t0 = Instant::now();
+    let mut n = 0;
+    for chunk in refs.chunks(32) {
+        n += engine.embed(chunk)?.len();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(json!({
+        "engine": "onnx model_int8.onnx, threads=0 (all cores)",
+        "texts": n,
+        "batch": 32,
+        "secs": round3(secs),
+        "texts_per_s": round1(n as f64 / secs),
+    }))
+}
+
+// ---------------------------------------------------------------- ingest
+
+struct LoadResult {
+    events: u64,
+    requests: u64,
+    errors: u64,
+    secs: f64,
+    lat: Vec<Duration>,
+    last_ids: Vec<String>,
+}
+
+impl LoadResult {
+    fn to_json(&self) -> Value {
+        json!({
+            "events": self.events,
+            "requests": self.requests,
+            "errors": self.errors,
+            "secs": round3(self.secs),
+            "events_per_s": round1(self.events as f64 / self.secs),
+            "requests_per_s": round1(self.requests as f64 / self.secs),
+            "p50_ms": pct(&self.lat, 50.0),
+            "p99_ms": pct(&self.lat, 99.0),
+            "max_ms": pct(&self.lat, 100.0),
+        })
+    }
+}
+
+/// Closed loop: `CONCURRENCY` workers, each sending batches back to back for `dur`.
+async fn gateway_closed(api: &Api, run: &str, batch: usize, dur: Duration) -> LoadResult {
+    let errors = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let api = api.clone();
+        let run = run.to_string();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut seq = 0u64;
+            let mut events = 0u64;
+            let mut last = Vec::new();
+            while t0.elapsed() < dur {
+                let evs: Vec<Value> = (0..batch)
+                    .map(|_| {
+                        seq += 1;
+                        filler_event(&run, w, seq)
+                    })
+                    .collect();
+                let s = Instant::now();
+                match api.ingest(&evs).await {
+                    Ok(ids) => {
+                        lat.push(s.elapsed());
+                        events += ids.len() as u64;
+                        last = ids;
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!("ingest error: {e}");
+                        }
+                    }
+                }
+            }
+            (lat, events, last)
+        }));
+    }
+    let mut out = LoadResult { events: 0, requests: 0, errors: 0, secs: 0.0, lat: vec![], last_ids: vec![] };
+    for t in tasks {
+        let (lat, events, last) = t.await.expect("worker");
+        out.requests += lat.len() as u64;
+        out.lat.extend(lat);
+        out.events += events;
+        out.last_ids.extend(last);
+    }
+    out.secs = t0.elapsed().as_secs_f64();
+    out.errors = errors.load(Ordering::Relaxed);
+    out.lat.sort();
+    out
+}
+
+/// The same closed loop against raw JetStream: publish each event's JSON
+/// body, then await every ack of the batch.
+async fn raw_closed(js: &jetstream::Context, run: &str, batch: usize, dur: Duration) -> LoadResult {
+    let errors = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..CONCURRENCY {
+        let js = js.clone();
+        let run = run.to_string();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut seq = 0u64;
+            let mut events = 0u64;
+            while t0.elapsed() < dur {
+                let payloads: Vec<Vec<u8>> = (0..batch)
+                    .map(|_| {
+                        seq += 1;
+                        serde_json::to_vec(&filler_event(&run, w, seq)).expect("json")
+                    })
+                    .collect();
+                let s = Instant::now();
+                let mut acks = Vec::with_capacity(batch);
+                let mut ok = true;
+                for p in payloads {
+                    match js.publish(format!("bench.events.{w}"), p.into()).await {
+                        Ok(a) => acks.push(a),
+                        Err(_) => ok = false,
+                    }
+                }
+                for r in futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
+                    ok &= r.is_ok();
+                }
+                if ok {
+                    lat.push(s.elapsed());
+                    events += batch as u64;
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            (lat, events)
+        }));
+    }
+    let mut out = LoadResult { events: 0, requests: 0, errors: 0, secs: 0.0, lat: vec![], last_ids: vec![] };
+    for t in tasks {
+        let (lat, events) = t.await.expect("worker");
+        out.requests += lat.len() as u64;
+        out.lat.extend(lat);
+        out.events += events;
+    }
+    out.secs = t0.elapsed().as_secs_f64();
+    out.errors = errors.load(Ordering::Relaxed);
+    out.lat.sort();
+    out
+}
+
+/// Open loop: a 50-event request every `1/rps` s regardless of answers;
+/// latency counted from the scheduled send time (no coordinated omission).
+async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duration) -> LoadResult {
+    let errors = Arc::new(AtomicU64::new(0));
+    let interval = Duration::from_secs_f64(1.0 / rps);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    let mut k = 0u64;
+    loop {
+        let due = t0 + interval.mul_f64(k as f64);
+        if due.duration_since(t0) >= dur {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let api = api.clone();
+        let errors = errors.clone();
+        let evs: Vec<Value> = (0..batch).map(|i| filler_event(run, (k % 1000) as usize, k * 1000 + i as u64)).collect();
+        tasks.push(tokio::spawn(async move {
+            match api.ingest(&evs).await {
+                Ok(ids) => Some((due.elapsed(), ids)),
+                Err(e) => {
+                    if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                        eprintln!("ingest error: {e}");
+                    }
+                    None
+                }
+            }
+        }));
+        k += 1;
+    }
+    let mut out = LoadResult { events: 0, requests: 0, errors: 0, secs: 0.0, lat: vec![], last_ids: vec![] };
+    let n = tasks.len();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if let Some((d, ids)) = t.await.expect("request") {
+            out.lat.push(d);
+            out.requests += 1;
+            out.events += ids.len() as u64;
+            if i + CONCURRENCY >= n {
+                out.last_ids.extend(ids);
+            }
+        }
+    }
+    out.secs = t0.elapsed().as_secs_f64();
+    out.errors = errors.load(Ordering::Relaxed);
+    out.lat.sort();
+    out
+}
+
+// ---------------------------------------------------------------- main
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let secs: u64 = env_or("BENCH_SECS", "10").parse()?;
+    let dur = Duration::from_secs(secs);
+    let n_pipeline: usize = env_or("BENCH_PIPELINE_N", "2000").parse()?;
+    let memsy_bin = env_or("MEMSY_BIN", "/work/cargo-target/release/memsy");
+    let model_dir = PathBuf::from(env_or(
+        "MEMSY_MODEL_DIR",
+        &workspace_root().join("models/all-minilm-l6-v2").display().to_string(),
+    ));
+    let texts: Vec<String> = (0..n_pipeline).map(statement).collect();
+
+    // 1. The embedder alone, before anything else competes for the cores.
+    eprintln!("[bench] embedder baseline: {} texts", texts.len());
+    let embed = tokio::task::block_in_place(|| embedder_baseline(&model_dir, &texts))?;
+    eprintln!("[bench] {embed}");
+
+    // 2. Infrastructure and memsy serve.
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir()?;
+    let port = free_port();
+    let env: Vec<(&str, String)> = vec![
+        ("MEMSY__NATS__URL", nats.url()),
+        ("MEMSY__REDIS__URL", redis.url()),
+        ("MEMSY__EMBEDDER__MODEL_DIR", model_dir.display().to_string()),
+        ("MEMSY__EMBEDDER__ENGINE", "onnx".into()),
+        ("MEMSY__EMBEDDER__ONNX_FILE", "model_int8.onnx".into()),
+        ("RUST_LOG", "warn".into()),
+    ];
+    let log = data.path().join("memsy.log");
+    let logf = std::fs::File::create(&log)?;
+    let child = Command::new(&memsy_bin)
+        .args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data.path().join("qdrant"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::from(logf.try_clone()?))
+        .stderr(Stdio::from(logf))
+        .spawn()
+        .map_err(|e| format!("spawn {memsy_bin}: {e}"))?;
+    let mut memsy = Memsy { child, log };
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let t_start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/livez")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if let Ok(Some(st)) = memsy.child.try_wait() {
+            return Err(format!("memsy serve exited with {st}:\n{}", memsy.tail_log()).into());
+        }
+        if t_start.elapsed() > Duration::from_secs(120) {
+            return Err(format!("memsy serve not live after 120 s:\n{}", memsy.tail_log()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let startup_s = t_start.elapsed().as_secs_f64();
+    eprintln!("[bench] memsy serve live after {startup_s:.2} s");
+    let out = Command::new(&memsy_bin)
+        .args(["keys", "create", "--org", "bench", "--scopes", "read,write"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("memsy keys create failed: {}", String::from_utf8_lossy(&out.stdout)).into());
+    }
+    let key = String::from_utf8(out.stdout)?.trim().to_string();
+    let api = Api { http, base, key };
+    // The gateway learns of the key through a watch: wait until it is accepted.
+    let t_key = Instant::now();
+    loop {
+        let (code, v) = api.post("/v1/status", &json!({ "event_ids": [] })).await?;
+        if code == 200 {
+            break;
+        }
+        if t_key.elapsed() > Duration::from_secs(30) {
+            return Err(format!("key not accepted after 30 s: {code} {v}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Readiness: one event all the way through.
+    let warm = api.ingest(&[json!({"actor_id":"warm","session_id":"warm","kind":"user_message","content":"I like warm soup."})]).await?;
+    api.drain(&warm, Duration::from_secs(60)).await?;
+
+    // 3. Ingest.
+    let client = async_nats::connect(nats.url()).await?;
+    let js = jetstream::new(client);
+    js.create_stream(jetstream::stream::Config {
+        name: "BENCH".into(),
+        subjects: vec!["bench.>".into()],
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+
+    let mut ingest = serde_json::Map::new();
+    for batch in [1usize, 50] {
+        eprintln!("[bench] raw JetStream, batch {batch}");
+        let raw = raw_closed(&js, &format!("r{batch}"), batch, dur).await;
+        eprintln!("[bench] {}", raw.to_json());
+        eprintln!("[bench] gateway, batch {batch}");
+        let gw = gateway_closed(&api, &format!("g{batch}"), batch, dur).await;
+        eprintln!("[bench] {}", gw.to_json());
+        let backlog = api.drain(&gw.last_ids, Duration::from_secs(300)).await?;
+        eprintln!("[bench] backlog drained after {:.2} s", backlog.as_secs_f64());
+        let ratio = (gw.events as f64 / gw.secs) / (raw.events as f64 / raw.secs);
+        ingest.insert(
+            format!("batch_{batch}"),
+            json!({
+                "raw_jetstream": raw.to_json(),
+                "gateway": gw.to_json(),
+                "ratio_events_per_s_gateway_over_raw": round3(ratio),
+                "ratio_p50_gateway_over_raw": round3(pct(&gw.lat, 50.0) / pct(&raw.lat, 50.0)),
+                "ratio_p99_gateway_over_raw": round3(pct(&gw.lat, 99.0) / pct(&raw.lat, 99.0)),
+                "pipeline_backlog_drain_s_after_run": round3(backlog.as_secs_f64()),
+            }),
+        );
+        if batch == 50 {
+            let half_eps = gw.events as f64 / gw.secs / 2.0;
+            let rps = half_eps / 50.0;
+            eprintln!("[bench] gateway open loop, batch 50 at {rps:.1} req/s");
+            let open = gateway_open(&api, "h50", 50, rps, dur).await;
+            eprintln!("[bench] {}", open.to_json());
+            let backlog = api.drain(&open.last_ids, Duration::from_secs(300)).await?;
+            let mut j = open.to_json();
+            j["target_events_per_s"] = json!(round1(half_eps));
+            j["target_requests_per_s"] = json!(round3(rps));
+            j["pipeline_backlog_drain_s_after_run"] = json!(round3(backlog.as_secs_f64()));
+            ingest.insert("batch_50_half_rate_open_loop".into(), j);
+        }
+    }
+
+    // 4. Pipeline: N statements, ingest → completed.
+    eprintln!("[bench] pipeline: {n_pipeline} statements");
+    let t0 = Instant::now();
+    let mut ids: Vec<String> = Vec::with_capacity(n_pipeline);
+    {
+        let mut set = tokio::task::JoinSet::new();
+        let chunks: Vec<Vec<Value>> = texts
+            .chunks(50)
+            .enumerate()
+            .map(|(c, ch)| {
+                ch.iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        json!({"actor_id": format!("pipe-{}", (c * 50 + i) % 20), "session_id": "pipe",
+                                "kind": "user_message", "content": t})
+                    })
+                    .collect()
+            })
+            .collect();
+        let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+        for (c, evs) in chunks.into_iter().enumerate() {
+            let api = api.clone();
+            let permit = sem.clone().acquire_owned().await?;
+            set.spawn(async move {
+                let r = api.ingest(&evs).await;
+                drop(permit);
+                (c, r)
+            });
+        }
+        let mut parts = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let (c, r) = r?;
+            parts.push((c, r?));
+        }
+        parts.sort_by_key(|(c, _)| *c);
+        for (_, p) in parts {
+            ids.extend(p);
+        }
+    }
+    let ingest_s = t0.elapsed().as_secs_f64();
+    let (mut done, mut failed);
+    loop {
+        let (c, f, p, _) = api.status(&ids).await?;
+        done = c;
+        failed = f;
+        if p == 0 || t0.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pipe_s = t0.elapsed().as_secs_f64();
+    let pipe_eps = n_pipeline as f64 / pipe_s;
+    let embed_tps = embed["texts_per_s"].as_f64().unwrap_or(f64::NAN);
+    // How many memories the statements made (one per statement expected).
+    let (_, probe) = api
+        .post("/v1/search", &json!({"query": statement(7), "actor_id": "pipe-7", "limit": 100}))
+        .await?;
+    let probe_hits = probe["results"].as_array().map_or(0, |a| a.len());
+    let pipeline = json!({
+        "statements": n_pipeline,
+        "ingest_batch": 50,
+        "ingest_concurrency": CONCURRENCY,
+        "ingest_s": round3(ingest_s),
+        "to_all_completed_s": round3(pipe_s),
+        "completed": done,
+        "failed": failed,
+        "events_per_s": round1(pipe_eps),
+        "embedder_alone_texts_per_s": embed_tps,
+        "ratio_pipeline_over_embedder": round3(pipe_eps / embed_tps),
+        "probe_search_pipe7_hits_limit100": probe_hits,
+        "probe_expected": n_pipeline / 20,
+    });
+    eprintln!("[bench] {pipeline}");
+
+    // 5. Freshness.
+    eprintln!("[bench] freshness: 50 events, 1 per 200 ms");
+    let mut set = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    for i in 0..50usize {
+        tick.tick().await;
+        let api = api.clone();
+        set.spawn(async move {
+            let actor = format!("fresh-{i}");
+            let content = format!("I like {} number {}.", THINGS[(i * 7) % THINGS.len()], 10_000 + i);
+            let ev = json!({"actor_id": actor, "session_id": "fresh", "kind": "user_message", "content": content});
+            let ids = api.ingest(&[ev]).await?;
+            let t = Instant::now();
+            let mut searches = 0u32;
+            loop {
+                searches += 1;
+                let (code, v) =
+                    api.post("/v1/search", &json!({"query": content, "actor_id": actor, "limit": 5})).await?;
+                let found = code == 200 && v["results"].as_array().is_some_and(|a| {
+                    a.iter().any(|r| {
+                        r["metadata"].to_string().contains(&ids[0]) || r["content"].as_str().is_some_and(|c| c.contains(&format!("{}", 10_000 + i)))
+                    })
+                });
+                if found {
+                    return Ok::<_, Box<dyn std::error::Error + Send + Sync>>((t.elapsed(), searches));
+                }
+                if t.elapsed() > Duration::from_secs(60) {
+                    return Err("memory not searchable after 60 s".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+    let mut fresh = Vec::new();
+    let mut searches = Vec::new();
+    let mut fresh_err = 0;
+    while let Some(r) = set.join_next().await {
+        match r? {
+            Ok((d, s)) => {
+                fresh.push(d);
+                searches.push(s);
+            }
+            Err(e) => {
+                fresh_err += 1;
+                eprintln!("freshness error: {e}");
+            }
+        }
+    }
+    fresh.sort();
+    let freshness = json!({
+        "events": 50,
+        "interval_ms": 200,
+        "search_poll_interval_ms": 20,
+        "found": fresh.len(),
+        "errors": fresh_err,
+        "p50_ms": pct(&fresh, 50.0),
+        "p95_ms": pct(&fresh, 95.0),
+        "max_ms": pct(&fresh, 100.0),
+        "min_ms": pct(&fresh, 0.0),
+        "mean_searches_until_found": round1(searches.iter().map(|&s| s as f64).sum::<f64>() / searches.len().max(1) as f64),
+    });
+    eprintln!("[bench] {freshness}");
+
+    let result = json!({
+        "memsy_bin": memsy_bin,
+        "concurrency": CONCURRENCY,
+        "duration_s_per_load_run": secs,
+        "memsy_startup_s": round3(startup_s),
+        "embedder_alone": embed,
+        "ingest": Value::Object(ingest),
+        "pipeline": pipeline,
+        "freshness": freshness,
+    });
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    drop(memsy);
+    drop(redis);
+    drop(nats);
+    Ok(())
+}

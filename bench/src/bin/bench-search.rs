@@ -1,0 +1,245 @@
+//! Search latency through `memsy_store::EdgeStore`, as a ratio against a
+//! brute-force scan over the same vectors measured in the same run.
+//!
+//!     export CARGO_TARGET_DIR=/work/cargo-target
+//!     cargo build --release -p memsy-bench
+//!     flock /tmp/memsy-bench.lock $CARGO_TARGET_DIR/release/bench-search
+//!
+//! (Build first, so that the lock is not held while compiling.)
+//!
+//! The store (temp dir, dimension 384) is filled with actor-level, active
+//! memories built like `services/memsy-store/tests/contract.rs` builds them,
+//! spread round-robin over 10 orgs × 100 actors, with random unit vectors,
+//! upserted in batches of 1000 (each upsert flushes). At each size (10k, then
+//! 100k: the same store, grown) it runs `BENCH_QUERIES` (default 500)
+//! queries with random unit vectors, each under the filter a real search
+//! uses — org + actor + status "active", limit 10 — and, as the baseline,
+//! the same query vectors through a brute-force top-10 dot product over all
+//! the stored vectors (a flat `Vec<f32>` in this process, no filter). An
+//! org-only store query (no actor, no status) is timed too, for reference.
+//!
+//! Environment (optional): `BENCH_QUERIES`, `BENCH_SIZES` (comma-separated,
+//! ascending; default `10000,100000`).
+
+use std::time::Instant;
+
+use memsy_core::ids::new_event_id;
+use memsy_core::model::Memory;
+use memsy_store::{EdgeStore, MemoryPoint, MemoryStore, SearchFilter};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+
+const DIM: usize = 384;
+const ORGS: usize = 10;
+const ACTORS_PER_ORG: usize = 100;
+const BATCH: usize = 1000;
+const LIMIT: usize = 10;
+const WARMUP: usize = 50;
+const TIMESTAMP: &str = "2026-01-01T00:00:00+00:00";
+
+fn org(i: usize) -> String {
+    format!("org-{i}")
+}
+
+fn actor(org_index: usize, actor_index: usize) -> String {
+    format!("actor-{org_index}-{actor_index}")
+}
+
+/// Point `i` belongs to org `i % 10` and, within it, actor `(i / 10) % 100`:
+/// every (org, actor) pair gets `n / 1000` memories.
+fn memory(i: usize) -> Memory {
+    let (o, a) = (i % ORGS, (i / ORGS) % ACTORS_PER_ORG);
+    let actor_id = actor(o, a);
+    Memory {
+        memory_id: Uuid::new_v4().to_string(),
+        org_id: org(o),
+        scope_level: "actor".into(),
+        actor_id: Some(actor_id.clone()),
+        role_id: None,
+        team_id: None,
+        session_id: None,
+        memory_type: "fact".into(),
+        memory_kind: "semantic".into(),
+        status: "active".into(),
+        text: format!("memory {i}: a memory of {actor_id}"),
+        title: "title".into(),
+        summary: "summary".into(),
+        tags: vec!["t1".into(), "t2".into()],
+        entities: Vec::new(),
+        confidence: 0.9,
+        strength: 1.0,
+        recall_count: 0,
+        last_recalled_at: None,
+        decay_half_life_days: 30.0,
+        pinned: false,
+        source_event_ids: vec![new_event_id()],
+        source_metadata: vec![serde_json::json!({"event_id": "e", "metadata": {"plan": "pro"}})],
+        observed_at: TIMESTAMP.into(),
+        effective_from: None,
+        effective_to: None,
+        created_at: TIMESTAMP.into(),
+        updated_at: TIMESTAMP.into(),
+    }
+}
+
+/// A uniformly random direction (normal components, Box–Muller), unit length.
+fn unit_vector(rng: &mut StdRng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM)
+        .map(|_| {
+            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            let u2: f64 = rng.random::<f64>();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// Baseline: top-`LIMIT` by dot product over every stored vector.
+fn brute_force(flat: &[f32], query: &[f32]) -> Vec<(f32, usize)> {
+    let mut top: Vec<(f32, usize)> = Vec::with_capacity(LIMIT + 1);
+    for (i, row) in flat.chunks_exact(DIM).enumerate() {
+        let mut acc = [0.0f32; 8];
+        for (r, q) in row.chunks_exact(8).zip(query.chunks_exact(8)) {
+            for k in 0..8 {
+                acc[k] += r[k] * q[k];
+            }
+        }
+        let score: f32 = acc.iter().sum();
+        if top.len() < LIMIT || score > top[top.len() - 1].0 {
+            let pos = top.partition_point(|&(s, _)| s >= score);
+            top.insert(pos, (score, i));
+            top.truncate(LIMIT);
+        }
+    }
+    top
+}
+
+struct Latencies(Vec<f64>);
+
+impl Latencies {
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let idx = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v[idx.clamp(1, v.len()) - 1]
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let queries: usize = std::env::var("BENCH_QUERIES").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').map(|x| x.trim().parse().expect("BENCH_SIZES")).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+
+    let dir = std::env::temp_dir().join(format!("memsy-bench-search-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = EdgeStore::open(&dir, DIM).expect("open edge store");
+    store.ensure_schema().await.expect("ensure_schema");
+
+    let mut rng = StdRng::seed_from_u64(0x6d656d7379);
+    let mut flat: Vec<f32> = Vec::new();
+    let mut stored = 0usize;
+    let mut rows = Vec::new();
+
+    for &size in &sizes {
+        let t0 = Instant::now();
+        while stored < size {
+            let n = BATCH.min(size - stored);
+            let points: Vec<MemoryPoint> = (stored..stored + n)
+                .map(|i| {
+                    let vector = unit_vector(&mut rng);
+                    flat.extend_from_slice(&vector);
+                    MemoryPoint { memory: memory(i), vector }
+                })
+                .collect();
+            store.upsert_memories(&points).await.expect("upsert_memories");
+            stored += n;
+        }
+        let insert_s = t0.elapsed().as_secs_f64();
+        let count: u64 = store.count_memories(&org(0)).await.expect("count");
+        eprintln!("{stored} memories stored ({count} in org-0); grew in {insert_s:.1} s");
+
+        let qs: Vec<(Vec<f32>, usize, usize)> = (0..WARMUP + queries)
+            .map(|_| (unit_vector(&mut rng), rng.random_range(0..ORGS), rng.random_range(0..ACTORS_PER_ORG)))
+            .collect();
+        let actor_filter = |o: usize, a: usize| SearchFilter {
+            org_id: org(o),
+            actor_id: Some(actor(o, a)),
+            status: Some("active".into()),
+            ..Default::default()
+        };
+        let org_filter = |o: usize| SearchFilter { org_id: org(o), ..Default::default() };
+
+        // Warm-up: every path once over the first WARMUP queries.
+        for (v, o, a) in &qs[..WARMUP] {
+            let hits = store.search(v, &actor_filter(*o, *a), LIMIT).await.expect("search");
+            assert!(hits.iter().all(|h| h.memory.actor_id.as_deref() == Some(actor(*o, *a).as_str())));
+            store.search(v, &org_filter(*o), LIMIT).await.expect("search");
+            std::hint::black_box(brute_force(&flat, v));
+        }
+
+        // Interleaved per query, so that drift hits all three alike.
+        let (mut filtered, mut org_only, mut brute) = (Vec::new(), Vec::new(), Vec::new());
+        let mut hits_total = 0usize;
+        for (v, o, a) in &qs[WARMUP..] {
+            let f = actor_filter(*o, *a);
+            let t = Instant::now();
+            let hits = store.search(v, &f, LIMIT).await.expect("search");
+            filtered.push(ms(t.elapsed()));
+            hits_total += hits.len();
+
+            let f = org_filter(*o);
+            let t = Instant::now();
+            let hits = store.search(v, &f, LIMIT).await.expect("search");
+            org_only.push(ms(t.elapsed()));
+            std::hint::black_box(hits);
+
+            let t = Instant::now();
+            std::hint::black_box(brute_force(&flat, v));
+            brute.push(ms(t.elapsed()));
+        }
+        let (filtered, org_only, brute) = (Latencies(filtered), Latencies(org_only), Latencies(brute));
+        eprintln!(
+            "{size}: filtered p50 {:.2} p95 {:.2}; org-only p50 {:.2} p95 {:.2}; brute p50 {:.2} p95 {:.2} ms; {:.1} hits/query",
+            filtered.pct(50.0),
+            filtered.pct(95.0),
+            org_only.pct(50.0),
+            org_only.pct(95.0),
+            brute.pct(50.0),
+            brute.pct(95.0),
+            hits_total as f64 / queries as f64
+        );
+        rows.push((size, insert_s, filtered, org_only, brute, hits_total as f64 / queries as f64));
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!(
+        "| memories | queries | filtered p50 ms | filtered p95 ms | brute-force p50 ms | brute-force p95 ms | ratio p50 filtered/brute | ratio p95 filtered/brute | org-only p50 ms | org-only p95 ms | hits/query | fill time s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (size, insert_s, f, o, b, hits) in &rows {
+        println!(
+            "| {size} | {queries} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            f.pct(50.0),
+            f.pct(95.0),
+            b.pct(50.0),
+            b.pct(95.0),
+            f.pct(50.0) / b.pct(50.0),
+            f.pct(95.0) / b.pct(95.0),
+            o.pct(50.0),
+            o.pct(95.0),
+            hits,
+            insert_s
+        );
+    }
+}
