@@ -49,7 +49,9 @@ fn env_path(var: &str, default: &str) -> PathBuf {
 fn sentences(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect()
+        })
         .unwrap_or_default();
     files.sort();
     'files: for file in files {
@@ -138,8 +140,12 @@ fn python_reference(python: &Path, model_dir: &Path, onnx_file: &str, sentences_
     }
     let v: Value = serde_json::from_slice(&out.stdout).expect("reference prints JSON");
     let texts_per_s = SIZES.iter().map(|s| v["texts_per_s"][s.to_string()].as_f64().expect("texts_per_s")).collect();
-    let first_vector =
-        v["first_vector"].as_array().expect("first_vector").iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect();
+    let first_vector = v["first_vector"]
+        .as_array()
+        .expect("first_vector")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+        .collect();
     PyResult { texts_per_s, first_vector, ort_version: v["ort_version"].as_str().unwrap_or("?").to_string() }
 }
 
@@ -173,7 +179,11 @@ fn main() {
     let texts = sentences(&sentences_dir);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
-    eprintln!("{} sentences, {:.1} words on average; {seconds} s per measurement", texts.len(), words as f64 / texts.len() as f64);
+    eprintln!(
+        "{} sentences, {:.1} words on average; {seconds} s per measurement",
+        texts.len(),
+        words as f64 / texts.len() as f64
+    );
 
     let sentences_file = std::env::temp_dir().join(format!("memsy-bench-sentences-{}.json", std::process::id()));
     std::fs::write(&sentences_file, serde_json::to_vec(&texts).expect("json")).expect("write sentences");
@@ -226,7 +236,10 @@ fn main() {
         .collect();
     let py = fp32_reference.expect("fp32 reference ran");
     let first = minilm.embed(&refs[..1]).expect("embed")[0].clone();
-    notes.push(format!("MiniLm (pure Rust) vs Python `model.onnx`, sentence 0: cosine {:.6}", cosine(&first, &py.first_vector)));
+    notes.push(format!(
+        "MiniLm (pure Rust) vs Python `model.onnx`, sentence 0: cosine {:.6}",
+        cosine(&first, &py.first_vector)
+    ));
     for (i, &size) in SIZES.iter().enumerate() {
         rows.push(Row {
             engine: "MiniLm (pure Rust, fp32)".into(),

@@ -60,7 +60,10 @@ impl Batcher {
         let max_batch = max_batch.max(1);
         std::thread::Builder::new()
             .name("memsy-embed".into())
-            .spawn(move || Worker { engine, query_rx, bulk_rx, max_batch, max_wait, queries: Vec::new(), bulk: VecDeque::new() }.run())
+            .spawn(move || {
+                Worker { engine, query_rx, bulk_rx, max_batch, max_wait, queries: Vec::new(), bulk: VecDeque::new() }
+                    .run()
+            })
             .expect("spawn the embedding worker");
         Self { query, bulk }
     }
@@ -89,7 +92,8 @@ struct Worker {
 
 impl Worker {
     fn queued(&self) -> usize {
-        self.queries.iter().map(|j| j.texts.len()).sum::<usize>() + self.bulk.iter().map(|j| j.texts.len() - j.taken).sum::<usize>()
+        self.queries.iter().map(|j| j.texts.len()).sum::<usize>()
+            + self.bulk.iter().map(|j| j.texts.len() - j.taken).sum::<usize>()
     }
 
     /// Takes everything already waiting; false once every handle is gone.
@@ -176,7 +180,11 @@ impl Worker {
         let result = self.engine.embed(&texts);
         drop(texts);
         match result {
-            Ok(vectors) if vectors.len() == queries.iter().map(|j| j.texts.len()).sum::<usize>() + pieces.iter().map(|p| p.1).sum::<usize>() => {
+            Ok(vectors)
+                if vectors.len()
+                    == queries.iter().map(|j| j.texts.len()).sum::<usize>()
+                        + pieces.iter().map(|p| p.1).sum::<usize>() =>
+            {
                 let mut it = vectors.into_iter();
                 for job in queries {
                     let v: Vec<Vec<f32>> = it.by_ref().take(job.texts.len()).collect();
@@ -287,10 +295,16 @@ mod tests {
         let engine = Arc::new(Recorder { calls: Mutex::default(), delay: Duration::ZERO });
         let b = Batcher::spawn(engine.clone(), 64, Duration::from_millis(20));
         let engine_calls = engine.clone();
-        let (x, y) = tokio::join!(b.embed(vec!["boom".into()], Priority::Bulk), b.embed(vec!["fine".into()], Priority::Query));
+        let (x, y) =
+            tokio::join!(b.embed(vec!["boom".into()], Priority::Bulk), b.embed(vec!["fine".into()], Priority::Query));
         assert!(x.is_err());
         // "fine" fails exactly when it shared the failing engine call.
-        let shared = engine_calls.calls.lock().unwrap().iter().any(|c| c.contains(&"boom".to_string()) && c.contains(&"fine".to_string()));
+        let shared = engine_calls
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.contains(&"boom".to_string()) && c.contains(&"fine".to_string()));
         assert_eq!(y.is_err(), shared);
         // The worker goes on.
         assert!(b.embed(vec!["ok".into()], Priority::Query).await.is_ok());

@@ -75,8 +75,10 @@ fn serve(p: &Provider, stream: TcpStream) -> std::io::Result<()> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let inputs: Vec<String> =
-        request["input"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect()).unwrap_or_default();
+    let inputs: Vec<String> = request["input"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     p.batches.lock().unwrap().push(inputs.len());
 
     let scripted = p.script.lock().unwrap().pop_front();
@@ -92,12 +94,17 @@ fn serve(p: &Provider, stream: TcpStream) -> std::io::Result<()> {
         // Shuffled: odd indices first, then even ones backwards.
         let n = inputs.len();
         let order = (0..n).filter(|i| i % 2 == 1).chain((0..n).filter(|i| i % 2 == 0).rev());
-        let data: Vec<Value> =
-            order.map(|i| json!({"object": "embedding", "index": i, "embedding": vector_for(&inputs[i], p.dim)})).collect();
+        let data: Vec<Value> = order
+            .map(|i| json!({"object": "embedding", "index": i, "embedding": vector_for(&inputs[i], p.dim)}))
+            .collect();
         (200, vec![], json!({"object": "list", "data": data, "model": MODEL}).to_string())
     };
     let mut out = stream;
-    write!(out, "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", body.len())?;
+    write!(
+        out,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    )?;
     for (name, value) in headers {
         write!(out, "{name}: {value}\r\n")?;
     }

@@ -122,7 +122,8 @@ fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
         "remote" => {
             let url = e.remote_url.as_deref().context("embedder.engine = remote needs embedder.remote_url")?;
             let timeout = std::time::Duration::from_secs(e.remote_timeout_secs);
-            let (u, model, key, dim) = (url.to_string(), e.remote_model.clone(), e.remote_api_key.clone(), e.remote_dimension);
+            let (u, model, key, dim) =
+                (url.to_string(), e.remote_model.clone(), e.remote_api_key.clone(), e.remote_dimension);
             // Its blocking HTTP client must be made outside the async runtime.
             let engine = std::thread::spawn(move || RemoteEngine::new(&u, &model, key.as_deref(), dim, timeout))
                 .join()

@@ -139,7 +139,8 @@ impl RemoteEngine {
         let body = serde_json::to_vec(&EmbeddingRequest { model: &self.model, input: texts })
             .map_err(|e| EmbedError::Remote(format!("encoding request: {e}")))?;
         let response = self.send_with_retries(body)?;
-        let bytes = response.bytes().map_err(|e| EmbedError::Remote(format!("{}: reading response: {e}", self.endpoint)))?;
+        let bytes =
+            response.bytes().map_err(|e| EmbedError::Remote(format!("{}: reading response: {e}", self.endpoint)))?;
         let parsed: EmbeddingResponse = serde_json::from_slice(&bytes)
             .map_err(|e| EmbedError::Remote(format!("{}: unexpected response: {e}", self.endpoint)))?;
         self.check_and_order(texts.len(), parsed.data)
