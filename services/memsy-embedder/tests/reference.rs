@@ -3,27 +3,13 @@
 //! These tests need the real model: a missing model directory is a failure,
 //! not a skip, so a CI without the model cannot pass silently.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use memsy_embedder::{Engine, MiniLm};
 
-fn model_dir() -> PathBuf {
-    match std::env::var_os("MEMSY__EMBEDDER__MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/all-minilm-l6-v2"),
-    }
-}
-
-fn reference_path() -> PathBuf {
-    match std::env::var_os("MEMSY_REFERENCE_EMBEDDINGS") {
-        Some(path) => PathBuf::from(path),
-        None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/minilm-l6-v2-embeddings.json")
-        }
-    }
-}
+mod common;
+use common::{assert_unit, check_against_reference, cosine, model_dir};
 
 /// Loading takes a moment, so the tests share one engine.
 fn engine() -> &'static MiniLm {
@@ -40,70 +26,9 @@ fn engine() -> &'static MiniLm {
     })
 }
 
-#[derive(serde::Deserialize)]
-struct Reference {
-    items: Vec<ReferenceItem>,
-}
-
-#[derive(serde::Deserialize)]
-struct ReferenceItem {
-    text: String,
-    embedding: Vec<f32>,
-}
-
-fn reference() -> Reference {
-    let path = reference_path();
-    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("reference embeddings not readable at {} ({e}); set MEMSY_REFERENCE_EMBEDDINGS", path.display())
-    });
-    serde_json::from_str(&raw).expect("reference JSON parses")
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
-
-fn assert_unit(v: &[f32]) {
-    assert_eq!(v.len(), 384);
-    assert!(v.iter().all(|x| x.is_finite()), "non-finite component");
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
-}
-
 #[test]
 fn matches_sentence_transformers_in_batch_and_one_by_one() {
-    let engine = engine();
-    assert_eq!(engine.dimension(), 384);
-    assert_eq!(engine.model_name(), "all-MiniLM-L6-v2");
-
-    let reference = reference();
-    assert_eq!(reference.items.len(), 20);
-    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
-
-    let batch = engine.embed(&texts).expect("batch embeds");
-    assert_eq!(batch.len(), texts.len());
-
-    let mut worst = f32::INFINITY;
-
-    for (item, from_batch) in reference.items.iter().zip(&batch) {
-        let single = engine.embed(&[item.text.as_str()]).expect("single embeds");
-        assert_eq!(single.len(), 1);
-        let single = &single[0];
-        assert_unit(from_batch);
-        assert_unit(single);
-
-        let c_batch = cosine(from_batch, &item.embedding);
-        let c_single = cosine(single, &item.embedding);
-        let c_agree = cosine(from_batch, single);
-        assert!(c_batch >= 0.999, "batch {:?}: cosine {c_batch}", item.text);
-        assert!(c_single >= 0.999, "single {:?}: cosine {c_single}", item.text);
-        assert!(c_agree >= 0.9999, "batch vs single {:?}: cosine {c_agree}", item.text);
-        worst = worst.min(c_batch).min(c_single);
-    }
-    println!("worst cosine against the reference: {worst:.7}");
+    check_against_reference(engine(), "pure Rust", 0.999, 0.9999);
 }
 
 #[test]

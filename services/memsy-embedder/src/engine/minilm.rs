@@ -9,7 +9,7 @@
 //! every dense layer of a sub-batch runs as a single matrix product through
 //! `matrixmultiply`, so the cost per text falls as the batch grows.
 
-use super::embed_by_length;
+use super::{embed_by_length, mean_pool};
 use std::fmt;
 use std::path::Path;
 
@@ -169,7 +169,7 @@ impl MiniLm {
             x = layer.forward(&x, &mask, seq_len, self.threads);
         }
 
-        Ok(mean_pool(&x, &mask, seq_len))
+        Ok(mean_pool(&x, seq_len, HIDDEN, |k| mask[k]))
     }
 }
 
@@ -410,28 +410,6 @@ fn erf(x: f64) -> f64 {
     }
 }
 
-/// Mean of the real-token rows of each sequence, then L2-normalised: the
-/// sentence-transformers pooling for this model.
-fn mean_pool(x: &[f32], mask: &[bool], seq_len: usize) -> Vec<Vec<f32>> {
-    x.chunks_exact(seq_len * HIDDEN)
-        .zip(mask.chunks_exact(seq_len))
-        .map(|(item, item_mask)| {
-            let mut sum = vec![0.0f64; HIDDEN];
-            let mut count = 0usize;
-            for (row, _) in item.chunks_exact(HIDDEN).zip(item_mask).filter(|(_, &m)| m) {
-                sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
-                count += 1;
-            }
-            let count = count.max(1) as f64;
-            let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
-            // Like torch's F.normalize, clamp the norm so a zero vector stays
-            // zero instead of turning into NaN.
-            let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
-            mean.iter().map(|v| (v / norm) as f32).collect()
-        })
-        .collect()
-}
-
 fn add_assign(acc: &mut [f32], other: &[f32]) {
     acc.iter_mut().zip(other).for_each(|(a, b)| *a += b);
 }
@@ -616,7 +594,7 @@ mod tests {
         x[item1 + 1] = 4.0;
         let mask = [true, true, false, true, false, false];
 
-        let pooled = mean_pool(&x, &mask, seq_len);
+        let pooled = mean_pool(&x, seq_len, HIDDEN, |k| mask[k]);
         assert_eq!(pooled.len(), 2);
         assert!(close(pooled[0][0], 1.0, 1e-6));
         assert!(pooled[0][1..].iter().all(|&v| v == 0.0));

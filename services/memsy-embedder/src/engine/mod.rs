@@ -48,3 +48,34 @@ pub(crate) fn embed_by_length(
     }
     Ok(out)
 }
+
+/// Mean of each sequence's real-token rows (`is_real(row index)`), then
+/// L2-normalised: the sentence-transformers pooling of this model. `hidden`
+/// is `[batch, seq_len, dim]`, row-major.
+pub(crate) fn mean_pool(hidden: &[f32], seq_len: usize, dim: usize, is_real: impl Fn(usize) -> bool) -> Vec<Vec<f32>> {
+    hidden
+        .chunks_exact(seq_len * dim)
+        .enumerate()
+        .map(|(item, rows)| {
+            let mut sum = vec![0.0f64; dim];
+            let mut count = 0usize;
+            for (t, row) in rows.chunks_exact(dim).enumerate() {
+                if is_real(item * seq_len + t) {
+                    sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
+                    count += 1;
+                }
+            }
+            let count = count.max(1) as f64;
+            let mut mean: Vec<f32> = sum.iter().map(|s| (s / count) as f32).collect();
+            normalise(&mut mean);
+            mean
+        })
+        .collect()
+}
+
+/// Scales to unit length; like torch's F.normalize the norm is clamped so a
+/// zero vector stays zero instead of turning into NaN.
+pub(crate) fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
+}

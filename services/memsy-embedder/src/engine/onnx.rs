@@ -12,7 +12,7 @@
 //! `last_hidden_state` `[batch, seq, 384]` (pooled here). Tokenisation is
 //! the same as the pure-Rust [`MiniLm`](super::MiniLm) engine's.
 
-use super::embed_by_length;
+use super::{embed_by_length, mean_pool, normalise};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -201,7 +201,7 @@ impl OnnxEngine {
                     "`{name}` has shape {out_shape:?}, expected [{batch}, {seq_len}, {HIDDEN}]"
                 )));
             }
-            mean_pool(data, &mask, seq_len)
+            mean_pool(data, seq_len, HIDDEN, |k| mask[k] != 0)
         };
         // The pooled graph normalises already; doing it again is cheap and
         // keeps the unit-length promise whatever graph was loaded.
@@ -224,47 +224,9 @@ impl Engine for OnnxEngine {
     }
 }
 
-/// Mean of each sequence's hidden states over its real tokens.
-fn mean_pool(hidden: &[f32], mask: &[i64], seq_len: usize) -> Vec<Vec<f32>> {
-    hidden
-        .chunks_exact(seq_len * HIDDEN)
-        .zip(mask.chunks_exact(seq_len))
-        .map(|(states, mask)| {
-            let mut sum = vec![0.0f32; HIDDEN];
-            let mut count = 0usize;
-            for (row, &m) in states.chunks_exact(HIDDEN).zip(mask) {
-                if m != 0 {
-                    sum.iter_mut().zip(row).for_each(|(s, x)| *s += x);
-                    count += 1;
-                }
-            }
-            let count = count.max(1) as f32;
-            sum.iter_mut().for_each(|s| *s /= count);
-            sum
-        })
-        .collect()
-}
-
-fn normalise(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    v.iter_mut().for_each(|x| *x /= norm);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mean_pool_skips_padding() {
-        let mut hidden = vec![0.0f32; 2 * 2 * HIDDEN];
-        hidden[..HIDDEN].fill(1.0); // item 0, token 0
-        hidden[HIDDEN..2 * HIDDEN].fill(3.0); // item 0, token 1
-        hidden[2 * HIDDEN..3 * HIDDEN].fill(5.0); // item 1, token 0
-        hidden[3 * HIDDEN..].fill(100.0); // item 1, padding
-        let pooled = mean_pool(&hidden, &[1, 1, 1, 0], 2);
-        assert!(pooled[0].iter().all(|&x| x == 2.0));
-        assert!(pooled[1].iter().all(|&x| x == 5.0));
-    }
 
     #[test]
     fn normalise_gives_unit_length() {
