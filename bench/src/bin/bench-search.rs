@@ -23,12 +23,11 @@
 
 use std::time::Instant;
 
-use memsy_core::ids::new_event_id;
 use memsy_core::model::Memory;
 use memsy_store::{EdgeStore, MemoryPoint, MemoryStore, SearchFilter};
+use memsy_testkit::sample_memory;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use uuid::Uuid;
 
 const DIM: usize = 384;
 const ORGS: usize = 10;
@@ -51,36 +50,7 @@ fn actor(org_index: usize, actor_index: usize) -> String {
 fn memory(i: usize) -> Memory {
     let (o, a) = (i % ORGS, (i / ORGS) % ACTORS_PER_ORG);
     let actor_id = actor(o, a);
-    Memory {
-        memory_id: Uuid::new_v4().to_string(),
-        org_id: org(o),
-        scope_level: "actor".into(),
-        actor_id: Some(actor_id.clone()),
-        role_id: None,
-        team_id: None,
-        session_id: None,
-        memory_type: "fact".into(),
-        memory_kind: "semantic".into(),
-        status: "active".into(),
-        text: format!("memory {i}: a memory of {actor_id}"),
-        title: "title".into(),
-        summary: "summary".into(),
-        tags: vec!["t1".into(), "t2".into()],
-        entities: Vec::new(),
-        confidence: 0.9,
-        strength: 1.0,
-        recall_count: 0,
-        last_recalled_at: None,
-        decay_half_life_days: 30.0,
-        pinned: false,
-        source_event_ids: vec![new_event_id()],
-        source_metadata: vec![serde_json::json!({"event_id": "e", "metadata": {"plan": "pro"}})],
-        observed_at: TIMESTAMP.into(),
-        effective_from: None,
-        effective_to: None,
-        created_at: TIMESTAMP.into(),
-        updated_at: TIMESTAMP.into(),
-    }
+    sample_memory(&org(o), &actor_id, &format!("memory {i}: a memory of {actor_id}"), TIMESTAMP)
 }
 
 /// A uniformly random direction (normal components, Box–Muller), unit length.

@@ -8,6 +8,7 @@ use chrono::Utc;
 use memsy_core::ids::new_event_id;
 use memsy_core::model::{Memory, StoredEvent};
 use memsy_store::{EdgeStore, MemoryPoint, MemoryStore, QdrantStore, SearchFilter, StoreError};
+use memsy_testkit::sample_memory;
 use uuid::Uuid;
 
 const DIM: usize = 4;
@@ -81,37 +82,7 @@ contract!(
 
 /// An active, actor-level memory of `actor` in `org`, no session.
 fn memory(org: &str, actor: &str) -> Memory {
-    let now = Utc::now().to_rfc3339();
-    Memory {
-        memory_id: Uuid::new_v4().to_string(),
-        org_id: org.into(),
-        scope_level: "actor".into(),
-        actor_id: Some(actor.into()),
-        role_id: None,
-        team_id: None,
-        session_id: None,
-        memory_type: "fact".into(),
-        memory_kind: "semantic".into(),
-        status: "active".into(),
-        text: format!("a memory of {actor}"),
-        title: "title".into(),
-        summary: "summary".into(),
-        tags: vec!["t1".into(), "t2".into()],
-        entities: Vec::new(),
-        confidence: 0.9,
-        strength: 1.0,
-        recall_count: 0,
-        last_recalled_at: None,
-        decay_half_life_days: 30.0,
-        pinned: false,
-        source_event_ids: vec![new_event_id()],
-        source_metadata: vec![serde_json::json!({"event_id": "e", "metadata": {"plan": "pro"}})],
-        observed_at: now.clone(),
-        effective_from: None,
-        effective_to: None,
-        created_at: now.clone(),
-        updated_at: now,
-    }
+    sample_memory(org, actor, &format!("a memory of {actor}"), &Utc::now().to_rfc3339())
 }
 
 fn in_session(mut m: Memory, session: &str) -> Memory {

@@ -147,3 +147,38 @@ pub fn model_dir() -> PathBuf {
     );
     dir
 }
+
+/// An active, actor-level, session-less memory of `actor` in `org` with
+/// `text`, written at `at`: the record store tests and benchmarks start from.
+pub fn sample_memory(org: &str, actor: &str, text: &str, at: &str) -> memsy_core::model::Memory {
+    memsy_core::model::Memory {
+        memory_id: uuid::Uuid::new_v4().to_string(),
+        org_id: org.into(),
+        scope_level: "actor".into(),
+        actor_id: Some(actor.into()),
+        role_id: None,
+        team_id: None,
+        session_id: None,
+        memory_type: "fact".into(),
+        memory_kind: "semantic".into(),
+        status: "active".into(),
+        text: text.into(),
+        title: "title".into(),
+        summary: "summary".into(),
+        tags: vec!["t1".into(), "t2".into()],
+        entities: Vec::new(),
+        confidence: 0.9,
+        strength: 1.0,
+        recall_count: 0,
+        last_recalled_at: None,
+        decay_half_life_days: 30.0,
+        pinned: false,
+        source_event_ids: vec![memsy_core::ids::new_event_id()],
+        source_metadata: vec![serde_json::json!({"event_id": "e", "metadata": {"plan": "pro"}})],
+        observed_at: at.into(),
+        effective_from: None,
+        effective_to: None,
+        created_at: at.into(),
+        updated_at: at.into(),
+    }
+}
