@@ -56,15 +56,42 @@ def memsy_bin() -> str:
     return b
 
 
+# Plans for the tests that exercise rate limits and quotas; every other org
+# is on the default plan. Rate windows are 2 s so that a test waiting for
+# `Retry-After` waits seconds, not a minute.
+TEST_CONFIG = """
+[usage]
+rate_window_secs = 2
+
+[usage.plans.tiny]
+requests_per_minute = 90  # 3 per 2-second window
+
+[usage.plans.metered]
+max_keys = 3
+limits = { events_ingested = 5, search_queries = 3 }
+
+[usage.orgs]
+"rl-org" = "tiny"
+"rl-shared" = "tiny"
+"quota-org" = "metered"
+"""
+
+
 @dataclass
 class Server:
     base_url: str  # ends in /v1, as the SDK expects
     root_url: str
     env: dict
+    config_path: Path
+    tmp: Path
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.root_url}/api"
 
     def create_key(self, org: str, scopes: str = "read,write", name: str = "e2e") -> str:
         out = subprocess.run(
-            [memsy_bin(), "keys", "create", "--org", org, "--scopes", scopes, "--name", name],
+            [memsy_bin(), "--config", str(self.config_path), "keys", "create", "--org", org, "--scopes", scopes, "--name", name],
             env=self.env, check=True, capture_output=True, text=True, timeout=30,
         )
         lines = out.stdout.strip().splitlines()
@@ -98,9 +125,11 @@ def server():
             "RUST_LOG": os.environ.get("RUST_LOG", "info,qdrant_edge=warn"),
         })
         env.pop("QDRANT_URL", None)
+        config_path = tmp / "memsy.toml"
+        config_path.write_text(TEST_CONFIG)
         log = open(tmp / "memsy.log", "w")
         memsy = subprocess.Popen(
-            [memsy_bin(), "serve", "--http-addr", f"127.0.0.1:{http_port}", "--data-dir", str(tmp / "data")],
+            [memsy_bin(), "--config", str(config_path), "serve", "--http-addr", f"127.0.0.1:{http_port}", "--data-dir", str(tmp / "data")],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         procs.append(memsy)
@@ -113,7 +142,10 @@ def server():
                 if memsy.poll() is not None or time.time() > deadline:
                     raise RuntimeError("memsy serve did not start:\n" + (tmp / "memsy.log").read_text()[-4000:])
                 time.sleep(0.1)
-        yield Server(base_url=f"http://127.0.0.1:{http_port}/v1", root_url=f"http://127.0.0.1:{http_port}", env=env)
+        yield Server(
+            base_url=f"http://127.0.0.1:{http_port}/v1", root_url=f"http://127.0.0.1:{http_port}", env=env,
+            config_path=config_path, tmp=tmp,
+        )
     finally:
         for p in reversed(procs):
             p.terminate()

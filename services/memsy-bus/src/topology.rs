@@ -14,6 +14,8 @@ pub const EMBEDDER_CONSUMER: &str = "embedder";
 pub const INDEXER_CONSUMER: &str = "indexer";
 
 pub const KEYS_BUCKET: &str = "memsy_keys";
+/// Org, role and team records (`o.<org>`, `r.<org>.<role_id>`, `t.<org>.<team_id>`).
+pub const HIERARCHY_BUCKET: &str = "memsy_hierarchy";
 
 pub fn events_subject(org_id: &str) -> String {
     format!("memsy.events.{}", subject_token(org_id))

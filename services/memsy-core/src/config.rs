@@ -3,6 +3,7 @@
 //! `MEMSY__NATS__URL`). `QDRANT_URL` and `QDRANT_API_KEY` are honoured as
 //! well, because that is what Qdrant's own tooling sets.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -23,6 +24,7 @@ pub struct Config {
     pub extractor: ExtractorConfig,
     pub indexer: IndexerConfig,
     pub limits: Limits,
+    pub usage: UsageConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +142,99 @@ pub struct Limits {
     pub dedup_window_secs: u64,
 }
 
+/// Usage dimensions, metered per org (and per key) in Redis.
+pub const USAGE_DIMENSIONS: [&str; 5] =
+    ["api_calls", "events_ingested", "memories_stored", "search_queries", "llm_tokens"];
+
+/// Plans, quotas and rate limits. Every org is on `default_plan` unless
+/// `orgs` names another; a plan limits each dimension per calendar month
+/// (UTC) and each API key's requests per minute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageConfig {
+    pub default_plan: String,
+    pub plans: BTreeMap<String, Plan>,
+    /// org id → plan name.
+    pub orgs: BTreeMap<String, String>,
+    /// Most memories (or events) one console, stats or actors request reads;
+    /// past it the answer says `truncated`.
+    pub console_scan_cap: usize,
+    /// Rate limits are counted in fixed windows of this many seconds, each
+    /// allowing its share of `requests_per_minute`. 60 unless a deployment
+    /// wants finer windows (tests use short ones).
+    pub rate_window_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Plan {
+    /// Per API key; 0 = unlimited.
+    pub requests_per_minute: u64,
+    /// Live API keys an org may hold.
+    pub max_keys: u64,
+    /// Dimension → limit per calendar month; a missing dimension is
+    /// unlimited. `memories_stored` limits the memories held, not a flow.
+    pub limits: BTreeMap<String, u64>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self { requests_per_minute: 60_000, max_keys: 100, limits: BTreeMap::new() }
+    }
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            default_plan: "self-hosted".into(),
+            plans: [("self-hosted".to_string(), Plan::default())].into(),
+            orgs: BTreeMap::new(),
+            console_scan_cap: 20_000,
+            rate_window_secs: 60,
+        }
+    }
+}
+
+impl UsageConfig {
+    /// The plan of `org_id` and its name.
+    pub fn plan_for(&self, org_id: &str) -> (&str, &Plan) {
+        let name = self.orgs.get(org_id).unwrap_or(&self.default_plan);
+        match self.plans.get_key_value(name) {
+            Some((n, p)) => (n.as_str(), p),
+            // `validate` makes this unreachable for a loaded config.
+            None => (self.default_plan.as_str(), &self.plans[&self.default_plan]),
+        }
+    }
+
+    fn validate(&self) -> Result<(), CoreError> {
+        if !self.plans.contains_key(&self.default_plan) {
+            return Err(CoreError::Config(format!("usage.default_plan {:?} is not in usage.plans", self.default_plan)));
+        }
+        for (org, plan) in &self.orgs {
+            if !self.plans.contains_key(plan) {
+                return Err(CoreError::Config(format!("usage.orgs.{org} names plan {plan:?}, not in usage.plans")));
+            }
+        }
+        for (name, plan) in &self.plans {
+            for dim in plan.limits.keys() {
+                if !USAGE_DIMENSIONS.contains(&dim.as_str()) {
+                    return Err(CoreError::Config(format!(
+                        "usage.plans.{name}.limits.{dim}: unknown dimension (expected one of {})",
+                        USAGE_DIMENSIONS.join(", ")
+                    )));
+                }
+            }
+        }
+        if self.rate_window_secs == 0 {
+            return Err(CoreError::Config("usage.rate_window_secs must be positive".into()));
+        }
+        if self.console_scan_cap == 0 {
+            return Err(CoreError::Config("usage.console_scan_cap must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self { addr: "127.0.0.1:8080".into(), data_dir: PathBuf::from("./data") }
@@ -254,6 +349,7 @@ impl Config {
                 cfg.limits.dedup_window_secs, cfg.nats.duplicate_window_secs
             )));
         }
+        cfg.usage.validate()?;
         Ok(cfg)
     }
 }
@@ -277,6 +373,26 @@ mod tests {
             assert_eq!(cfg.redis.url, "redis://127.0.0.1:6379");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn plans_merge_with_the_default_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memsy.toml");
+        std::fs::write(
+            &f,
+            "[usage.plans.team]\nrequests_per_minute = 5\nlimits = { events_ingested = 10 }\n[usage.orgs]\nacme = \"team\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        let (name, plan) = cfg.usage.plan_for("acme");
+        assert_eq!((name, plan.requests_per_minute, plan.limits["events_ingested"]), ("team", 5, 10));
+        assert_eq!(cfg.usage.plan_for("other").0, "self-hosted");
+        std::fs::write(&f, "[usage.plans.team.limits]\nbananas = 1\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("bananas"));
+        std::fs::write(&f, "[usage.orgs]\nacme = \"gold\"\n").unwrap();
+        assert!(Config::load(Some(&f)).is_err());
     }
 
     #[test]

@@ -34,12 +34,19 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     pub scopes: Vec<String>,
     pub created_at: String,
+    /// RFC 3339; past it the key is refused like a revoked one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl ApiKeyRecord {
     /// `admin` includes `read` and `write`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope || s == "admin")
+    }
+
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.as_deref().and_then(memsy_core::time::parse_ts).is_some_and(|t| t <= chrono::Utc::now())
     }
 }
 
@@ -104,6 +111,7 @@ impl KeyRegistry {
         org_id: &str,
         name: &str,
         scopes: &[String],
+        expires_at: Option<String>,
     ) -> Result<(String, ApiKeyRecord), BusError> {
         let mut bytes = [0u8; 20];
         rand::rng().fill_bytes(&mut bytes);
@@ -116,6 +124,7 @@ impl KeyRegistry {
             prefix: raw[..12].to_string(),
             scopes: scopes.to_vec(),
             created_at: memsy_core::time::now_rfc3339(),
+            expires_at,
         };
         let value = serde_json::to_vec(&record).expect("record serialises");
         self.kv
@@ -139,18 +148,20 @@ impl KeyRegistry {
         Ok(true)
     }
 
-    /// The record of a raw key, if it is a live key.
+    /// The record of a raw key, if it is a live, unexpired key.
     pub async fn lookup(&self, raw: &str) -> Result<Option<ApiKeyRecord>, BusError> {
         let hash = hash_key(raw);
-        if let Some(r) = self.cache.read().await.get(&hash) {
-            return Ok(Some(r.clone()));
-        }
-        // Not cached: maybe created a moment ago elsewhere.
-        match self.kv.get(entry_key(&hash)).await {
-            Ok(Some(v)) => Ok(serde_json::from_slice(&v).ok()),
-            Ok(None) => Ok(None),
-            Err(e) => Err(BusError::Unavailable(format!("reading key: {e}"))),
-        }
+        let cached = self.cache.read().await.get(&hash).cloned();
+        let record = match cached {
+            Some(r) => Some(r),
+            // Not cached: maybe created a moment ago elsewhere.
+            None => match self.kv.get(entry_key(&hash)).await {
+                Ok(Some(v)) => serde_json::from_slice::<ApiKeyRecord>(&v).ok(),
+                Ok(None) => None,
+                Err(e) => return Err(BusError::Unavailable(format!("reading key: {e}"))),
+            },
+        };
+        Ok(record.filter(|r| !r.is_expired()))
     }
 
     /// Every live key of an org.
@@ -226,10 +237,14 @@ mod tests {
             prefix: "p".into(),
             scopes: vec!["admin".into()],
             created_at: "t".into(),
+            expires_at: None,
         };
         assert!(r.has_scope("read") && r.has_scope("write"));
         let ro = ApiKeyRecord { scopes: vec!["read".into()], ..r };
         assert!(ro.has_scope("read") && !ro.has_scope("write") && !ro.has_scope("admin"));
+        let past = ApiKeyRecord { expires_at: Some("2020-01-01T00:00:00Z".into()), ..ro.clone() };
+        let future = ApiKeyRecord { expires_at: Some("2999-01-01T00:00:00Z".into()), ..ro };
+        assert!(past.is_expired() && !future.is_expired());
     }
 
     #[test]

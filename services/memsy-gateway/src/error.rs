@@ -13,11 +13,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub extra: Map<String, Value>,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new() }
+        Self { status, code, message: message.into(), extra: Map::new(), retry_after: None }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -62,6 +64,42 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 429 past the key's requests per minute.
+    pub fn rate_limited(retry_after: u64, plan: &memsy_core::config::Plan) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "rate limit of {} requests per minute for this API key exceeded; retry in {retry_after} s",
+                plan.requests_per_minute
+            ),
+        )
+        .with("retry_after", retry_after);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 429 past a plan's monthly quota.
+    pub fn usage_limit_exceeded(dimension: &str, current: u64, limit: u64, plan: &str) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "usage_limit_exceeded",
+            format!("monthly {dimension} quota of plan '{plan}' reached ({current} of {limit})"),
+        )
+        .with("dimension", dimension)
+        .with("current", current)
+        .with("limit", limit)
+        .with("plan", plan)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
     pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -80,13 +118,15 @@ fn event_index(field: &str) -> Option<u64> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after;
         let mut detail = Map::new();
         detail.insert("error".into(), self.code.into());
         detail.insert("message".into(), self.message.into());
         detail.extend(self.extra);
         let mut resp = (self.status, axum::Json(json!({ "detail": detail }))).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+        let retry_after = retry_after.or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert("Retry-After", HeaderValue::from(secs));
         }
         resp
     }

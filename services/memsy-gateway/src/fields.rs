@@ -151,3 +151,45 @@ pub fn opt_str_list(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, 
 pub fn type_of(v: &Value) -> &'static str {
     type_name(v)
 }
+
+/// Query-string parameters of a GET, read field by field like bodies are.
+pub struct Params(pub std::collections::HashMap<String, String>);
+
+impl Params {
+    /// A parameter; an empty value counts as absent.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// An integer parameter within `min..=max`, `default` when absent.
+    pub fn int_in(&self, key: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        let Some(raw) = self.str(key) else { return Ok(default) };
+        let n: i64 =
+            raw.trim().parse().map_err(|_| ApiError::invalid(key, format!("must be an integer, got '{raw}'")))?;
+        if !(min..=max).contains(&n) {
+            return Err(ApiError::invalid(key, format!("must be between {min} and {max}, got {n}")));
+        }
+        Ok(n)
+    }
+
+    /// `limit` (1..=max) and `offset` (≥ 0) of a paged list.
+    pub fn page(&self, default_limit: i64, max_limit: i64) -> Result<(usize, usize), ApiError> {
+        let limit = self.int_in("limit", default_limit, 1, max_limit)?;
+        let offset = self.int_in("offset", 0, 0, i64::MAX)?;
+        Ok((limit as usize, offset as usize))
+    }
+
+    /// One of `allowed`, `default` when absent.
+    pub fn choice<'a>(&'a self, key: &str, default: &'a str, allowed: &[&str]) -> Result<&'a str, ApiError> {
+        let v = self.str(key).unwrap_or(default);
+        if !allowed.contains(&v) {
+            return Err(ApiError::invalid(key, format!("'{v}' is not one of {}", allowed.join(", "))));
+        }
+        Ok(v)
+    }
+}
+
+/// A page of `items` and the envelope the SDK's list responses read.
+pub fn page_of<T>(items: Vec<T>, offset: usize, limit: usize) -> Vec<T> {
+    items.into_iter().skip(offset).take(limit).collect()
+}

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use memsy_bus::topology::events_subject;
 use memsy_bus::OutMessage;
 use memsy_core::model::EVENT_KINDS;
@@ -22,16 +22,26 @@ use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
 use crate::fields::{check_id_len, json_object, opt_str, read_body, reject_org_id, req_str, type_of};
-use crate::{dedup, ApiError, AppState};
+use crate::{dedup, ApiError, AppState, Caller, Consumed};
+use memsy_usage::Dimension;
 
-pub async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
-    let key = s.authorize(&headers, "write").await?;
+pub async fn ingest(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(Extension<Consumed>, Json<Value>), ApiError> {
+    caller.require("write")?;
+    let key = &caller.key;
     let limits = &s.config.limits;
     let bytes = read_body(&headers, body, limits.max_body_bytes).await?;
     let obj = json_object(&bytes)?;
     reject_org_id(&obj)?;
     let now = time::now_rfc3339();
     let events = validate_batch(&obj, &key.org_id, &now, limits)?;
+    caller.check_quota(Dimension::EventsIngested, events.len() as u64)?;
+    caller.check_quota(Dimension::MemoriesStored, 0)?;
+    caller.check_quota(Dimension::LlmTokens, 0)?;
 
     // De-duplicate against the window (and, since the claims run in order,
     // within the batch). A duplicate is published again under the original
@@ -62,7 +72,8 @@ pub async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: Body) -
     store(&s, &key.org_id, &to_store).await?;
     memsy_core::metrics::add("memsy_events_ingested_total", (total - duplicates) as u64);
     info!(org_id = key.org_id, accepted = total - duplicates, duplicates, "ingested");
-    Ok(Json(json!({ "event_ids": returned })))
+    let consumed = Consumed(vec![(Dimension::EventsIngested, (total - duplicates) as u64)]);
+    Ok((Extension(consumed), Json(json!({ "event_ids": returned }))))
 }
 
 /// Pending first (so a returned id is never `not_found`), then publish and

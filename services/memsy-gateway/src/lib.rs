@@ -1,32 +1,43 @@
 //! The gateway: memsy's public HTTP API. It authenticates API keys,
-//! validates input, publishes ingested events to JetStream, reads event
-//! status from the status service and answers searches from the vector
-//! store. Every route is served under `/v1` and at the root; `/livez`,
-//! `/readyz` and `/metrics` are unauthenticated, for operators.
+//! meters usage, validates input, publishes ingested events to JetStream,
+//! reads event status from the status service and answers searches and
+//! console reads from the vector store.
+//!
+//! The core API (what the SDK's `MemsyClient` calls) is served under `/v1`
+//! and at the root; the control plane (`MemsyControlClient`) under `/api`.
+//! `/livez`, `/readyz` and `/metrics` are unauthenticated, for operators.
 
 pub mod auth;
+mod caller;
+mod console;
+mod control;
 mod dedup;
 mod error;
 mod fields;
 mod health;
+pub mod hierarchy;
 mod ingest;
 mod search;
 mod status;
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post};
 use axum::Router;
+use hierarchy::api::{self as hier, Roles, Teams};
 use memsy_bus::Bus;
 use memsy_core::Config;
 use memsy_embedder::QueryEmbedder;
 use memsy_status::StatusApi;
 use memsy_store::MemoryStore;
+use memsy_usage::Meter;
 
 pub use auth::{ApiKeyRecord, KeyRegistry};
+pub use caller::{Caller, Consumed, MemoryLevels};
 pub use dedup::Dedup;
 pub use error::ApiError;
+pub use hierarchy::Hierarchy;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -38,38 +49,62 @@ pub struct AppState {
     pub embedder: Arc<dyn QueryEmbedder>,
     pub store: Arc<dyn MemoryStore>,
     pub dedup: Dedup,
+    pub meter: Meter,
+    pub levels: MemoryLevels,
+    /// Org, role and team records.
+    pub hierarchy: Hierarchy,
 }
 
-impl AppState {
-    /// The key behind the request, if it is valid and has `scope`.
-    pub async fn authorize(&self, headers: &HeaderMap, scope: &str) -> Result<ApiKeyRecord, ApiError> {
-        let raw = auth::bearer(headers)?;
-        let key = self
-            .keys
-            .lookup(raw)
-            .await
-            .map_err(|e| ApiError::unavailable("key store", e))?
-            .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))?;
-        if !key.has_scope(scope) {
-            return Err(ApiError::insufficient_scope(scope));
-        }
-        Ok(key)
-    }
-}
-
-/// The API routes, without prefix.
-fn api() -> Router<AppState> {
+/// The core API, without prefix; every route is authenticated and metered.
+fn core_api() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
         .route("/ingest", post(ingest::ingest))
         .route("/status", post(status::status))
         .route("/search", post(search::search))
+        .route("/orgs", get(hier::list_orgs).post(hier::create_org))
+        .route("/orgs/{org_id}", get(hier::get_org).patch(hier::update_org).delete(hier::delete_org))
+        .route("/orgs/{org_id}/regenerate-prompt", post(hier::regenerate_org))
+        .route("/roles", get(hier::list::<Roles>).post(hier::create::<Roles>))
+        .route("/roles/{role_id}", get(hier::get::<Roles>).patch(hier::update::<Roles>).delete(hier::delete::<Roles>))
+        .route("/roles/{role_id}/regenerate-prompt", post(hier::regenerate::<Roles>))
+        .route("/teams", get(hier::list::<Teams>).post(hier::create::<Teams>))
+        .route("/teams/{team_id}", get(hier::get::<Teams>).patch(hier::update::<Teams>).delete(hier::delete::<Teams>))
+        .route("/teams/{team_id}/regenerate-prompt", post(hier::regenerate::<Teams>))
+        .route("/console/memories", get(console::list_memories))
+        .route("/console/memories/stats", get(console::memory_stats))
+        .route("/console/memories/{memory_id}", get(console::get_memory))
+        .route("/actors", get(console::list_actors))
+        .route("/actors/{actor_id}", get(console::get_actor))
+}
+
+/// The control plane, served under `/api`; authenticated and metered.
+fn control_api() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/me", get(control::me))
+        .route("/keys", get(control::list_keys).post(control::create_key))
+        .route("/keys/{key_id}", delete(control::revoke_key))
+        .route("/keys/{key_id}/usage", get(control::key_usage))
+        .route("/usage/summary", get(control::usage_summary))
+        .route("/usage/timeseries", get(control::usage_timeseries))
+        .route("/console/events", get(control::console_events))
+        .route("/billing/{*rest}", get(control::billing).post(control::billing).put(control::billing))
+        .route("/interest/{*rest}", get(control::billing).post(control::billing))
+        .route("/connectors", get(control::connectors))
+        .route(
+            "/connectors/{*rest}",
+            get(control::connectors).post(control::connectors).put(control::connectors).delete(control::connectors),
+        )
 }
 
 pub fn router(state: AppState) -> Router {
+    let metered = |r: Router<AppState>| r.route_layer(from_fn_with_state(state.clone(), caller::admit));
+    let core = metered(core_api());
     Router::new()
-        .nest("/v1", api())
-        .merge(api())
+        .nest("/v1", core.clone())
+        .merge(core)
+        .nest("/api", metered(control_api()))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

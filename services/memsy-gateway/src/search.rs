@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use memsy_core::model::Memory;
 use memsy_store::SearchFilter;
 use serde_json::{json, Map, Value};
@@ -16,7 +16,8 @@ use serde_json::{json, Map, Value};
 use crate::fields::{
     check_searchable_id, json_object, opt_bool, opt_f64, opt_int, opt_str, opt_str_list, read_body, reject_org_id,
 };
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Caller, Consumed};
+use memsy_usage::Dimension;
 
 #[derive(Debug)]
 pub struct SearchRequest {
@@ -106,8 +107,15 @@ pub fn parse(
     })
 }
 
-pub async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
-    let key = s.authorize(&headers, "read").await?;
+pub async fn search(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(Extension<Consumed>, Json<Value>), ApiError> {
+    caller.require("read")?;
+    caller.check_quota(Dimension::SearchQueries, 1)?;
+    let key = &caller.key;
     let bytes = read_body(&headers, body, s.config.limits.max_body_bytes).await?;
     let obj = json_object(&bytes)?;
     let req = parse(&obj, &key.org_id, &s.config.limits)?;
@@ -153,7 +161,7 @@ pub async fn search(State(s): State<AppState>, headers: HeaderMap, body: Body) -
             json!({"id": m.memory_id, "content": m.text, "score": short(score), "metadata": meta})
         })
         .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok((Extension(Consumed(vec![(Dimension::SearchQueries, 1)])), Json(json!({ "results": results }))))
 }
 
 /// An f32 as the JSON number it was meant to be (0.85, not 0.8500000238).

@@ -7,15 +7,21 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use memsy_status::EventState;
 use serde_json::{json, Value};
 
 use crate::fields::{json_object, opt_str_list, read_body, reject_org_id};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Caller};
 
-pub async fn status(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
-    let key = s.authorize(&headers, "read").await?;
+pub async fn status(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("read")?;
+    let key = &caller.key;
     let bytes = read_body(&headers, body, s.config.limits.max_body_bytes).await?;
     let obj = json_object(&bytes)?;
     reject_org_id(&obj)?;

@@ -28,14 +28,17 @@ use qdrant_edge::{
     AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
     FieldCondition, FieldIndexOperations, Filter, IsEmptyCondition, IsNullCondition, JsonPath, Match, NamedQuery,
     OperationError, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, UpdateOperation, ValueVariants, VectorInternal,
-    VectorPersisted, VectorStructPersisted, WithPayloadInterface, WithVector,
+    PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
+    VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{MemoryPoint, MemoryStore, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, VECTOR_NAME};
+use crate::{
+    EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS,
+    SCAN_PAGE, VECTOR_NAME,
+};
 
 /// A shard plus the lock that serialises its writers. `EdgeShard::flush`
 /// takes the WAL lock with `try_lock().expect(..)`, i.e. it panics instead of
@@ -229,6 +232,14 @@ impl MemoryStore for EdgeStore {
         Ok(events.into_iter().filter(|e| e.org_id == org_id).collect())
     }
 
+    async fn scan_memories(&self, scan: &MemoryScan, cap: usize) -> Result<Scanned<Memory>, StoreError> {
+        scan_shard(&self.memories, equality_filter(&scan.conditions())?, cap).await
+    }
+
+    async fn scan_events(&self, scan: &EventScan, cap: usize) -> Result<Scanned<StoredEvent>, StoreError> {
+        scan_shard(&self.events, equality_filter(&scan.conditions())?, cap).await
+    }
+
     async fn count_memories(&self, org_id: &str) -> Result<u64, StoreError> {
         let request = CountRequest { filter: Some(Filter::new_must(keyword("org_id", org_id)?)), exact: true };
         let n = blocking(&self.memories, move |s| s.engine.count(request).map_err(engine_error)).await?;
@@ -261,6 +272,45 @@ where
     })
     .await?;
     records.into_iter().map(|r| from_payload(r.payload)).collect()
+}
+
+/// Pages through `filter`'s points by id until `cap` are read; one more
+/// than the cap is asked for so that `truncated` is exact.
+async fn scan_shard<T>(shard: &Arc<Shard>, filter: Filter, cap: usize) -> Result<Scanned<T>, StoreError>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let mut items = Vec::new();
+    let mut offset = None;
+    loop {
+        let want = (cap + 1 - items.len()).min(SCAN_PAGE);
+        let request = ScrollRequest {
+            offset,
+            limit: Some(want),
+            filter: Some(filter.clone()),
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            with_vector: WithVector::Bool(false),
+            order_by: None,
+        };
+        let (records, next) = blocking(shard, move |s| s.engine.scroll(request).map_err(engine_error)).await?;
+        for r in records {
+            items.push(from_payload(r.payload)?);
+        }
+        if items.len() > cap {
+            items.truncate(cap);
+            return Ok(Scanned { items, truncated: true });
+        }
+        match next {
+            Some(id) => offset = Some(id),
+            None => return Ok(Scanned { items, truncated: false }),
+        }
+    }
+}
+
+/// Every `(key, value)` must match exactly.
+fn equality_filter(conditions: &[(&str, &str)]) -> Result<Filter, StoreError> {
+    let must = conditions.iter().map(|(k, v)| keyword(k, v)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Filter { must: Some(must), ..Filter::new() })
 }
 
 fn upsert_op(points: Vec<PointStructPersisted>) -> UpdateOperation {

@@ -20,8 +20,11 @@ pub use qdrant::QdrantStore;
 const VECTOR_NAME: &str = "dense";
 
 /// Payload keys that get a keyword index (and that searches filter on).
-const INDEXED_FIELDS: [&str; 9] =
-    ["org_id", "actor_id", "session_id", "role_id", "team_id", "scope_level", "type", "memory_kind", "status"];
+const INDEXED_FIELDS: [&str; 10] =
+    ["org_id", "actor_id", "session_id", "role_id", "team_id", "scope_level", "type", "memory_kind", "status", "kind"];
+
+/// Points read per page when scanning.
+const SCAN_PAGE: usize = 1_000;
 
 /// A memory with its dense vector, as the indexer writes it.
 #[derive(Debug, Clone)]
@@ -51,6 +54,60 @@ pub struct SearchFilter {
     pub team_ids: Vec<String>,
     /// Only memories with this status (normally "active"); None = any.
     pub status: Option<String>,
+}
+
+/// Which memories a scan reads, for browsing and aggregates. `org_id` is
+/// always applied; every other field narrows by equality when set.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryScan {
+    pub org_id: String,
+    pub actor_id: Option<String>,
+    pub memory_type: Option<String>,
+    pub memory_kind: Option<String>,
+    pub status: Option<String>,
+}
+
+impl MemoryScan {
+    pub fn org(org_id: &str) -> Self {
+        Self { org_id: org_id.to_string(), ..Self::default() }
+    }
+
+    fn conditions(&self) -> Vec<(&'static str, &str)> {
+        let mut c = vec![("org_id", self.org_id.as_str())];
+        let optional = [
+            ("actor_id", &self.actor_id),
+            ("type", &self.memory_type),
+            ("memory_kind", &self.memory_kind),
+            ("status", &self.status),
+        ];
+        c.extend(optional.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))));
+        c
+    }
+}
+
+/// Which raw events a scan reads; as [`MemoryScan`].
+#[derive(Debug, Clone, Default)]
+pub struct EventScan {
+    pub org_id: String,
+    pub actor_id: Option<String>,
+    pub session_id: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl EventScan {
+    fn conditions(&self) -> Vec<(&'static str, &str)> {
+        let mut c = vec![("org_id", self.org_id.as_str())];
+        let optional = [("actor_id", &self.actor_id), ("session_id", &self.session_id), ("kind", &self.kind)];
+        c.extend(optional.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))));
+        c
+    }
+}
+
+/// What a scan found: at most the cap it was given, and whether more matched.
+#[derive(Debug, Clone)]
+pub struct Scanned<T> {
+    pub items: Vec<T>,
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +147,12 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Raw events of `org_id` by id; unknown ids and other orgs' ids are absent.
     async fn get_events(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Up to `cap` memories matching `scan`, in no particular order.
+    async fn scan_memories(&self, scan: &MemoryScan, cap: usize) -> Result<Scanned<Memory>, StoreError>;
+
+    /// Up to `cap` raw events matching `scan`, in no particular order.
+    async fn scan_events(&self, scan: &EventScan, cap: usize) -> Result<Scanned<StoredEvent>, StoreError>;
 
     /// How many memories `org_id` has (any status).
     async fn count_memories(&self, org_id: &str) -> Result<u64, StoreError>;

@@ -14,15 +14,18 @@ use memsy_core::model::{Memory, StoredEvent};
 use qdrant_client::qdrant::vectors_config::Config;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType,
-    Filter, GetPointsBuilder, KeywordIndexParamsBuilder, PointId, PointStruct, QueryPointsBuilder, UpsertPointsBuilder,
-    Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsConfigBuilder,
+    Filter, GetPointsBuilder, KeywordIndexParamsBuilder, PointId, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
+    UpsertPointsBuilder, Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{MemoryPoint, MemoryStore, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, VECTOR_NAME};
+use crate::{
+    EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS,
+    SCAN_PAGE, VECTOR_NAME,
+};
 
 pub struct QdrantStore {
     client: Qdrant,
@@ -96,6 +99,38 @@ impl QdrantStore {
             .await
             .map_err(server_error)?;
         Ok(())
+    }
+
+    /// Pages through `filter`'s points by id until `cap` are read (one more
+    /// is asked for so that `truncated` is exact).
+    async fn scan<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        filter: Filter,
+        cap: usize,
+    ) -> Result<Scanned<T>, StoreError> {
+        let mut items = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let want = (cap + 1 - items.len()).min(SCAN_PAGE);
+            let mut request =
+                ScrollPointsBuilder::new(collection).filter(filter.clone()).limit(want as u32).with_payload(true);
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let response = self.client.scroll(request).await.map_err(server_error)?;
+            for p in response.result {
+                items.push(from_payload(p.payload)?);
+            }
+            if items.len() > cap {
+                items.truncate(cap);
+                return Ok(Scanned { items, truncated: true });
+            }
+            match response.next_page_offset {
+                Some(o) => offset = Some(o),
+                None => return Ok(Scanned { items, truncated: false }),
+            }
+        }
     }
 
     /// Points by id, decoded, in request order; unknown ids are absent.
@@ -190,6 +225,14 @@ impl MemoryStore for QdrantStore {
         Ok(events.into_iter().filter(|e| e.org_id == org_id).collect())
     }
 
+    async fn scan_memories(&self, scan: &MemoryScan, cap: usize) -> Result<Scanned<Memory>, StoreError> {
+        self.scan(&self.memories, equality_filter(&scan.conditions()), cap).await
+    }
+
+    async fn scan_events(&self, scan: &EventScan, cap: usize) -> Result<Scanned<StoredEvent>, StoreError> {
+        self.scan(&self.events, equality_filter(&scan.conditions()), cap).await
+    }
+
     async fn count_memories(&self, org_id: &str) -> Result<u64, StoreError> {
         let request = CountPointsBuilder::new(&self.memories)
             .filter(Filter::must([Condition::matches("org_id", org_id.to_string())]))
@@ -254,6 +297,11 @@ fn search_filter(f: &SearchFilter) -> Filter {
     }
 
     Filter { must, must_not, ..Default::default() }
+}
+
+/// Every `(key, value)` must match exactly.
+fn equality_filter(conditions: &[(&str, &str)]) -> Filter {
+    Filter::must(conditions.iter().map(|(k, v)| Condition::matches(*k, v.to_string())))
 }
 
 fn to_payload<T: Serialize>(record: &T) -> Result<Payload, StoreError> {

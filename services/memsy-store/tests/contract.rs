@@ -7,7 +7,7 @@
 use chrono::Utc;
 use memsy_core::ids::new_event_id;
 use memsy_core::model::{Memory, StoredEvent};
-use memsy_store::{EdgeStore, MemoryPoint, MemoryStore, QdrantStore, SearchFilter, StoreError};
+use memsy_store::{EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, QdrantStore, SearchFilter, StoreError};
 use memsy_testkit::sample_memory;
 use uuid::Uuid;
 
@@ -76,6 +76,8 @@ contract!(
     limit_is_honoured,
     malformed_and_unknown_ids_are_absent,
     wrong_dimension_is_invalid,
+    scan_memories_filters_and_caps,
+    scan_events_filters,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -353,6 +355,70 @@ async fn wrong_dimension_is_invalid(store: &dyn MemoryStore) {
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     let err = store.search(&[1.0; DIM - 1], &filter("org"), 5).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+async fn scan_memories_filters_and_caps(store: &dyn MemoryStore) {
+    let mut ms: Vec<Memory> = (0..7).map(|i| memory("org", if i < 5 { "alice" } else { "bob" })).collect();
+    ms[0].status = "superseded".into();
+    ms[1].memory_type = "preference".into();
+    ms[1].memory_kind = "episodic".into();
+    let other = memory("org-b", "alice");
+    let mut points: Vec<(&Memory, Vec<f32>)> = ms.iter().map(|m| (m, axis(0))).collect();
+    points.push((&other, axis(0)));
+    put(store, &points).await;
+
+    let ids = |items: &[Memory]| {
+        let mut v: Vec<String> = items.iter().map(|m| m.memory_id.clone()).collect();
+        v.sort();
+        v
+    };
+    let all = store.scan_memories(&MemoryScan::org("org"), 100).await.unwrap();
+    assert!(!all.truncated);
+    assert_eq!(ids(&all.items), ids_of(&ms.iter().collect::<Vec<_>>()));
+
+    let alice = MemoryScan { actor_id: Some("alice".into()), ..MemoryScan::org("org") };
+    assert_eq!(store.scan_memories(&alice, 100).await.unwrap().items.len(), 5);
+    let active = MemoryScan { status: Some("active".into()), ..alice.clone() };
+    assert_eq!(store.scan_memories(&active, 100).await.unwrap().items.len(), 4);
+    let typed = MemoryScan {
+        memory_type: Some("preference".into()),
+        memory_kind: Some("episodic".into()),
+        ..MemoryScan::org("org")
+    };
+    assert_eq!(ids(&store.scan_memories(&typed, 100).await.unwrap().items), vec![ms[1].memory_id.clone()]);
+
+    // The cap is exact: at the cap nothing is missing, below it the scan says so.
+    let capped = store.scan_memories(&MemoryScan::org("org"), 7).await.unwrap();
+    assert_eq!((capped.items.len(), capped.truncated), (7, false));
+    let capped = store.scan_memories(&MemoryScan::org("org"), 3).await.unwrap();
+    assert_eq!((capped.items.len(), capped.truncated), (3, true));
+    assert!(store.scan_memories(&MemoryScan::org("nobody"), 10).await.unwrap().items.is_empty());
+}
+
+async fn scan_events_filters(store: &dyn MemoryStore) {
+    let a = event("org", None);
+    let mut b = event("org", None);
+    b.session_id = "s2".into();
+    b.kind = "assistant_message".into();
+    let mut c = event("org", None);
+    c.actor_id = "bob".into();
+    let other = event("org-b", None);
+    store.upsert_events(&[a.clone(), b.clone(), c.clone(), other]).await.unwrap();
+
+    let scan = |actor: Option<&str>, session: Option<&str>, kind: Option<&str>| EventScan {
+        org_id: "org".into(),
+        actor_id: actor.map(Into::into),
+        session_id: session.map(Into::into),
+        kind: kind.map(Into::into),
+    };
+    let count = |s: EventScan| async move { store.scan_events(&s, 100).await.unwrap().items.len() };
+    assert_eq!(count(scan(None, None, None)).await, 3);
+    assert_eq!(count(scan(Some("alice"), None, None)).await, 2);
+    assert_eq!(count(scan(None, Some("s2"), None)).await, 1);
+    assert_eq!(count(scan(Some("alice"), Some("s1"), Some("user_message"))).await, 1);
+    assert_eq!(count(scan(None, None, Some("tool_result"))).await, 0);
+    let capped = store.scan_events(&scan(None, None, None), 2).await.unwrap();
+    assert_eq!((capped.items.len(), capped.truncated), (2, true));
 }
 
 // ------------------------------------------------------------- edge only

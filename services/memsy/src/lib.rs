@@ -15,9 +15,10 @@ use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
 use memsy_bus::{run_stage, Bus, StageHandler};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder, RemoteEngine};
-use memsy_gateway::{AppState, Dedup, KeyRegistry};
+use memsy_gateway::{AppState, Dedup, Hierarchy, KeyRegistry, MemoryLevels};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
 use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
+use memsy_usage::Meter;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -142,7 +143,16 @@ fn local_embedder(config: &Config, engine: Arc<dyn Engine>) -> LocalEmbedder {
 
 /// The vector store: a Qdrant server when configured, else (single process
 /// only) the embedded engine under the data directory.
-async fn open_store(config: &Config, dimension: usize, allow_embedded: bool) -> anyhow::Result<Arc<dyn MemoryStore>> {
+/// The vector store. `prepare` creates collections and indexes first (and
+/// waits for a Qdrant server that is still starting); the gateway does not
+/// prepare: it only reads, starts without the store and reports it through
+/// `/readyz` until the store answers.
+async fn open_store(
+    config: &Config,
+    dimension: usize,
+    allow_embedded: bool,
+    prepare: bool,
+) -> anyhow::Result<Arc<dyn MemoryStore>> {
     let store: Arc<dyn MemoryStore> = match &config.qdrant.url {
         Some(url) => Arc::new(
             QdrantStore::connect(url, config.qdrant.api_key.as_deref(), &config.qdrant.collection_prefix, dimension)
@@ -160,6 +170,9 @@ async fn open_store(config: &Config, dimension: usize, allow_embedded: bool) -> 
             bail!("this service needs a Qdrant server: set QDRANT_URL (the embedded store serves only `memsy serve`)")
         }
     };
+    if !prepare {
+        return Ok(store);
+    }
     // A Qdrant server may still be starting (containers come up together):
     // keep trying for a while before giving up.
     let mut attempt = 0;
@@ -230,11 +243,7 @@ impl SingleNode {
         let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
         let engine = load_engine(&config)?;
         let local = local_embedder(&config, engine.clone());
-        let store = open_store(&config, engine.dimension(), true).await?;
-        let keys = KeyRegistry::open(&bus).await?;
-        let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs)
-            .await
-            .with_context(|| format!("connecting to Redis at {}", config.redis.url))?;
+        let store = open_store(&config, engine.dimension(), true, true).await?;
         let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;
@@ -248,7 +257,7 @@ impl SingleNode {
         let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone());
         spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), config.indexer.batch_size, &token);
 
-        let state = AppState { config: config.clone(), bus, keys, status, embedder: Arc::new(local), store, dedup };
+        let state = gateway_state(&config, bus, status, Arc::new(local), store).await?;
         let t = token.clone();
         tasks
             .spawn(async move { memsy_gateway::serve(listener, state, t.cancelled_owned()).await.map_err(Into::into) });
@@ -288,13 +297,29 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let embedder: Arc<dyn QueryEmbedder> = Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
-    let store = open_store(&config, model_dimension(&config), false).await?;
-    let keys = KeyRegistry::open(&bus).await?;
-    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await?;
-    let state = AppState { config: config.clone(), bus, keys, status, embedder, store, dedup };
+    let store = open_store(&config, model_dimension(&config), false, false).await?;
+    let state = gateway_state(&config, bus, status, embedder, store).await?;
     let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?).await?;
     memsy_gateway::serve(listener, state, token.cancelled_owned()).await?;
     Ok(())
+}
+
+/// The gateway's shared state: its key registry (watching the bucket), its
+/// Redis connections (de-duplication, usage) and its view of the store.
+async fn gateway_state(
+    config: &Arc<Config>,
+    bus: Bus,
+    status: Arc<dyn StatusApi>,
+    embedder: Arc<dyn QueryEmbedder>,
+    store: Arc<dyn MemoryStore>,
+) -> anyhow::Result<AppState> {
+    let keys = KeyRegistry::open(&bus).await?;
+    let hierarchy = Hierarchy::open(&bus).await?;
+    let redis = || format!("connecting to Redis at {}", config.redis.url);
+    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await.with_context(redis)?;
+    let meter = Meter::new(memsy_status::redis_connection(&config.redis.url).await.with_context(redis)?);
+    let levels = MemoryLevels::new(store.clone(), meter.clone());
+    Ok(AppState { config: config.clone(), bus, keys, status, embedder, store, dedup, meter, levels, hierarchy })
 }
 
 async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
@@ -337,7 +362,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
-    let store = open_store(&config, model_dimension(&config), false).await?;
+    let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_indexer::IndexerStage::new(store, status);
     spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), config.indexer.batch_size, &token);
@@ -367,7 +392,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 bail!("--org must be 1 to {} characters", config.limits.max_id_len);
             }
             let scopes = memsy_gateway::auth::parse_scopes(&scopes).map_err(anyhow::Error::msg)?;
-            let (raw, record) = registry.create(&org, &name, &scopes).await?;
+            let (raw, record) = registry.create(&org, &name, &scopes, None).await?;
             info!(key_id = record.key_id, org, "created api key");
             println!("{raw}");
         }

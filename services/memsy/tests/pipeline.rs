@@ -49,7 +49,7 @@ impl App {
     async fn key(&self, org: &str, scopes: &[&str]) -> String {
         let reg = KeyRegistry::open_unwatched(&self.bus().await).await.unwrap();
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        reg.create(org, "test", &scopes).await.unwrap().0
+        reg.create(org, "test", &scopes, None).await.unwrap().0
     }
 
     async fn call(
@@ -344,7 +344,7 @@ async fn revoked_keys_stop_working_within_a_second() {
     let app = spawn_app().await;
     let bus = app.bus().await;
     let reg = KeyRegistry::open(&bus).await.unwrap();
-    let (raw, record) = reg.create("acme", "temp", &["read".to_string()]).await.unwrap();
+    let (raw, record) = reg.create("acme", "temp", &["read".to_string()], None).await.unwrap();
     assert_eq!(app.call("GET", Some(&raw), "/v1/health", None).await.0, 200);
     assert!(reg.revoke("acme", &record.key_id).await.unwrap());
     let start = Instant::now();

@@ -1,0 +1,178 @@
+//! The promotion prompt of an org, role or team record: the instruction a
+//! promotion step follows when it decides which memories held by the
+//! members of that org, role or team become shared knowledge at that level.
+//!
+//! Prompts come from a [`PromptGenerator`]. Without an LLM configured the
+//! generator is [`TemplateGenerator`], a deterministic template over the
+//! record's name and focus; an LLM-backed generator can be plugged in with
+//! [`super::Hierarchy::with_generator`] without touching the handlers.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the template's wording changes, so that `prompt_meta`
+/// tells which records carry an older text.
+pub const TEMPLATE_VERSION: u32 = 1;
+
+/// Which kind of record a prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Org,
+    Role,
+    Team,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Org => "org",
+            Level::Role => "role",
+            Level::Team => "team",
+        }
+    }
+}
+
+/// What a prompt is generated from.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub level: Level,
+    pub org_id: &'a str,
+    pub name: &'a str,
+    pub focus: &'a str,
+}
+
+/// How a record's prompt was made; rendered as the record's `prompt_meta`,
+/// e.g. `{"source": "template", "template_version": 1, "generated_at": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum PromptMeta {
+    /// Generated; regenerated whenever the name or focus changes.
+    Template { template_version: u32, generated_at: String },
+    /// Written by the user through PATCH; kept until `regenerate-prompt`.
+    User { edited_at: String },
+}
+
+impl PromptMeta {
+    pub fn is_user(&self) -> bool {
+        matches!(self, PromptMeta::User { .. })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub prompt: String,
+    pub meta: PromptMeta,
+}
+
+/// Writes promotion prompts. Boxed futures keep the trait object-safe, so
+/// that an LLM client (which has to await a network call and may fail) can
+/// stand in for the template.
+pub trait PromptGenerator: Send + Sync {
+    fn generate<'a>(&'a self, subject: Subject<'a>) -> BoxFuture<'a, Result<Generated, String>>;
+}
+
+/// The generator used when no LLM is configured.
+pub struct TemplateGenerator;
+
+impl PromptGenerator for TemplateGenerator {
+    fn generate<'a>(&'a self, subject: Subject<'a>) -> BoxFuture<'a, Result<Generated, String>> {
+        let generated = Generated {
+            prompt: template(&subject),
+            meta: PromptMeta::Template {
+                template_version: TEMPLATE_VERSION,
+                generated_at: memsy_core::time::now_rfc3339(),
+            },
+        };
+        Box::pin(async move { Ok(generated) })
+    }
+}
+
+/// The deterministic promotion prompt for `s`: the same subject always gives
+/// the same text. It names the record and quotes its focus, because the
+/// focus is the only thing that tells the promotion step what matters here.
+pub fn template(s: &Subject<'_>) -> String {
+    let (who, members, level, noun) = match s.level {
+        Level::Org => (
+            format!("the organisation \"{}\"", s.name),
+            "members of this organisation",
+            "organisation-wide",
+            "organisation",
+        ),
+        Level::Role => (
+            format!("the role \"{}\" in organisation \"{}\"", s.name, s.org_id),
+            "people who hold this role",
+            "role-level",
+            "role",
+        ),
+        Level::Team => (
+            format!("the team \"{}\" in organisation \"{}\"", s.name, s.org_id),
+            "members of this team",
+            "team-level",
+            "team",
+        ),
+    };
+    format!(
+        "You decide which memories are promoted to shared {level} knowledge for {who}.\n\
+         \n\
+         Focus of this {noun}: {focus}\n\
+         \n\
+         You are shown memories held by individual {members}. Promote a memory only when it serves this \
+         focus and would help all {members}: durable facts, decisions, conventions, procedures and lessons \
+         learned. Do not promote personal details or preferences of one person, small talk, short-lived or \
+         one-off details, secrets or credentials, or anything that is only true for the person it came from. \
+         When memories conflict, keep the most recent one. Write each promoted memory as a short, \
+         self-contained statement that does not name the person it came from.",
+        focus = s.focus,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(level: Level) -> Subject<'static> {
+        Subject { level, org_id: "acme", name: "Support engineer", focus: "Customer escalations and refunds" }
+    }
+
+    #[test]
+    fn template_names_the_record_and_its_focus() {
+        for level in [Level::Org, Level::Role, Level::Team] {
+            let p = template(&subject(level));
+            assert!(p.contains("\"Support engineer\""), "{p}");
+            assert!(p.contains("Customer escalations and refunds"), "{p}");
+        }
+        assert!(template(&subject(Level::Role)).contains("role-level knowledge"));
+        assert!(template(&subject(Level::Team)).contains("members of this team"));
+        assert!(template(&subject(Level::Org)).contains("organisation-wide"));
+        assert!(template(&subject(Level::Team)).contains("organisation \"acme\""));
+    }
+
+    #[test]
+    fn template_is_deterministic_and_follows_its_input() {
+        let a = template(&subject(Level::Role));
+        assert_eq!(a, template(&subject(Level::Role)));
+        let other = Subject { focus: "Onboarding", ..subject(Level::Role) };
+        assert_ne!(a, template(&other));
+    }
+
+    #[test]
+    fn template_fits_the_prompt_limit_for_the_longest_input() {
+        let (name, focus) = ("n".repeat(super::super::MAX_NAME), "f".repeat(super::super::MAX_FOCUS));
+        let s = Subject { level: Level::Team, org_id: &"o".repeat(256), name: &name, focus: &focus };
+        assert!(template(&s).chars().count() <= super::super::MAX_PROMPT);
+    }
+
+    #[tokio::test]
+    async fn template_generator_reports_its_source() {
+        let g = TemplateGenerator.generate(subject(Level::Org)).await.unwrap();
+        assert_eq!(g.prompt, template(&subject(Level::Org)));
+        let meta = serde_json::to_value(&g.meta).unwrap();
+        assert_eq!(meta["source"], "template");
+        assert_eq!(meta["template_version"], TEMPLATE_VERSION);
+        assert!(memsy_core::time::parse_ts(meta["generated_at"].as_str().unwrap()).is_some());
+        assert!(!g.meta.is_user());
+        let user = serde_json::to_value(PromptMeta::User { edited_at: "t".into() }).unwrap();
+        assert_eq!(user, serde_json::json!({"source": "user", "edited_at": "t"}));
+    }
+}

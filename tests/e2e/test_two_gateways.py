@@ -1,0 +1,85 @@
+"""Two gateways in separate processes (`memsy gateway`) on one NATS and one
+Redis, as a scaled-out deployment runs them: a key revoked through one is
+refused by the other within a second, and both count against the same
+rate window."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+from memsy import MemsyControlClient
+from memsy.exceptions import AuthenticationError, RateLimitExceeded
+
+from conftest import _free_port, memsy_bin
+from test_control import _start_of_window
+
+
+@pytest.fixture(scope="module")
+def gateways(server):
+    procs, urls = [], []
+    try:
+        for i in range(2):
+            port = _free_port()
+            log = open(server.tmp / f"gateway{i}.log", "w")
+            p = subprocess.Popen(
+                [memsy_bin(), "--config", str(server.config_path), "gateway",
+                 "--http-addr", f"127.0.0.1:{port}", "--data-dir", str(server.tmp / f"gateway{i}")],
+                # No Qdrant server exists here: the gateways start without
+                # one (the control plane needs none) and report it in /readyz.
+                env=dict(server.env, QDRANT_URL=f"http://127.0.0.1:{_free_port()}"), stdout=log, stderr=subprocess.STDOUT,
+            )
+            procs.append(p)
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1)
+                    break
+                except Exception:
+                    if p.poll() is not None or time.time() > deadline:
+                        raise RuntimeError((server.tmp / f"gateway{i}.log").read_text()[-4000:])
+                    time.sleep(0.1)
+            urls.append(f"http://127.0.0.1:{port}/api")
+        yield urls
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_key_revoked_through_one_gateway_is_refused_by_the_other(server, gateways):
+    a_url, b_url = gateways
+    admin = server.create_key(f"two-gw-{uuid.uuid4().hex[:8]}", scopes="admin")
+    with MemsyControlClient(base_url=a_url, api_key=admin) as a:
+        made = a.keys.create("short-lived", scopes=["read"])
+        with MemsyControlClient(base_url=b_url, api_key=made.raw_key, max_retries=0) as b:
+            assert b.me().user_id == made.key_id  # a brand-new key works elsewhere at once
+            a.keys.delete(made.key_id)
+            revoked_at = time.time()
+            while True:
+                try:
+                    b.me()
+                except AuthenticationError:
+                    break
+                assert time.time() - revoked_at < 1.0, "the other gateway still accepts the revoked key after 1 s"
+                time.sleep(0.02)
+
+
+def test_rate_window_is_shared_by_both_gateways(server, gateways):
+    a_url, b_url = gateways
+    key = server.create_key("rl-shared", scopes="read", name=f"shared-{uuid.uuid4().hex[:6]}")
+    with MemsyControlClient(base_url=a_url, api_key=key, max_retries=0) as a, \
+            MemsyControlClient(base_url=b_url, api_key=key, max_retries=0) as b:
+        _start_of_window()
+        a.me()
+        b.me()
+        a.me()
+        with pytest.raises(RateLimitExceeded) as e:
+            b.me()
+        assert e.value.retry_after and e.value.response.headers["X-RateLimit-Limit"] == "3"
