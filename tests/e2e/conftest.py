@@ -5,6 +5,7 @@ through the public memsy SDK, as a user's program would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -99,8 +100,10 @@ class Server:
         return lines[0]
 
 
-@pytest.fixture(scope="session")
-def server():
+@contextlib.contextmanager
+def memsy_stack(extra_env: dict | None = None):
+    """nats-server, redis-server and `memsy serve`, each on a free port in a
+    temporary directory of its own; yields the Server and stops them all."""
     tmp = Path(tempfile.mkdtemp(prefix="memsy-e2e-"))
     procs: list[subprocess.Popen] = []
     try:
@@ -125,6 +128,7 @@ def server():
             "RUST_LOG": os.environ.get("RUST_LOG", "info,qdrant_edge=warn"),
         })
         env.pop("QDRANT_URL", None)
+        env.update(extra_env or {})
         config_path = tmp / "memsy.toml"
         config_path.write_text(TEST_CONFIG)
         log = open(tmp / "memsy.log", "w")
@@ -157,3 +161,9 @@ def server():
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server():
+    with memsy_stack() as s:
+        yield s

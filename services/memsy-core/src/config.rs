@@ -25,6 +25,7 @@ pub struct Config {
     pub indexer: IndexerConfig,
     pub limits: Limits,
     pub usage: UsageConfig,
+    pub llm: LlmConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +141,29 @@ pub struct Limits {
     pub max_query_bytes: usize,
     /// Same (actor, session, kind, content) within this window returns the original event id.
     pub dedup_window_secs: u64,
+}
+
+/// An OpenAI-compatible chat-completions endpoint, used where a language
+/// model does better than rules (promotion prompts; extraction with the
+/// `llm` extractor engine). Unset `url` = no LLM: memsy works offline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlmConfig {
+    /// API base URL; requests go to `{url}/chat/completions`.
+    pub url: Option<String>,
+    pub model: String,
+    /// Set it through `MEMSY__LLM__API_KEY`, not a file.
+    pub api_key: Option<String>,
+    pub timeout_secs: u64,
+    /// Attempts per request on 429, 5xx and connection failures, the first included.
+    pub attempts: u32,
+    pub temperature: f32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self { url: None, model: "gpt-4o-mini".into(), api_key: None, timeout_secs: 60, attempts: 4, temperature: 0.0 }
+    }
 }
 
 /// Usage dimensions, metered per org (and per key) in Redis.
@@ -340,6 +364,9 @@ impl Config {
         }
         if cfg.qdrant.url.as_deref() == Some("") {
             cfg.qdrant.url = None;
+        }
+        if cfg.llm.url.as_deref() == Some("") {
+            cfg.llm.url = None;
         }
         // Ingest re-publishes a duplicate under its original id and relies on
         // the broker to drop it, which it only does within its own window.

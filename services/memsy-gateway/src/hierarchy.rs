@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{error, warn};
 
-pub use prompt::{Level, PromptGenerator, PromptMeta, Subject, TemplateGenerator};
+pub use prompt::{Level, LlmGenerator, PromptGenerator, PromptMeta, Subject, TemplateGenerator};
 
 use crate::ApiError;
 

@@ -15,6 +15,7 @@ use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
 use memsy_bus::{run_stage, Bus, StageHandler};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder, RemoteEngine};
+use memsy_gateway::hierarchy::LlmGenerator;
 use memsy_gateway::{AppState, Dedup, Hierarchy, KeyRegistry, MemoryLevels};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
 use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
@@ -314,11 +315,16 @@ async fn gateway_state(
     store: Arc<dyn MemoryStore>,
 ) -> anyhow::Result<AppState> {
     let keys = KeyRegistry::open(&bus).await?;
-    let hierarchy = Hierarchy::open(&bus).await?;
     let redis = || format!("connecting to Redis at {}", config.redis.url);
     let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await.with_context(redis)?;
     let meter = Meter::new(memsy_status::redis_connection(&config.redis.url).await.with_context(redis)?);
     let levels = MemoryLevels::new(store.clone(), meter.clone());
+    let mut hierarchy = Hierarchy::open(&bus).await?;
+    // With an LLM configured, promotion prompts are written by it.
+    if let Some(llm) = memsy_llm::ChatClient::from_config(&config.llm)? {
+        info!(model = llm.model(), "promotion prompts are written by the configured LLM");
+        hierarchy = hierarchy.with_generator(Arc::new(LlmGenerator::new(llm, meter.clone())));
+    }
     Ok(AppState { config: config.clone(), bus, keys, status, embedder, store, dedup, meter, levels, hierarchy })
 }
 

@@ -4,8 +4,9 @@
 //!
 //! Prompts come from a [`PromptGenerator`]. Without an LLM configured the
 //! generator is [`TemplateGenerator`], a deterministic template over the
-//! record's name and focus; an LLM-backed generator can be plugged in with
-//! [`super::Hierarchy::with_generator`] without touching the handlers.
+//! record's name and focus; with one it is [`LlmGenerator`], which asks the
+//! model to write the prompt (the template serves as its example and as the
+//! answer when the model cannot be used) and meters its tokens per org.
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -48,9 +49,17 @@ pub struct Subject<'a> {
 #[serde(tag = "source", rename_all = "lowercase")]
 pub enum PromptMeta {
     /// Generated; regenerated whenever the name or focus changes.
-    Template { template_version: u32, generated_at: String },
+    Template {
+        template_version: u32,
+        generated_at: String,
+        /// Why the configured LLM was not used, when it was not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        llm_error: Option<String>,
+    },
     /// Written by the user through PATCH; kept until `regenerate-prompt`.
     User { edited_at: String },
+    /// Written by a language model; regenerated like a template.
+    Llm { model: String, generated_at: String, prompt_tokens: u64, completion_tokens: u64 },
 }
 
 impl PromptMeta {
@@ -82,9 +91,92 @@ impl PromptGenerator for TemplateGenerator {
             meta: PromptMeta::Template {
                 template_version: TEMPLATE_VERSION,
                 generated_at: memsy_core::time::now_rfc3339(),
+                llm_error: None,
             },
         };
         Box::pin(async move { Ok(generated) })
+    }
+}
+
+/// Asks an OpenAI-compatible model to write the prompt, counting its tokens
+/// as the org's `llm_tokens`. When the model cannot be used (down after its
+/// retries, refusing, answering nonsense) the record still gets a prompt:
+/// the template's, with `prompt_meta` saying so and why.
+pub struct LlmGenerator {
+    client: memsy_llm::ChatClient,
+    meter: memsy_usage::Meter,
+}
+
+impl LlmGenerator {
+    pub fn new(client: memsy_llm::ChatClient, meter: memsy_usage::Meter) -> Self {
+        Self { client, meter }
+    }
+
+    async fn ask(&self, s: &Subject<'_>) -> Result<Generated, memsy_llm::LlmError> {
+        let system = "You write the instruction that a memory service follows when it decides which memories held \
+                      by individual people become shared knowledge of their organisation, role or team. Answer \
+                      with JSON: {\"prompt\": \"...\"}. The prompt is at most 1500 characters, names the group, \
+                      follows the group's focus, and says what to promote and what never to promote (personal \
+                      details of one person, secrets, short-lived details).";
+        let user = format!(
+            "Level: {}\nOrganisation: {}\nName: {}\nFocus: {}\n\nAn acceptable generic prompt, to improve on:\n{}",
+            s.level.as_str(),
+            s.org_id,
+            s.name,
+            s.focus,
+            template(s)
+        );
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"prompt": {"type": "string"}},
+            "required": ["prompt"],
+            "additionalProperties": false,
+        });
+        let answer = self.client.complete_json(system, &user, "promotion_prompt", &schema).await?;
+        let tokens = answer.usage.total();
+        if tokens > 0 {
+            let now = chrono::Utc::now();
+            if let Err(e) = self.meter.add(s.org_id, None, memsy_usage::Dimension::LlmTokens, tokens, now).await {
+                tracing::warn!(org_id = s.org_id, error = %e, "counting llm_tokens failed");
+            }
+        }
+        let prompt = answer.value["prompt"].as_str().map(str::trim).unwrap_or_default().to_string();
+        if prompt.is_empty() || prompt.chars().count() > super::MAX_PROMPT {
+            return Err(memsy_llm::LlmError::Invalid(format!(
+                "prompt is empty or longer than {} characters",
+                super::MAX_PROMPT
+            )));
+        }
+        Ok(Generated {
+            prompt,
+            meta: PromptMeta::Llm {
+                model: answer.model,
+                generated_at: memsy_core::time::now_rfc3339(),
+                prompt_tokens: answer.usage.prompt_tokens,
+                completion_tokens: answer.usage.completion_tokens,
+            },
+        })
+    }
+}
+
+impl PromptGenerator for LlmGenerator {
+    fn generate<'a>(&'a self, subject: Subject<'a>) -> BoxFuture<'a, Result<Generated, String>> {
+        Box::pin(async move {
+            match self.ask(&subject).await {
+                Ok(g) => Ok(g),
+                Err(e) => {
+                    tracing::warn!(org_id = subject.org_id, error = %e, "LLM prompt generation failed; using the template");
+                    Ok(Generated {
+                        prompt: template(&subject),
+                        meta: PromptMeta::Template {
+                            template_version: TEMPLATE_VERSION,
+                            generated_at: memsy_core::time::now_rfc3339(),
+                            llm_error: Some(e.to_string()),
+                        },
+                    })
+                }
+            }
+        })
     }
 }
 
