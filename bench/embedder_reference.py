@@ -29,18 +29,18 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 
-def main() -> None:
-    model_dir, onnx_file, sentences_path, sizes_arg, seconds_arg = sys.argv[1:6]
-    sizes = [int(s) for s in sizes_arg.split(",")]
-    seconds = float(seconds_arg)
-    with open(sentences_path, encoding="utf-8") as f:
-        sentences = json.load(f)
-
+def load_tokenizer(model_dir: str) -> Tokenizer:
+    """tokenizer.json with its fixed padding removed, truncation at 256 word
+    pieces, each batch padded to its longest text."""
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(max_length=256)
     tok.enable_padding()  # pad to the longest text of each batch
+    return tok
 
+
+def load_session(model_dir: str, onnx_file: str) -> ort.InferenceSession:
+    """CPU session on MODEL_DIR/onnx/ONNX_FILE (or MODEL_DIR/ONNX_FILE)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     opts.inter_op_num_threads = 1
@@ -48,14 +48,31 @@ def main() -> None:
     path = os.path.join(model_dir, "onnx", onnx_file)
     if not os.path.isfile(path):
         path = os.path.join(model_dir, onnx_file)
-    session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def embed_texts(tok: Tokenizer, session: ort.InferenceSession, texts: list[str]) -> np.ndarray:
+    """One `session.run` over TEXTS: the graph's `sentence_embedding` output
+    (mean-pooled and normalised inside the graph), shape [len(texts), 384]."""
+    encs = tok.encode_batch(texts)
+    ids = np.array([e.ids for e in encs], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+    (out,) = session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+    return out
+
+
+def main() -> None:
+    model_dir, onnx_file, sentences_path, sizes_arg, seconds_arg = sys.argv[1:6]
+    sizes = [int(s) for s in sizes_arg.split(",")]
+    seconds = float(seconds_arg)
+    with open(sentences_path, encoding="utf-8") as f:
+        sentences = json.load(f)
+
+    tok = load_tokenizer(model_dir)
+    session = load_session(model_dir, onnx_file)
 
     def embed(texts):
-        encs = tok.encode_batch(texts)
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-        (out,) = session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
-        return out
+        return embed_texts(tok, session, texts)
 
     def request(start, size):
         n = len(sentences)

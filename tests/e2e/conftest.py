@@ -71,10 +71,14 @@ requests_per_minute = 90  # 3 per 2-second window
 max_keys = 3
 limits = { events_ingested = 5, search_queries = 3 }
 
+[usage.plans.llm-metered]
+limits = { llm_tokens = 300 }
+
 [usage.orgs]
 "rl-org" = "tiny"
 "rl-shared" = "tiny"
 "quota-org" = "metered"
+"llm-quota-org" = "llm-metered"
 """
 
 
@@ -98,6 +102,36 @@ class Server:
         lines = out.stdout.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("msy_"), out.stdout
         return lines[0]
+
+
+def start_memsy(args: list[str], env: dict, log_path: Path, timeout: float = 60) -> subprocess.Popen:
+    """Starts `memsy <args>` (an HTTP server: `--http-addr` among the args)
+    with its output in `log_path`; returns it once its /livez answers. When it
+    exits or does not answer in time, it is stopped and the log's tail raised."""
+    addr = args[args.index("--http-addr") + 1]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([memsy_bin(), *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://{addr}/livez", timeout=1)
+            return proc
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"memsy {' '.join(args)} did not start:\n" + log_path.read_text()[-4000:])
+            time.sleep(0.1)
+
+
+def stop_all(procs) -> None:
+    """Stops each process in turn, killing one that does not exit in 15 s."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 @contextlib.contextmanager
@@ -131,32 +165,14 @@ def memsy_stack(extra_env: dict | None = None):
         env.update(extra_env or {})
         config_path = tmp / "memsy.toml"
         config_path.write_text(TEST_CONFIG)
-        log = open(tmp / "memsy.log", "w")
-        memsy = subprocess.Popen(
-            [memsy_bin(), "--config", str(config_path), "serve", "--http-addr", f"127.0.0.1:{http_port}", "--data-dir", str(tmp / "data")],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        procs.append(memsy)
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/livez", timeout=1)
-                break
-            except Exception:
-                if memsy.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("memsy serve did not start:\n" + (tmp / "memsy.log").read_text()[-4000:])
-                time.sleep(0.1)
+        procs.append(start_memsy(["--config", str(config_path), "serve", "--http-addr", f"127.0.0.1:{http_port}",
+                                  "--data-dir", str(tmp / "data")], env, tmp / "memsy.log"))
         yield Server(
             base_url=f"http://127.0.0.1:{http_port}/v1", root_url=f"http://127.0.0.1:{http_port}", env=env,
             config_path=config_path, tmp=tmp,
         )
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(reversed(procs))
         if os.environ.get("MEMSY_E2E_KEEP"):
             print(f"kept {tmp}")
         else:

@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 
 import pytest
 from memsy import AsyncMemsyClient, EventPayload, MemsyClient
 from memsy.exceptions import AuthorizationError, MemsyAPIError
+
+from test_sdk import wait_settled
 
 # (actor_id, content, ts): each of these yields at least one memory with the
 # rules extractor; the timestamps make observed_at differ from one to the next.
@@ -26,19 +27,20 @@ EVENTS = [
 ]
 ACTORS = sorted({a for a, _, _ in EVENTS})
 
-MEMORY_SORTS = ["observed_at_desc", "observed_at_asc", "strength_desc", "confidence_desc", "created_at_desc"]
-ACTOR_SORTS = ["first_memory_desc", "first_memory_asc", "last_memory_desc", "actor_id_asc"]
-
-
-def wait_settled(client: MemsyClient, ids: list[str], timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while True:
-        s = client.status(ids)
-        if not s.pending_ids:
-            assert sorted(s.completed_ids) == sorted(ids), s
-            return
-        assert time.time() < deadline, f"still pending: {s}"
-        time.sleep(0.2)
+# Every sort the SDK documents: (sort key, descending).
+MEMORY_SORTS = {
+    "observed_at_desc": (lambda m: m.observed_at, True),
+    "observed_at_asc": (lambda m: m.observed_at, False),
+    "strength_desc": (lambda m: m.strength, True),
+    "confidence_desc": (lambda m: m.confidence, True),
+    "created_at_desc": (lambda m: m.created_at, True),
+}
+ACTOR_SORTS = {
+    "first_memory_desc": (lambda a: a.first_memory_at, True),
+    "first_memory_asc": (lambda a: a.first_memory_at, False),
+    "last_memory_desc": (lambda a: a.last_memory_at, True),
+    "actor_id_asc": (lambda a: a.actor_id, False),
+}
 
 
 def ingest(client: MemsyClient, events: list[tuple[str, str, str]]) -> list[str]:
@@ -75,10 +77,27 @@ def client(server, world):
         yield c
 
 
-def expected_order(items, key, descending):
-    """memory_id (or actor_id) ascending breaks ties whatever the direction."""
-    tiebroken = sorted(items, key=lambda m: m[1])
-    return [i for i, _ in sorted(tiebroken, key=lambda m: key(m[0]), reverse=descending)]
+def expected_order(items, key, descending, id_of):
+    """The id (memory_id or actor_id) ascending breaks ties whatever the direction."""
+    tiebroken = sorted(items, key=id_of)
+    return [id_of(i) for i in sorted(tiebroken, key=key, reverse=descending)]
+
+
+def assert_sorts_and_pages(list_page, items, sorts, id_of) -> None:
+    """Each of `sorts` lists `items` in its order, and pages of one item list
+    them in the same order, each exactly once."""
+    n = len(items)
+    for sort, (key, descending) in sorts.items():
+        got = [id_of(i) for i in list_page(sort=sort).items]
+        assert got == expected_order(items, key, descending, id_of), sort
+        paged = []
+        for offset in range(n):
+            p = list_page(sort=sort, limit=1, offset=offset)
+            assert p.total == n and p.limit == 1 and p.offset == offset and len(p.items) == 1
+            paged.append(id_of(p.items[0]))
+        assert paged == got, sort
+        assert sorted(paged) == sorted(id_of(i) for i in items)
+        assert list_page(sort=sort, offset=n).items == []
 
 
 # ---------------------------------------------------------------- memories
@@ -133,28 +152,7 @@ def test_list_shape_and_filters(client, world):
 
 
 def test_every_sort_and_stable_paging(client, world):
-    items = world["memories"]
-    n = len(items)
-    keys = {
-        "observed_at_desc": (lambda m: m.observed_at, True),
-        "observed_at_asc": (lambda m: m.observed_at, False),
-        "strength_desc": (lambda m: m.strength, True),
-        "confidence_desc": (lambda m: m.confidence, True),
-        "created_at_desc": (lambda m: m.created_at, True),
-    }
-    for sort in MEMORY_SORTS:
-        got = [m.memory_id for m in client.memories.list(sort=sort).items]
-        key, desc = keys[sort]
-        want = expected_order([(m, m.memory_id) for m in items], key, desc)
-        assert got == [m.memory_id for m in want], sort
-        paged = []
-        for offset in range(n):
-            p = client.memories.list(sort=sort, limit=1, offset=offset)
-            assert p.total == n and p.limit == 1 and p.offset == offset and len(p.items) == 1
-            paged.append(p.items[0].memory_id)
-        assert paged == got, sort
-        assert sorted(paged) == sorted(m.memory_id for m in items)
-        assert client.memories.list(sort=sort, offset=n).items == []
+    assert_sorts_and_pages(client.memories.list, world["memories"], MEMORY_SORTS, lambda m: m.memory_id)
     observed = [m.observed_at for m in client.memories.list(sort="observed_at_asc").items]
     assert observed == sorted(observed) and observed[0].startswith("2025-03-01")
 
@@ -269,18 +267,7 @@ def test_actors_are_folded_from_memories(client, world):
 
 def test_actor_sorts_q_and_paging(client):
     everyone = client.actors.list().items
-    keys = {
-        "first_memory_desc": (lambda a: a.first_memory_at, True),
-        "first_memory_asc": (lambda a: a.first_memory_at, False),
-        "last_memory_desc": (lambda a: a.last_memory_at, True),
-        "actor_id_asc": (lambda a: a.actor_id, False),
-    }
-    for sort in ACTOR_SORTS:
-        got = [a.actor_id for a in client.actors.list(sort=sort).items]
-        key, desc = keys[sort]
-        assert got == [a.actor_id for a in expected_order([(a, a.actor_id) for a in everyone], key, desc)], sort
-        paged = [client.actors.list(sort=sort, limit=1, offset=i).items[0].actor_id for i in range(len(got))]
-        assert paged == got, sort
+    assert_sorts_and_pages(client.actors.list, everyone, ACTOR_SORTS, lambda a: a.actor_id)
     assert [a.actor_id for a in client.actors.list(sort="actor_id_asc").items] == ACTORS
 
     q = client.actors.list(q="CAROL")
@@ -303,20 +290,12 @@ def test_actor_errors(client, world):
         assert e.value.status_code == 422
     assert client.actors.list(limit=500).limit == 500
 
-    with pytest.raises(MemsyAPIError) as e:
-        client.actors.get("nobody")
-    assert e.value.status_code == 404
-    # The other org's actor is not this org's.
-    with pytest.raises(MemsyAPIError) as e:
-        client.actors.get("mallory")
-    assert e.value.status_code == 404
-    # A '/' is one opaque segment, never a path to somewhere else.
-    with pytest.raises(MemsyAPIError) as e:
-        client.actors.get("team")
-    assert e.value.status_code == 404
-    with pytest.raises(MemsyAPIError) as e:
-        client.actors.get("../actors")
-    assert e.value.status_code == 404
+    # "mallory" is the other org's actor, not this org's; and a '/' is one
+    # opaque segment, never a path to somewhere else.
+    for actor_id in ["nobody", "mallory", "team", "../actors"]:
+        with pytest.raises(MemsyAPIError) as e:
+            client.actors.get(actor_id)
+        assert e.value.status_code == 404, actor_id
 
     for call in (lambda: client.actors.list(org_id="other"), lambda: client.actors.get("alice", org_id="other"),
                  lambda: client.actors.list(org_id=world["other_org"])):

@@ -87,9 +87,10 @@ def test_keys_lifecycle(server):
         with pytest.raises(MemsyAPIError) as e:
             c.keys.create("bad", scopes=["root"])
         assert e.value.status_code == 422
-        with pytest.raises(MemsyAPIError) as e:
-            c.keys.create("", scopes=["read"])
-        assert e.value.status_code == 422
+        for blank in ("", "   "):
+            with pytest.raises(MemsyAPIError) as e:
+                c.keys.create(blank, scopes=["read"])
+            assert e.value.status_code == 422 and "name" in e.value.detail
         with pytest.raises(MemsyAPIError) as e:
             c.keys.create("old", scopes=["read"], expires_at="2001-01-01T00:00:00Z")
         assert e.value.status_code == 422
@@ -198,6 +199,10 @@ def test_usage_counts_headers_and_timeseries(server):
         assert len(hourly.data) == 24 and sum(p.quantity for p in hourly.data) == 2
         everything = c.usage.timeseries(period_start=today, period_end=today)
         assert {p.dimension for p in everything.data} == set(used)
+        # A period_end alone ends its month, whichever month that is.
+        january = c.usage.timeseries(dimension="api_calls", period_end="2025-01-31")
+        assert [p.date for p in january.data] == [f"2025-01-{d:02}" for d in range(1, 32)]
+        assert all(p.quantity == 0 for p in january.data)
         for bad in ({"granularity": "weekly"}, {"dimension": "bananas"}, {"period_start": "yesterday"},
                     {"period_start": today, "period_end": "2000-01-01"}):
             with pytest.raises(MemsyAPIError) as e:

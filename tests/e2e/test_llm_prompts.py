@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from memsy import MemsyClient, MemsyControlClient
+from memsy.exceptions import MemsyAPIError
 
 from conftest import memsy_stack
 
@@ -96,3 +97,30 @@ def test_prompts_come_from_the_llm_and_its_tokens_are_metered(llm_server):
     with MemsyControlClient(base_url=server.control_url, api_key=key) as c:
         used = {d.dimension: d.used for d in c.usage.summary().dimensions}
         assert used["llm_tokens"] == 3 * 240, used
+
+
+def test_prompts_stop_spending_past_the_llm_tokens_quota(llm_server):
+    """Plan `llm-metered` allows 300 tokens a month; each prompt costs 240."""
+    server, fake = llm_server
+    org = "llm-quota-org"
+    key = server.create_key(org, scopes="read,write,admin")
+    with MemsyClient(base_url=server.base_url, api_key=key, max_retries=0) as client:
+        role = client.roles.create(org, "SRE", "Incident response")
+        # 240 of 300 used: not past the quota yet, so one more prompt is written.
+        client.roles.update(role.role_id, org, name="Site reliability")
+        asked = len(fake.requests)
+        # 480 of 300: whatever would ask the model again is refused, and it is not asked.
+        for call in (lambda: client.roles.create(org, "Ops", "On-call"),
+                     lambda: client.roles.update(role.role_id, org, focus="Postmortems"),
+                     lambda: client.roles.regenerate_prompt(role.role_id, org)):
+            with pytest.raises(MemsyAPIError) as e:
+                call()
+            assert e.value.status_code == 429
+        assert len(fake.requests) == asked
+        r = client._client.post(f"/roles/{role.role_id}/regenerate-prompt", params={"org_id": org})
+        detail = r.json()["detail"]
+        assert (r.status_code, detail["error"], detail["dimension"]) == (429, "usage_limit_exceeded", "llm_tokens")
+        assert r.headers["X-Usage-LlmTokens"] == "480" and r.headers["X-Usage-LlmTokens-Limit"] == "300"
+        # A prompt the user writes needs no model.
+        mine = client.roles.update(role.role_id, org, promotion_prompt="Promote runbooks.")
+        assert mine.prompt_meta["source"] == "user"

@@ -5,16 +5,14 @@ rate window."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-import urllib.request
 import uuid
 
 import pytest
 from memsy import MemsyControlClient
 from memsy.exceptions import AuthenticationError, RateLimitExceeded
 
-from conftest import _free_port, memsy_bin
+from conftest import _free_port, start_memsy, stop_all
 from test_control import _start_of_window
 
 
@@ -23,34 +21,17 @@ def gateways(server):
     procs, urls = [], []
     try:
         for i in range(2):
-            port = _free_port()
-            log = open(server.tmp / f"gateway{i}.log", "w")
-            p = subprocess.Popen(
-                [memsy_bin(), "--config", str(server.config_path), "gateway",
-                 "--http-addr", f"127.0.0.1:{port}", "--data-dir", str(server.tmp / f"gateway{i}")],
-                # No Qdrant server exists here: the gateways start without
-                # one (the control plane needs none) and report it in /readyz.
-                env=dict(server.env, QDRANT_URL=f"http://127.0.0.1:{_free_port()}"), stdout=log, stderr=subprocess.STDOUT,
-            )
-            procs.append(p)
-            deadline = time.time() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1)
-                    break
-                except Exception:
-                    if p.poll() is not None or time.time() > deadline:
-                        raise RuntimeError((server.tmp / f"gateway{i}.log").read_text()[-4000:])
-                    time.sleep(0.1)
-            urls.append(f"http://127.0.0.1:{port}/api")
+            addr = f"127.0.0.1:{_free_port()}"
+            # No Qdrant server exists here: the gateways start without one
+            # (the control plane needs none) and report it in /readyz.
+            env = dict(server.env, QDRANT_URL=f"http://127.0.0.1:{_free_port()}")
+            args = ["--config", str(server.config_path), "gateway", "--http-addr", addr,
+                    "--data-dir", str(server.tmp / f"gateway{i}")]
+            procs.append(start_memsy(args, env, server.tmp / f"gateway{i}.log"))
+            urls.append(f"http://{addr}/api")
         yield urls
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
 
 
 def test_key_revoked_through_one_gateway_is_refused_by_the_other(server, gateways):

@@ -115,7 +115,8 @@ pub struct EmbedderConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExtractorConfig {
-    /// `rules` (offline, deterministic).
+    /// `rules` (offline, deterministic) or `llm` (the model configured
+    /// under `[llm]`, which must then have a `url`).
     pub engine: String,
     /// Most events handled per batch.
     pub batch_size: usize,
@@ -126,6 +127,17 @@ pub struct ExtractorConfig {
 pub struct IndexerConfig {
     /// Most events written per store call (each call ends with a flush).
     pub batch_size: usize,
+    /// A new memory this close (cosine) to an active memory of the same
+    /// actor reinforces it instead of being stored as a twin.
+    pub duplicate_similarity: f32,
+    /// Memories of different actors this close count as "the same memory"
+    /// for promotion.
+    pub promotion_similarity: f32,
+    /// Distinct actors of a role (team, org) holding the same memory before
+    /// it is promoted to that level.
+    pub promotion_min_actors: usize,
+    /// Strength added by each reinforcement (bounded by 5.0).
+    pub reinforce_step: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -320,7 +332,13 @@ impl Default for ExtractorConfig {
 
 impl Default for IndexerConfig {
     fn default() -> Self {
-        Self { batch_size: 128 }
+        Self {
+            batch_size: 128,
+            duplicate_similarity: 0.93,
+            promotion_similarity: 0.88,
+            promotion_min_actors: 3,
+            reinforce_step: 0.5,
+        }
     }
 }
 

@@ -60,6 +60,30 @@ pub struct Memory {
     pub effective_to: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// What the memory says something about, when only one value can hold at
+    /// a time ("residence", "employer", "favorite:color"): a newer memory of
+    /// the same actor and slot supersedes an older one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+}
+
+impl Memory {
+    /// Strength at `now`: the stored strength halves every
+    /// `decay_half_life_days` since the memory was last reinforced or
+    /// recalled, unless it is pinned.
+    pub fn effective_strength(&self, now: chrono::DateTime<chrono::Utc>) -> f32 {
+        if self.pinned || self.decay_half_life_days <= 0.0 {
+            return self.strength;
+        }
+        let last = [Some(&self.updated_at), self.last_recalled_at.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| crate::time::parse_ts(t))
+            .max();
+        let Some(last) = last else { return self.strength };
+        let days = (now - last).num_milliseconds().max(0) as f64 / 86_400_000.0;
+        (f64::from(self.strength) * 0.5f64.powf(days / f64::from(self.decay_half_life_days))) as f32
+    }
 }
 
 /// A raw event as stored for browsing, `include_source_events` and replay.
@@ -91,6 +115,51 @@ pub fn source_metadata_entry(event_id: &str, metadata: Option<&str>) -> Option<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn memory(updated_at: &str, pinned: bool) -> Memory {
+        Memory {
+            memory_id: "m".into(),
+            org_id: "o".into(),
+            scope_level: "actor".into(),
+            actor_id: Some("a".into()),
+            role_id: None,
+            team_id: None,
+            session_id: None,
+            memory_type: "fact".into(),
+            memory_kind: "semantic".into(),
+            status: "active".into(),
+            text: "t".into(),
+            title: "t".into(),
+            summary: "t".into(),
+            tags: vec![],
+            entities: vec![],
+            confidence: 0.9,
+            strength: 2.0,
+            recall_count: 0,
+            last_recalled_at: None,
+            decay_half_life_days: 30.0,
+            pinned,
+            source_event_ids: vec![],
+            source_metadata: vec![],
+            observed_at: updated_at.into(),
+            effective_from: None,
+            effective_to: None,
+            created_at: updated_at.into(),
+            updated_at: updated_at.into(),
+            slot: None,
+        }
+    }
+
+    #[test]
+    fn strength_halves_each_half_life_unless_pinned() {
+        let now = crate::time::parse_ts("2026-03-02T00:00:00Z").unwrap();
+        let m = memory("2026-01-01T00:00:00Z", false); // 60 days earlier
+        assert!((m.effective_strength(now) - 0.5).abs() < 1e-3, "{}", m.effective_strength(now));
+        assert_eq!(memory("2026-01-01T00:00:00Z", true).effective_strength(now), 2.0);
+        // A recall counts as use: it restarts the clock.
+        let recalled = Memory { last_recalled_at: Some("2026-03-02T00:00:00Z".into()), ..m };
+        assert!((recalled.effective_strength(now) - 2.0).abs() < 1e-6);
+    }
 
     #[test]
     fn source_metadata_keeps_objects_and_raw_strings() {

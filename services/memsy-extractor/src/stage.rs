@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use memsy_bus::topology::extracted_subject;
 use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::ids::memory_id;
@@ -12,28 +13,40 @@ use memsy_status::{record_failure, StatusApi};
 use prost::Message;
 use tracing::{debug, warn};
 
-use crate::RulesEngine;
+use crate::{Candidate, ExtractorError, LlmEngine, RulesEngine};
+
+/// Model calls in flight at once per batch: enough to hide a provider's
+/// latency, few enough not to trip its rate limits.
+const LLM_CONCURRENCY: usize = 4;
+
+/// The extraction engine a stage runs (`extractor.engine`).
+#[derive(Clone)]
+pub enum Engine {
+    Rules(RulesEngine),
+    Llm(Arc<LlmEngine>),
+}
 
 pub struct ExtractorStage {
     bus: Bus,
-    engine: RulesEngine,
+    engine: Engine,
     status: Arc<dyn StatusApi>,
 }
 
 impl ExtractorStage {
+    /// A stage running the rules engine.
     pub fn new(bus: Bus, status: Arc<dyn StatusApi>) -> Self {
-        Self { bus, engine: RulesEngine::new(), status }
+        Self::with_engine(bus, status, Engine::Rules(RulesEngine::new()))
     }
 
-    /// The stage's output for one event.
-    pub fn extract(&self, event: Event) -> ExtractedEvent {
-        extract_with(&self.engine, event)
+    pub fn with_engine(bus: Bus, status: Arc<dyn StatusApi>, engine: Engine) -> Self {
+        Self { bus, engine, status }
     }
 }
 
-fn extract_with(engine: &RulesEngine, event: Event) -> ExtractedEvent {
-    let memories = engine
-        .extract(&event)
+/// The stage's output for one event: its candidates with deterministic ids,
+/// so that a redelivered event overwrites rather than duplicates.
+fn extracted(event: Event, candidates: Vec<Candidate>) -> ExtractedEvent {
+    let memories = candidates
         .into_iter()
         .enumerate()
         .map(|(i, c)| CandidateMemory {
@@ -51,48 +64,103 @@ fn extract_with(engine: &RulesEngine, event: Event) -> ExtractedEvent {
     ExtractedEvent { event: Some(event), memories }
 }
 
+/// What becomes of an event whose extraction failed. Anything the model
+/// does (down through its retries, refusing, answering nonsense) is retried
+/// by redelivery and fails the event with the reason after `max_deliver`
+/// attempts: a misconfigured key shows up as failed events carrying the
+/// provider's message, never as events silently stored without memories.
+/// Our own bucket being unreachable is an outage, waited out.
+fn failure(event: &Event, e: ExtractorError) -> Outcome {
+    warn!(org_id = event.org_id, event_id = event.event_id, error = %e, "extraction failed");
+    match e {
+        ExtractorError::Unavailable(reason) => Outcome::Backoff(reason),
+        ExtractorError::Llm(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+impl ExtractorStage {
+    /// Extracts `events` (delivery index, event); per event, its output or
+    /// the outcome it failed with.
+    async fn extract_all(&self, events: Vec<(usize, Event)>) -> Vec<(usize, Result<ExtractedEvent, Outcome>)> {
+        match &self.engine {
+            Engine::Rules(rules) => {
+                // Rules extraction is CPU work: keep it off the async workers
+                // that serve requests.
+                let rules = rules.clone();
+                let indices: Vec<usize> = events.iter().map(|(i, _)| *i).collect();
+                let done = tokio::task::spawn_blocking(move || {
+                    events
+                        .into_iter()
+                        .map(|(i, e)| {
+                            let candidates = rules.extract(&e);
+                            (i, Ok(extracted(e, candidates)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                done.unwrap_or_else(|e| {
+                    let reason = format!("extraction failed: {e}");
+                    indices.into_iter().map(|i| (i, Err(Outcome::Fail(reason.clone())))).collect()
+                })
+            }
+            Engine::Llm(llm) => {
+                // Windows are taken in delivery order first, so that an event
+                // sees the earlier events of its session in the same batch.
+                let recents: Vec<_> = events.iter().map(|(_, e)| llm.recall(e)).collect();
+                futures::stream::iter(events.into_iter().zip(recents))
+                    .map(|((i, e), recent)| async move {
+                        match llm.extract_after(&e, &recent).await {
+                            Ok(candidates) => (i, Ok(extracted(e, candidates))),
+                            Err(err) => {
+                                let outcome = failure(&e, err);
+                                (i, Err(outcome))
+                            }
+                        }
+                    })
+                    .buffered(LLM_CONCURRENCY)
+                    .collect()
+                    .await
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl StageHandler for ExtractorStage {
     async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut events = Vec::with_capacity(batch.len());
-        for d in batch {
+        for (i, d) in batch.iter().enumerate() {
             match Event::decode(d.payload.as_ref()) {
                 Ok(e) if !e.event_id.is_empty() => {
-                    events.push(e);
+                    events.push((i, e));
                     outcomes.push(Outcome::Done);
                 }
                 Ok(_) => outcomes.push(Outcome::Fail("event has no event_id".into())),
                 Err(e) => outcomes.push(Outcome::Fail(format!("undecodable event: {e}"))),
             }
         }
-        // Extraction is CPU work: keep it off the async workers that serve requests.
-        let engine = self.engine.clone();
-        let extracted = match tokio::task::spawn_blocking(move || {
-            events.into_iter().map(|e| extract_with(&engine, e)).collect::<Vec<_>>()
-        })
-        .await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                let reason = format!("extraction failed: {e}");
-                return outcomes
-                    .into_iter()
-                    .map(|o| if o == Outcome::Done { Outcome::Fail(reason.clone()) } else { o })
-                    .collect();
-            }
-        };
-        let mut out = Vec::with_capacity(extracted.len());
-        let traces =
-            batch.iter().zip(&outcomes).filter(|(_, o)| **o == Outcome::Done).map(|(d, _)| d.traceparent.as_deref());
-        for (x, trace) in extracted.into_iter().zip(traces) {
-            let event = x.event.as_ref().expect("set by extract_with");
+        let mut out = Vec::with_capacity(events.len());
+        for (i, result) in self.extract_all(events).await {
+            let x = match result {
+                Ok(x) => x,
+                // No output for a failed event: it is retried, then failed.
+                Err(outcome) => {
+                    outcomes[i] = outcome;
+                    continue;
+                }
+            };
+            let Some(event) = x.event.as_ref() else {
+                // extracted() always sets it; never ack an event without output.
+                outcomes[i] = Outcome::Fail("extracted event lost its event".into());
+                continue;
+            };
             debug!(event_id = event.event_id, memories = x.memories.len(), "extracted");
             out.push(OutMessage {
                 subject: extracted_subject(&event.org_id),
                 msg_id: format!("x:{}", event.event_id),
                 payload: x.encode_to_vec().into(),
-                traceparent: trace.map(child_traceparent),
+                traceparent: batch[i].traceparent.as_deref().map(child_traceparent),
             });
         }
         // Ack only once the output is durable; a failed publish retries the

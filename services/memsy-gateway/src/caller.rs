@@ -10,11 +10,14 @@
 //! route that needs Redis for its own work answers 503 on its own.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -63,6 +66,60 @@ impl Caller {
             return Err(ApiError::usage_limit_exceeded(dim.as_str(), current, max, &self.plan_name));
         }
         Ok(())
+    }
+}
+
+/// A scope a route needs; see [`Authorized`].
+pub trait Scope {
+    const NAME: &'static str;
+}
+
+/// The `read` scope.
+pub enum Read {}
+/// The `write` scope.
+pub enum Write {}
+/// The `admin` scope.
+pub enum Admin {}
+
+impl Scope for Read {
+    const NAME: &'static str = "read";
+}
+impl Scope for Write {
+    const NAME: &'static str = "write";
+}
+impl Scope for Admin {
+    const NAME: &'static str = "admin";
+}
+
+/// The caller of a route that needs scope `S`. Extracting it is the route's
+/// scope check (403 `insufficient_scope` unless the key has `S`; `admin`
+/// has every scope), so a handler declares its scope in its signature and
+/// cannot forget it. Dereferences to the [`Caller`].
+pub struct Authorized<S>(Caller, PhantomData<S>);
+
+impl<S> Authorized<S> {
+    pub fn into_caller(self) -> Caller {
+        self.0
+    }
+}
+
+impl<S> Deref for Authorized<S> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, ApiError> {
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "this route is not behind admission")
+        })?;
+        caller.require(S::NAME)?;
+        Ok(Self(caller, PhantomData))
     }
 }
 

@@ -1,23 +1,20 @@
-//! The control plane under `/api`: who am I, API keys, usage, raw events,
-//! and the answers a self-hosted deployment gives for billing, the Pro
+//! The control plane under `/api`: who am I, API keys, usage (raw events
+//! are a console view: see `console`), and the answers a self-hosted deployment gives for billing, the Pro
 //! waiting list and connectors (not part of memsy).
 
-use std::collections::HashMap;
-
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use chrono::{Duration, NaiveDate, Utc};
-use memsy_core::model::StoredEvent;
+use chrono::{Datelike, Days, Duration, NaiveDate, Utc};
 use memsy_core::time::{format_rfc3339, parse_ts};
-use memsy_store::EventScan;
 use memsy_usage::{limit, month_bounds, Dimension, Granularity};
 use serde_json::{json, Value};
 use tracing::info;
 
 use crate::auth::{parse_scopes, ApiKeyRecord};
-use crate::fields::{json_object, opt_str, opt_str_list, page_of, read_body, req_str, Params};
+use crate::caller::{Admin, Authorized};
+use crate::fields::{opt_str, opt_str_list, opt_text, read_object, Params};
 use crate::{ApiError, AppState, Caller};
 
 /// Where a self-hosted deployment would send people interested in a paid plan.
@@ -58,11 +55,7 @@ fn key_info(k: &ApiKeyRecord, last_used_at: Option<String>) -> Value {
     })
 }
 
-pub async fn list_keys(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
+pub async fn list_keys(State(s): State<AppState>, caller: Authorized<Admin>) -> Result<Json<Value>, ApiError> {
     let keys = s.keys.list(caller.org()).await;
     let ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
     let used = s.meter.last_used(&ids).await.map_err(|e| ApiError::unavailable("redis", e))?;
@@ -73,17 +66,13 @@ pub async fn list_keys(
 
 pub async fn create_key(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Admin>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let bytes = read_body(&headers, body, 64 * 1024).await?;
-    let obj = json_object(&bytes)?;
-    let name = req_str(&obj, "name", "name")?.trim().to_string();
-    if name.chars().count() > 200 {
-        return Err(ApiError::invalid("name", "is longer than 200 characters"));
-    }
+    let obj = read_object(&headers, body, 64 * 1024).await?;
+    // Trimmed first: a name of blanks is as empty as "".
+    let name = opt_text(&obj, "name", 200)?.ok_or_else(|| ApiError::invalid("name", "is required"))?;
     let scopes = if obj.contains_key("scopes") {
         parse_scopes(&opt_str_list(&obj, "scopes")?.join(",")).map_err(|e| ApiError::invalid("scopes", e))?
     } else {
@@ -127,10 +116,9 @@ pub async fn create_key(
 
 pub async fn revoke_key(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Admin>,
     Path(key_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require("admin")?;
     let revoked = s.keys.revoke(caller.org(), &key_id).await.map_err(|e| ApiError::unavailable("key store", e))?;
     if !revoked {
         return Err(ApiError::not_found(format!("no API key '{key_id}' in this org")));
@@ -141,10 +129,9 @@ pub async fn revoke_key(
 
 pub async fn key_usage(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Admin>,
     Path(key_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
     if !s.keys.list(caller.org()).await.iter().any(|k| k.key_id == key_id) {
         return Err(ApiError::not_found(format!("no API key '{key_id}' in this org")));
     }
@@ -157,11 +144,7 @@ pub async fn key_usage(
     Ok(Json(json!({ "key_id": key_id, "days": KEY_USAGE_DAYS, "usage": usage })))
 }
 
-pub async fn usage_summary(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
+pub async fn usage_summary(State(s): State<AppState>, caller: Authorized<Admin>) -> Result<Json<Value>, ApiError> {
     let now = Utc::now();
     let mut counters = s.meter.month(caller.org(), now).await.map_err(|e| ApiError::unavailable("redis", e))?;
     if let Some(n) = s.levels.fresh(caller.org()).await {
@@ -200,11 +183,9 @@ fn date_param(p: &Params, key: &str) -> Result<Option<NaiveDate>, ApiError> {
 
 pub async fn usage_timeseries(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Authorized<Admin>,
+    p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let p = Params(q);
     let granularity = p.choice("granularity", "daily", &["daily", "hourly"])?;
     let dims = match p.str("dimension") {
         None => Dimension::ALL.to_vec(),
@@ -216,8 +197,10 @@ pub async fn usage_timeseries(
     let today = Utc::now().date_naive();
     let g = Granularity::parse(granularity).expect("validated above");
     let end = date_param(&p, "period_end")?.unwrap_or(today);
+    // Without a start: the month (daily) or the day (hourly) that ends the
+    // period, so that a period_end alone is never before its own start.
     let default_start = match g {
-        Granularity::Daily => month_bounds(Utc::now()).0.date_naive(),
+        Granularity::Daily => end - Days::new(u64::from(end.day0())),
         Granularity::Hourly => end,
     };
     let start = date_param(&p, "period_start")?.unwrap_or(default_start);
@@ -233,81 +216,6 @@ pub async fn usage_timeseries(
         .map(|pt| json!({ "date": pt.date, "dimension": pt.dimension.as_str(), "quantity": pt.quantity }))
         .collect();
     Ok(Json(json!({ "org_id": caller.org(), "granularity": granularity, "data": data })))
-}
-
-/// The caller's metadata string as the console shows it: a JSON object as
-/// is, anything else under `raw`.
-fn metadata_value(raw: Option<&str>) -> Value {
-    match raw {
-        None => Value::Null,
-        Some(s) => match serde_json::from_str::<Value>(s) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => json!({ "raw": s }),
-        },
-    }
-}
-
-fn event_item(e: &StoredEvent) -> Value {
-    json!({
-        "event_id": e.event_id,
-        "org_id": e.org_id,
-        "actor_id": e.actor_id,
-        "session_id": e.session_id,
-        "kind": e.kind,
-        "content": e.content,
-        "ts": e.ts,
-        "role_id": e.role_id,
-        "team_id": e.team_id,
-        "metadata": metadata_value(e.metadata.as_deref()),
-        "ingested_at": e.ingested_at,
-    })
-}
-
-/// `GET /api/console/events`: the org's raw events once indexed, newest
-/// (or oldest) first by `ts`, the event id breaking ties so pages are stable.
-pub async fn console_events(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
-    let p = Params(q);
-    let sort = p.choice("sort", "ts_desc", &["ts_desc", "ts_asc"])?;
-    let (limit, offset) = p.page(50, 200)?;
-    if let Some(kind) = p.str("kind") {
-        if !memsy_core::model::EVENT_KINDS.contains(&kind) {
-            return Err(ApiError::invalid(
-                "kind",
-                format!("'{kind}' is not one of {}", memsy_core::model::EVENT_KINDS.join(", ")),
-            ));
-        }
-    }
-    let scan = EventScan {
-        org_id: caller.org().to_string(),
-        actor_id: p.str("actor_id").map(str::to_string),
-        session_id: p.str("session_id").map(str::to_string),
-        kind: p.str("kind").map(str::to_string),
-    };
-    let scanned = s
-        .store
-        .scan_events(&scan, s.config.usage.console_scan_cap)
-        .await
-        .map_err(|e| ApiError::unavailable("vector store", e))?;
-    let mut events = scanned.items;
-    // Times are stored normalised (RFC 3339, UTC, milliseconds), so they sort as strings.
-    events.sort_by(|a, b| (&a.ts, &a.event_id).cmp(&(&b.ts, &b.event_id)));
-    if sort == "ts_desc" {
-        events.reverse();
-    }
-    let total = events.len();
-    let items: Vec<Value> = page_of(events, offset, limit).iter().map(event_item).collect();
-    Ok(Json(json!({
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "truncated": scanned.truncated,
-    })))
 }
 
 /// `/api/billing/*` and `/api/interest/*`: a self-hosted deployment bills nobody.

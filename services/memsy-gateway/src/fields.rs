@@ -1,10 +1,15 @@
 //! Reading request bodies field by field, so that every rejection names
 //! the exact field (`events[3].ts`) instead of a generic parse error.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::ApiError;
 
@@ -23,13 +28,14 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             ApiError::too_large(format!("request body is larger than the limit of {limit} bytes"))
         } else {
             // The client went away or sent a broken body: not a size problem.
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("could not read the request body: {source}"),
-            )
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("could not read the request body: {source}"))
         }
     })
+}
+
+/// Reads at most `limit` bytes of body (413 past it) as a JSON object (422 otherwise).
+pub async fn read_object(headers: &HeaderMap, body: Body, limit: usize) -> Result<Map<String, Value>, ApiError> {
+    json_object(&read_body(headers, body, limit).await?)
 }
 
 /// The body as a JSON object; anything else is a 422 on `body`.
@@ -76,6 +82,21 @@ pub fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result
         Some("") => Err(ApiError::invalid(path, "must not be empty")),
         Some(s) => Ok(s),
     }
+}
+
+/// A text field: absent/null → None; otherwise a string, trimmed, not
+/// empty, at most `max` characters.
+pub fn opt_text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(raw) = opt_str(obj, key, key)? else { return Ok(None) };
+    let t = raw.trim();
+    if t.is_empty() {
+        return Err(ApiError::invalid(key, "must not be empty"));
+    }
+    let n = t.chars().count();
+    if n > max {
+        return Err(ApiError::invalid(key, format!("is {n} characters long; at most {max} are allowed")));
+    }
+    Ok(Some(t.to_string()))
 }
 
 /// An id: non-empty, at most `max` characters.
@@ -153,7 +174,20 @@ pub fn type_of(v: &Value) -> &'static str {
 }
 
 /// Query-string parameters of a GET, read field by field like bodies are.
-pub struct Params(pub std::collections::HashMap<String, String>);
+/// As an extractor, a query string that cannot be decoded is a 400 in the
+/// API's error shape.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Query(q) = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("malformed query string: {e}"))
+        })?;
+        Ok(Params(q))
+    }
+}
 
 impl Params {
     /// A parameter; an empty value counts as absent.
@@ -189,7 +223,20 @@ impl Params {
     }
 }
 
-/// A page of `items` and the envelope the SDK's list responses read.
+/// The `limit` items from `offset` on.
 pub fn page_of<T>(items: Vec<T>, offset: usize, limit: usize) -> Vec<T> {
     items.into_iter().skip(offset).take(limit).collect()
+}
+
+/// One page of `items` (every match, filtered and sorted) in the envelope the
+/// SDK's list responses read: `{items, total, limit, offset, truncated}`.
+pub fn page_envelope<T>(
+    items: Vec<T>,
+    (limit, offset): (usize, usize),
+    truncated: bool,
+    render: impl Fn(&T) -> Value,
+) -> Json<Value> {
+    let total = items.len();
+    let items: Vec<Value> = page_of(items, offset, limit).iter().map(render).collect();
+    Json(json!({ "items": items, "total": total, "limit": limit, "offset": offset, "truncated": truncated }))
 }

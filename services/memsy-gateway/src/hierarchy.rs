@@ -177,6 +177,11 @@ impl Hierarchy {
         self
     }
 
+    /// Whether generating a prompt spends the org's `llm_tokens`.
+    pub fn uses_llm(&self) -> bool {
+        self.prompts.uses_llm()
+    }
+
     async fn generate(&self, subject: Subject<'_>) -> Result<prompt::Generated, HierarchyError> {
         self.prompts.generate(subject).await.map_err(HierarchyError::Prompt)
     }

@@ -21,21 +21,20 @@ use prost::Message;
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
-use crate::fields::{check_id_len, json_object, opt_str, read_body, reject_org_id, req_str, type_of};
-use crate::{dedup, ApiError, AppState, Caller, Consumed};
+use crate::caller::{Authorized, Write};
+use crate::fields::{check_id_len, opt_str, read_object, reject_org_id, req_str, type_of};
+use crate::{dedup, ApiError, AppState, Consumed};
 use memsy_usage::Dimension;
 
 pub async fn ingest(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Write>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(Extension<Consumed>, Json<Value>), ApiError> {
-    caller.require("write")?;
     let key = &caller.key;
     let limits = &s.config.limits;
-    let bytes = read_body(&headers, body, limits.max_body_bytes).await?;
-    let obj = json_object(&bytes)?;
+    let obj = read_object(&headers, body, limits.max_body_bytes).await?;
     reject_org_id(&obj)?;
     let now = time::now_rfc3339();
     let events = validate_batch(&obj, &key.org_id, &now, limits)?;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::Router;
-use hierarchy::api::{self as hier, Roles, Teams};
+use hierarchy::api::{self as hier, Orgs, Roles, Teams};
 use memsy_bus::Bus;
 use memsy_core::Config;
 use memsy_embedder::QueryEmbedder;
@@ -62,9 +62,9 @@ fn core_api() -> Router<AppState> {
         .route("/ingest", post(ingest::ingest))
         .route("/status", post(status::status))
         .route("/search", post(search::search))
-        .route("/orgs", get(hier::list_orgs).post(hier::create_org))
-        .route("/orgs/{org_id}", get(hier::get_org).patch(hier::update_org).delete(hier::delete_org))
-        .route("/orgs/{org_id}/regenerate-prompt", post(hier::regenerate_org))
+        .route("/orgs", get(hier::list_orgs).post(hier::create::<Orgs>))
+        .route("/orgs/{org_id}", get(hier::get::<Orgs>).patch(hier::update::<Orgs>).delete(hier::delete::<Orgs>))
+        .route("/orgs/{org_id}/regenerate-prompt", post(hier::regenerate::<Orgs>))
         .route("/roles", get(hier::list::<Roles>).post(hier::create::<Roles>))
         .route("/roles/{role_id}", get(hier::get::<Roles>).patch(hier::update::<Roles>).delete(hier::delete::<Roles>))
         .route("/roles/{role_id}/regenerate-prompt", post(hier::regenerate::<Roles>))
@@ -88,7 +88,7 @@ fn control_api() -> Router<AppState> {
         .route("/keys/{key_id}/usage", get(control::key_usage))
         .route("/usage/summary", get(control::usage_summary))
         .route("/usage/timeseries", get(control::usage_timeseries))
-        .route("/console/events", get(control::console_events))
+        .route("/console/events", get(console::console_events))
         .route("/billing/{*rest}", get(control::billing).post(control::billing).put(control::billing))
         .route("/interest/{*rest}", get(control::billing).post(control::billing))
         .route("/connectors", get(control::connectors))

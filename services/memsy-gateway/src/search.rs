@@ -13,10 +13,11 @@ use memsy_core::model::Memory;
 use memsy_store::SearchFilter;
 use serde_json::{json, Map, Value};
 
+use crate::caller::{Authorized, Read};
 use crate::fields::{
-    check_searchable_id, json_object, opt_bool, opt_f64, opt_int, opt_str, opt_str_list, read_body, reject_org_id,
+    check_searchable_id, opt_bool, opt_f64, opt_int, opt_str, opt_str_list, read_object, reject_org_id,
 };
-use crate::{ApiError, AppState, Caller, Consumed};
+use crate::{ApiError, AppState, Consumed};
 use memsy_usage::Dimension;
 
 #[derive(Debug)]
@@ -103,21 +104,20 @@ pub fn parse(
             role_ids,
             team_ids,
             status: Some("active".into()),
+            ..SearchFilter::default()
         },
     })
 }
 
 pub async fn search(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Read>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(Extension<Consumed>, Json<Value>), ApiError> {
-    caller.require("read")?;
     caller.check_quota(Dimension::SearchQueries, 1)?;
     let key = &caller.key;
-    let bytes = read_body(&headers, body, s.config.limits.max_body_bytes).await?;
-    let obj = json_object(&bytes)?;
+    let obj = read_object(&headers, body, s.config.limits.max_body_bytes).await?;
     let req = parse(&obj, &key.org_id, &s.config.limits)?;
 
     let vector = s

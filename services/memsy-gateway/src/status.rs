@@ -7,23 +7,22 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::{Extension, Json};
+use axum::Json;
 use memsy_status::EventState;
 use serde_json::{json, Value};
 
-use crate::fields::{json_object, opt_str_list, read_body, reject_org_id};
-use crate::{ApiError, AppState, Caller};
+use crate::caller::{Authorized, Read};
+use crate::fields::{opt_str_list, read_object, reject_org_id};
+use crate::{ApiError, AppState};
 
 pub async fn status(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Read>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
     let key = &caller.key;
-    let bytes = read_body(&headers, body, s.config.limits.max_body_bytes).await?;
-    let obj = json_object(&bytes)?;
+    let obj = read_object(&headers, body, s.config.limits.max_body_bytes).await?;
     reject_org_id(&obj)?;
     if !obj.contains_key("event_ids") {
         return Err(ApiError::invalid("event_ids", "is required"));

@@ -1,12 +1,17 @@
-//! The indexer: consumes embedded memories from `MEMSY_EMBEDDED`, writes
-//! the raw events and their memories to the [`MemoryStore`] (idempotent
-//! upserts by deterministic id), and only then marks the events completed
-//! and acks. A store outage means retry, never a lost event.
+//! The indexer: consumes embedded memories from `MEMSY_EMBEDDED`,
+//! consolidates them with what is stored (reinforcement, supersession,
+//! promotion: see [`Consolidator`]), writes the raw events and the resulting
+//! memories to the [`MemoryStore`] (idempotent by deterministic id), and
+//! only then marks the events completed and acks. A store outage means
+//! retry, never a lost event.
 //!
 //! [`MemoryStore`]: memsy_store::MemoryStore
 
+mod consolidate;
 mod records;
+pub mod slots;
 mod stage;
 
+pub use consolidate::{Consolidator, Plan, Policy};
 pub use records::{memory_from, stored_event_from};
 pub use stage::IndexerStage;

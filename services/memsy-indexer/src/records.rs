@@ -52,5 +52,6 @@ pub fn memory_from(e: &Event, c: &CandidateMemory) -> Memory {
         effective_to: None,
         created_at: e.ingested_at.clone(),
         updated_at: e.ingested_at.clone(),
+        slot: crate::slots::slot_of(&c.text),
     }
 }

@@ -1,6 +1,7 @@
-//! The indexer as a pipeline stage: one store write per batch; a batch the
-//! store refuses as invalid is written event by event, so one bad message
-//! fails alone and never drags its neighbours to the dead-letter stream.
+//! The indexer as a pipeline stage: one consolidation plan and one store
+//! write per batch; a batch the store refuses as invalid is written event by
+//! event, so one bad message fails alone and never drags its neighbours to
+//! the dead-letter stream.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use memsy_store::{MemoryPoint, MemoryStore, StoreError};
 use prost::Message;
 use tracing::{debug, warn};
 
-use crate::{memory_from, stored_event_from};
+use crate::{memory_from, stored_event_from, Consolidator, Policy};
 
 pub struct IndexerStage {
     store: Arc<dyn MemoryStore>,
     status: Arc<dyn StatusApi>,
+    consolidator: Consolidator,
 }
 
 /// One message's writes.
@@ -29,15 +31,22 @@ struct Write {
 }
 
 impl IndexerStage {
-    pub fn new(store: Arc<dyn MemoryStore>, status: Arc<dyn StatusApi>) -> Self {
-        Self { store, status }
+    pub fn new(store: Arc<dyn MemoryStore>, status: Arc<dyn StatusApi>, policy: Policy) -> Self {
+        let consolidator = Consolidator::new(store.clone(), policy);
+        Self { store, status, consolidator }
     }
 
     async fn write(&self, writes: &[&Write]) -> Result<(), StoreError> {
         let events: Vec<StoredEvent> = writes.iter().map(|w| w.event.clone()).collect();
         let points: Vec<MemoryPoint> = writes.iter().flat_map(|w| w.points.iter().cloned()).collect();
         self.store.upsert_events(&events).await?;
-        self.store.upsert_memories(&points).await
+        let plan = self.consolidator.plan(points).await?;
+        // Changes to stored memories first: if we stop before the inserts,
+        // the redelivery finds the new memories missing and plans again,
+        // while the reverse order would leave them stored and the changes
+        // they imply (a supersession, a reinforcement) lost.
+        self.store.replace_memories(&plan.replaces).await?;
+        self.store.upsert_memories(&plan.inserts).await
     }
 }
 

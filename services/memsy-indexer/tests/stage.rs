@@ -74,7 +74,11 @@ async fn stores_memories_and_marks_completed_idempotently() {
     let task = tokio::spawn(run_stage(
         bus.clone(),
         INDEXER,
-        Arc::new(IndexerStage::new(store.clone(), status.clone())),
+        Arc::new(IndexerStage::new(
+            store.clone(),
+            status.clone(),
+            (&memsy_core::config::IndexerConfig::default()).into(),
+        )),
         1,
         stop.clone(),
     ));

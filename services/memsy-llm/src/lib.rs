@@ -15,7 +15,7 @@ use std::fmt;
 use std::time::Duration;
 
 use memsy_core::config::LlmConfig;
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -203,13 +203,7 @@ impl ChatClient {
             let (error, retry_after) = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(Duration::from_secs_f64);
+                    let retry_after = retry_after(response.headers());
                     let text = response.text().await.unwrap_or_default();
                     if status.is_success() {
                         return Ok(text);
@@ -225,11 +219,19 @@ impl ChatClient {
             if attempt >= self.attempts {
                 return Err(LlmError::Unavailable(format!("after {attempt} attempts: {error}")));
             }
-            let wait = retry_after.unwrap_or(BASE_BACKOFF * 2u32.pow(attempt - 1)).min(MAX_BACKOFF);
+            let backoff = BASE_BACKOFF.saturating_mul(2u32.saturating_pow(attempt - 1));
+            let wait = retry_after.unwrap_or(backoff).min(MAX_BACKOFF);
             warn!(attempt, wait_ms = wait.as_millis() as u64, error, "LLM request failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// `Retry-After` in seconds; a value that is negative, not a number or
+/// past what a `Duration` holds is ignored (the back-off applies).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -260,6 +262,18 @@ mod tests {
     fn fences_are_stripped() {
         assert_eq!(strip_fences("```json\n{\"a\":1}\n```"), "{\"a\":1}");
         assert_eq!(strip_fences(" {\"a\":1} "), "{\"a\":1}");
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_nothing() {
+        let header = |v: &str| HeaderMap::from_iter([(RETRY_AFTER, HeaderValue::from_str(v).unwrap())]);
+        assert_eq!(retry_after(&header("0.3")), Some(Duration::from_millis(300)));
+        assert_eq!(retry_after(&header(" 2 ")), Some(Duration::from_secs(2)));
+        // Each of these used to panic in Duration::from_secs_f64 or is not a number of seconds.
+        for v in ["1e300", "-5", "NaN", "inf", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(retry_after(&header(v)), None, "{v}");
+        }
+        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -27,9 +27,10 @@ use memsy_core::model::{Memory, StoredEvent};
 use qdrant_edge::{
     AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
     FieldCondition, FieldIndexOperations, Filter, IsEmptyCondition, IsNullCondition, JsonPath, Match, NamedQuery,
-    OperationError, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
-    VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface, WithVector,
+    OperationError, Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, SetPayloadOp,
+    UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface,
+    WithVector,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -120,6 +121,12 @@ impl EdgeStore {
     fn check_dimension(&self, vector: &[f32]) -> Result<(), StoreError> {
         crate::check_dimension(vector, self.dimension)
     }
+
+    async fn get_memories_any_org(&self, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
+        let ids: Vec<PointId> =
+            memory_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).map(PointId::Uuid).collect();
+        retrieve(&self.memories, ids).await
+    }
 }
 
 fn open_shard(path: &Path, config: EdgeConfig) -> Result<Shard, StoreError> {
@@ -178,6 +185,33 @@ impl MemoryStore for EdgeStore {
         blocking(&self.memories, move |s| s.write(vec![op])).await
     }
 
+    async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError> {
+        if memories.is_empty() {
+            return Ok(());
+        }
+        // The engine applies an overwrite to the listed ids only (a filter
+        // next to them is ignored) and fails on an unknown id: so only points
+        // stored under the same org are written, checked here first.
+        let ids: Vec<String> = memories.iter().map(|m| m.memory_id.clone()).collect();
+        let stored: std::collections::HashMap<String, String> =
+            self.get_memories_any_org(&ids).await?.into_iter().map(|m| (m.memory_id, m.org_id)).collect();
+        let mut ops = Vec::with_capacity(memories.len());
+        for m in memories.iter().filter(|m| stored.get(&m.memory_id) == Some(&m.org_id)) {
+            let id = Uuid::parse_str(&m.memory_id)
+                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
+            ops.push(UpdateOperation::PayloadOperation(PayloadOps::OverwritePayload(SetPayloadOp {
+                payload: to_payload(m)?,
+                points: Some(vec![PointId::Uuid(id)]),
+                filter: None,
+                key: None,
+            })));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        blocking(&self.memories, move |s| s.write(ops)).await
+    }
+
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -220,9 +254,7 @@ impl MemoryStore for EdgeStore {
     }
 
     async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
-        let ids: Vec<PointId> =
-            memory_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).map(PointId::Uuid).collect();
-        let memories: Vec<Memory> = retrieve(&self.memories, ids).await?;
+        let memories = self.get_memories_any_org(memory_ids).await?;
         Ok(memories.into_iter().filter(|m| m.org_id == org_id).collect())
     }
 
@@ -324,6 +356,9 @@ fn search_filter(f: &SearchFilter) -> Result<Filter, StoreError> {
 
     if let Some(status) = &f.status {
         must.push(keyword("status", status)?);
+    }
+    for (k, v) in &f.exact {
+        must.push(keyword(k, v)?);
     }
     if let Some(actor) = &f.actor_id {
         let mut eligible = vec![keyword("actor_id", actor)?];

@@ -20,8 +20,19 @@ pub use qdrant::QdrantStore;
 const VECTOR_NAME: &str = "dense";
 
 /// Payload keys that get a keyword index (and that searches filter on).
-const INDEXED_FIELDS: [&str; 10] =
-    ["org_id", "actor_id", "session_id", "role_id", "team_id", "scope_level", "type", "memory_kind", "status", "kind"];
+const INDEXED_FIELDS: [&str; 11] = [
+    "org_id",
+    "actor_id",
+    "session_id",
+    "role_id",
+    "team_id",
+    "scope_level",
+    "type",
+    "memory_kind",
+    "status",
+    "kind",
+    "slot",
+];
 
 /// Points read per page when scanning.
 const SCAN_PAGE: usize = 1_000;
@@ -54,6 +65,9 @@ pub struct SearchFilter {
     pub team_ids: Vec<String>,
     /// Only memories with this status (normally "active"); None = any.
     pub status: Option<String>,
+    /// Further payload keys that must equal these values (`scope_level`,
+    /// `role_id`, `team_id`, …), for the indexer's consolidation lookups.
+    pub exact: Vec<(String, String)>,
 }
 
 /// Which memories a scan reads, for browsing and aggregates. `org_id` is
@@ -65,6 +79,8 @@ pub struct MemoryScan {
     pub memory_type: Option<String>,
     pub memory_kind: Option<String>,
     pub status: Option<String>,
+    pub scope_level: Option<String>,
+    pub slot: Option<String>,
 }
 
 impl MemoryScan {
@@ -79,6 +95,8 @@ impl MemoryScan {
             ("type", &self.memory_type),
             ("memory_kind", &self.memory_kind),
             ("status", &self.status),
+            ("scope_level", &self.scope_level),
+            ("slot", &self.slot),
         ];
         c.extend(optional.into_iter().filter_map(|(k, v)| v.as_deref().map(|v| (k, v))));
         c
@@ -135,6 +153,11 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Inserts or replaces memories by `memory_id`.
     async fn upsert_memories(&self, points: &[MemoryPoint]) -> Result<(), StoreError>;
+
+    /// Replaces the stored fields of existing memories (matched by
+    /// `memory_id` within their org), leaving their vectors as they are;
+    /// ids that are not stored are ignored.
+    async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError>;
 
     /// Inserts or replaces raw events by `event_id`.
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError>;

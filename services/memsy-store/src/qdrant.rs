@@ -15,7 +15,8 @@ use qdrant_client::qdrant::vectors_config::Config;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType,
     Filter, GetPointsBuilder, KeywordIndexParamsBuilder, PointId, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
-    UpsertPointsBuilder, Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsConfigBuilder,
+    SetPayloadPointsBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig,
+    VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
@@ -179,6 +180,25 @@ impl MemoryStore for QdrantStore {
         self.upsert(&self.memories, structs).await
     }
 
+    async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError> {
+        for m in memories {
+            let id = Uuid::parse_str(&m.memory_id)
+                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
+            // Only a stored point of the same org is touched.
+            let selector = Filter::must([
+                Condition::has_id([PointId::from(id.to_string())]),
+                Condition::matches("org_id", m.org_id.clone()),
+            ]);
+            self.client
+                .overwrite_payload(
+                    SetPayloadPointsBuilder::new(&self.memories, to_payload(m)?).points_selector(selector).wait(true),
+                )
+                .await
+                .map_err(server_error)?;
+        }
+        Ok(())
+    }
+
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -255,6 +275,9 @@ fn search_filter(f: &SearchFilter) -> Filter {
 
     if let Some(status) = &f.status {
         must.push(Condition::matches("status", status.clone()));
+    }
+    for (k, v) in &f.exact {
+        must.push(Condition::matches(k.as_str(), v.clone()));
     }
     if let Some(actor) = &f.actor_id {
         let mut eligible = vec![Condition::matches("actor_id", actor.clone())];

@@ -78,6 +78,7 @@ contract!(
     wrong_dimension_is_invalid,
     scan_memories_filters_and_caps,
     scan_events_filters,
+    replace_keeps_vectors_and_tenants,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -419,6 +420,33 @@ async fn scan_events_filters(store: &dyn MemoryStore) {
     assert_eq!(count(scan(None, None, Some("tool_result"))).await, 0);
     let capped = store.scan_events(&scan(None, None, None), 2).await.unwrap();
     assert_eq!((capped.items.len(), capped.truncated), (2, true));
+}
+
+async fn replace_keeps_vectors_and_tenants(store: &dyn MemoryStore) {
+    let m = memory("org", "alice");
+    put(store, &[(&m, axis(1))]).await;
+    let changed = Memory { strength: 3.0, status: "superseded".into(), slot: Some("residence".into()), ..m.clone() };
+    // Same id under another org, and an id never stored: both ignored.
+    let foreign = Memory { org_id: "org-b".into(), strength: 5.0, ..m.clone() };
+    let unknown = memory("org", "bob");
+    store.replace_memories(&[foreign, unknown.clone()]).await.unwrap();
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![m.clone()]);
+    assert!(store.get_memories("org", &[unknown.memory_id]).await.unwrap().is_empty());
+    assert!(store.get_memories("org-b", std::slice::from_ref(&m.memory_id)).await.unwrap().is_empty());
+
+    store.replace_memories(std::slice::from_ref(&changed)).await.unwrap();
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![changed.clone()]);
+    // The vector is untouched.
+    let hits = store.search(&axis(1), &filter("org"), 1).await.unwrap();
+    assert_eq!(hits[0].memory, changed);
+    assert!(hits[0].score > 0.99);
+    // Exact conditions and the slot scan see the new fields.
+    let exact = SearchFilter { exact: vec![("slot".into(), "residence".into())], ..filter("org") };
+    assert_eq!(hit_ids(store, &exact).await, vec![m.memory_id.clone()]);
+    let other = SearchFilter { exact: vec![("slot".into(), "employer".into())], ..filter("org") };
+    assert!(hit_ids(store, &other).await.is_empty());
+    let scan = MemoryScan { slot: Some("residence".into()), ..MemoryScan::org("org") };
+    assert_eq!(store.scan_memories(&scan, 10).await.unwrap().items, vec![changed]);
 }
 
 // ------------------------------------------------------------- edge only

@@ -179,6 +179,7 @@ pub fn sample_memory(org: &str, actor: &str, text: &str, at: &str) -> memsy_core
         effective_from: None,
         effective_to: None,
         created_at: at.into(),
+        slot: None,
         updated_at: at.into(),
     }
 }

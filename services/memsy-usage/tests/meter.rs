@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{TimeZone, Utc};
+use chrono::{NaiveDate, TimeZone, Utc};
 use memsy_core::config::Plan;
 use memsy_testkit::RedisServer;
-use memsy_usage::{Dimension, Granularity, Meter, Verdict};
+use memsy_usage::{Dimension, Granularity, Meter, UsageError, Verdict};
 
 async fn meter(redis: &RedisServer) -> Meter {
     let client = redis::Client::open(redis.url()).unwrap();
@@ -106,6 +106,20 @@ async fn timeseries_and_key_usage() {
         .timeseries("o", &[Dimension::ApiCalls], Granularity::Daily, day2.date_naive(), day1.date_naive())
         .await
         .is_err());
+    // The longest period allowed is served; a longer one, even of millennia,
+    // is refused at once (nothing is built for it).
+    let start = day1.date_naive();
+    let longest = start + chrono::Days::new(1_499);
+    let d = &[Dimension::ApiCalls];
+    assert_eq!(m.timeseries("o", d, Granularity::Daily, start, longest).await.unwrap().len(), 1_500);
+    let too_long = longest + chrono::Days::new(1);
+    assert!(matches!(m.timeseries("o", d, Granularity::Daily, start, too_long).await, Err(UsageError::Invalid(_))));
+    for g in [Granularity::Daily, Granularity::Hourly] {
+        let got = m.timeseries("o", d, g, NaiveDate::MIN, NaiveDate::MAX).await;
+        assert!(matches!(got, Err(UsageError::Invalid(ref e)) if e.contains("at most 1500")), "{got:?}");
+    }
+    let last_day = m.timeseries("o", d, Granularity::Hourly, NaiveDate::MAX, NaiveDate::MAX).await.unwrap();
+    assert_eq!(last_day.len(), 24);
 
     let usage = m.key_usage("k", 7, day2).await.unwrap();
     let got: Vec<(&str, &str, u64)> =

@@ -251,11 +251,12 @@ impl SingleNode {
         let bound = listener.local_addr()?;
 
         let mut tasks = JoinSet::new();
-        let extractor = memsy_extractor::ExtractorStage::new(bus.clone(), status.clone());
+        let engine = extraction_engine(&config, &bus).await?;
+        let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status.clone(), engine);
         spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), config.extractor.batch_size, &token);
         let embedder = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
         spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(embedder), config.embedder.batch_size, &token);
-        let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone());
+        let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone(), (&config.indexer).into());
         spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), config.indexer.batch_size, &token);
 
         let state = gateway_state(&config, bus, status, Arc::new(local), store).await?;
@@ -278,12 +279,37 @@ impl SingleNode {
     }
 }
 
-/// Only the offline rules engine exists so far; refuse to start with another.
+/// Refuses to start with an unknown extraction engine, or with `llm` and no
+/// usable model endpoint, before anything is connected.
 fn check_extractor(config: &Config) -> anyhow::Result<()> {
-    if config.extractor.engine != "rules" {
-        bail!("unknown extractor engine '{}' (expected 'rules')", config.extractor.engine);
+    match config.extractor.engine.as_str() {
+        "rules" => Ok(()),
+        "llm" => match memsy_llm::ChatClient::from_config(&config.llm) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => bail!(
+                "extractor.engine = llm needs an OpenAI-compatible endpoint: set llm.url (MEMSY__LLM__URL), \
+                 and llm.model and llm.api_key as the provider requires"
+            ),
+            Err(e) => Err(anyhow::Error::new(e).context("extractor.engine = llm")),
+        },
+        other => bail!("unknown extractor engine '{other}' (expected 'rules' or 'llm')"),
     }
-    Ok(())
+}
+
+/// The configured extraction engine. `llm` reads promotion prompts from the
+/// hierarchy bucket and counts its tokens in Redis.
+async fn extraction_engine(config: &Config, bus: &Bus) -> anyhow::Result<memsy_extractor::Engine> {
+    check_extractor(config)?;
+    if config.extractor.engine != "llm" {
+        return Ok(memsy_extractor::Engine::Rules(memsy_extractor::RulesEngine::new()));
+    }
+    let client = memsy_llm::ChatClient::from_config(&config.llm)?.context("extractor.engine = llm needs llm.url")?;
+    let redis = memsy_status::redis_connection(&config.redis.url)
+        .await
+        .with_context(|| format!("connecting to Redis at {} (llm_tokens metering)", config.redis.url))?;
+    let engine = memsy_extractor::LlmEngine::open(bus, client, Meter::new(redis)).await?;
+    info!(model = engine.model(), "extraction by the configured LLM");
+    Ok(memsy_extractor::Engine::Llm(Arc::new(engine)))
 }
 
 async fn serve_all(config: Arc<Config>) -> anyhow::Result<()> {
@@ -334,8 +360,9 @@ async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let engine = extraction_engine(&config, &bus).await?;
     let mut tasks = JoinSet::new();
-    let stage = memsy_extractor::ExtractorStage::new(bus.clone(), status);
+    let stage = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
     spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(stage), config.extractor.batch_size, &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
     wait(tasks, token).await
@@ -370,7 +397,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
-    let stage = memsy_indexer::IndexerStage::new(store, status);
+    let stage = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
     spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), config.indexer.batch_size, &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
     wait(tasks, token).await

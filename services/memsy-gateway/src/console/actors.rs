@@ -3,21 +3,18 @@
 //! `actor_id`. Memories without an actor (knowledge promoted to a role,
 //! team or the org) belong to no actor.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, Query, State};
-use axum::{Extension, Json};
+use axum::extract::{Path, State};
+use axum::Json;
 use memsy_core::model::Memory;
 use memsy_store::MemoryScan;
 use serde_json::{json, Value};
 
-use super::scan;
-use crate::fields::{page_of, Params};
+use super::{scan_memories, sort_param};
+use crate::caller::{Authorized, Read};
+use crate::fields::{page_envelope, Params};
 use crate::{ApiError, AppState, Caller};
-
-/// There is deliberately no sort by memory count: past the scan cap the
-/// counts are under-reported, so a ranking by them would be silently wrong.
-const SORTS: [&str; 4] = ["first_memory_desc", "first_memory_asc", "last_memory_desc", "actor_id_asc"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ActorSort {
@@ -27,17 +24,15 @@ pub(super) enum ActorSort {
     IdAsc,
 }
 
-impl ActorSort {
-    pub(super) fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "first_memory_desc" => Self::FirstDesc,
-            "first_memory_asc" => Self::FirstAsc,
-            "last_memory_desc" => Self::LastDesc,
-            "actor_id_asc" => Self::IdAsc,
-            _ => return None,
-        })
-    }
-}
+/// `sort` values, the default first. There is deliberately no sort by
+/// memory count: past the scan cap the counts are under-reported, so a
+/// ranking by them would be silently wrong.
+const SORTS: [(&str, ActorSort); 4] = [
+    ("first_memory_desc", ActorSort::FirstDesc),
+    ("first_memory_asc", ActorSort::FirstAsc),
+    ("last_memory_desc", ActorSort::LastDesc),
+    ("actor_id_asc", ActorSort::IdAsc),
+];
 
 /// One derived actor.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -130,45 +125,32 @@ fn check_org(p: &Params, caller: &Caller) -> Result<(), ApiError> {
 /// `GET /actors`: the org's actors, a page at a time.
 pub async fn list_actors(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Authorized<Read>,
+    p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
-    let p = Params(q);
     check_org(&p, &caller)?;
-    let raw_sort = p.str("sort").unwrap_or("first_memory_desc");
-    let sort = ActorSort::parse(raw_sort)
-        .ok_or_else(|| ApiError::invalid("sort", format!("'{raw_sort}' is not one of {}", SORTS.join(", "))))?;
-    let (limit, offset) = p.page(100, 500)?;
-    let scanned = scan(&s, &MemoryScan::org(caller.org())).await?;
+    let sort = sort_param(&p, &SORTS)?;
+    let page = p.page(100, 500)?;
+    let scanned = scan_memories(&s, &MemoryScan::org(caller.org())).await?;
     let mut actors = fold_actors(&scanned.items);
     if let Some(needle) = p.str("q") {
         let needle = needle.to_lowercase();
         actors.retain(|a| matches_q(a, &needle));
     }
     sort_actors(&mut actors, sort);
-    let total = actors.len();
-    let items: Vec<Value> = page_of(actors, offset, limit).iter().map(Actor::to_json).collect();
-    Ok(Json(json!({
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "truncated": scanned.truncated,
-    })))
+    Ok(page_envelope(actors, page, scanned.truncated, Actor::to_json))
 }
 
 /// `GET /actors/{actor_id}`: one actor; 404 when it has no memories in the org.
 pub async fn get_actor(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Read>,
     Path(actor_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
-    check_org(&Params(q), &caller)?;
+    check_org(&p, &caller)?;
     let filter = MemoryScan { actor_id: Some(actor_id.clone()), ..MemoryScan::org(caller.org()) };
-    let scanned = scan(&s, &filter).await?;
+    let scanned = scan_memories(&s, &filter).await?;
     let actor = fold_actors(&scanned.items)
         .into_iter()
         .find(|a| a.actor_id == actor_id)
@@ -182,6 +164,7 @@ pub async fn get_actor(
 mod tests {
     use memsy_testkit::sample_memory;
 
+    use super::super::testing::{assert_sorts, sort_parses};
     use super::*;
 
     fn mem(actor: Option<&str>, at: &str) -> Memory {
@@ -243,30 +226,22 @@ mod tests {
             mem(Some("a"), "2024-03-01T00:00:00.000Z"),
             mem(Some("d"), "2024-03-01T00:00:00.000Z"),
         ];
-        let base = fold_actors(&ms);
         let cases = [
             (ActorSort::FirstDesc, ["a", "d", "b", "c"]),
             (ActorSort::FirstAsc, ["b", "c", "a", "d"]),
             (ActorSort::LastDesc, ["b", "a", "d", "c"]),
             (ActorSort::IdAsc, ["a", "b", "c", "d"]),
         ];
-        for (sort, want) in cases {
-            for rotation in 0..base.len() {
-                let mut actors = base.clone();
-                actors.rotate_left(rotation);
-                sort_actors(&mut actors, sort);
-                assert_eq!(ids(&actors), want, "{sort:?}");
-            }
-        }
+        assert_sorts(&fold_actors(&ms), &cases, sort_actors, |a| &a.actor_id);
     }
 
     #[test]
     fn only_the_listed_sorts_parse() {
-        for s in SORTS {
-            assert!(ActorSort::parse(s).is_some(), "{s}");
+        for (name, _) in SORTS {
+            assert!(sort_parses(&SORTS, name), "{name}");
         }
-        for s in ["memory_count_desc", "memory_count_asc", "", "FIRST_MEMORY_DESC"] {
-            assert!(ActorSort::parse(s).is_none(), "{s}");
+        for name in ["memory_count_desc", "memory_count_asc", "FIRST_MEMORY_DESC"] {
+            assert!(!sort_parses(&SORTS, name), "{name}");
         }
     }
 

@@ -4,17 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::extract::{Path, Query, State};
-use axum::{Extension, Json};
+use axum::extract::{Path, State};
+use axum::Json;
 use memsy_core::model::Memory;
 use memsy_store::MemoryScan;
 use serde_json::{json, Value};
 
-use super::{scan, short};
-use crate::fields::{page_of, Params};
-use crate::{ApiError, AppState, Caller};
-
-const SORTS: [&str; 5] = ["observed_at_desc", "observed_at_asc", "strength_desc", "confidence_desc", "created_at_desc"];
+use super::{scan_memories, short, sort_param, store_unavailable};
+use crate::caller::{Authorized, Read};
+use crate::fields::{page_envelope, Params};
+use crate::{ApiError, AppState};
 
 /// `all` and `any` lift the status filter; the rest are the statuses a memory can have.
 const STATUSES: [&str; 5] = ["active", "superseded", "archived", "all", "any"];
@@ -31,18 +30,14 @@ pub(super) enum MemorySort {
     CreatedDesc,
 }
 
-impl MemorySort {
-    pub(super) fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "observed_at_desc" => Self::ObservedDesc,
-            "observed_at_asc" => Self::ObservedAsc,
-            "strength_desc" => Self::StrengthDesc,
-            "confidence_desc" => Self::ConfidenceDesc,
-            "created_at_desc" => Self::CreatedDesc,
-            _ => return None,
-        })
-    }
-}
+/// `sort` values, the default first.
+const SORTS: [(&str, MemorySort); 5] = [
+    ("observed_at_desc", MemorySort::ObservedDesc),
+    ("observed_at_asc", MemorySort::ObservedAsc),
+    ("strength_desc", MemorySort::StrengthDesc),
+    ("confidence_desc", MemorySort::ConfidenceDesc),
+    ("created_at_desc", MemorySort::CreatedDesc),
+];
 
 /// Sorts by `sort`, then by `memory_id` (ascending whatever the direction),
 /// so that equal keys keep one order from page to page. Times are stored
@@ -201,48 +196,32 @@ pub(super) fn normalize_uuid(s: &str) -> Option<String> {
 /// `GET /console/memories`: see the module documentation.
 pub async fn list_memories(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Authorized<Read>,
+    p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
-    let p = Params(q);
-    let raw_sort = p.str("sort").unwrap_or("observed_at_desc");
-    let sort = MemorySort::parse(raw_sort)
-        .ok_or_else(|| ApiError::invalid("sort", format!("'{raw_sort}' is not one of {}", SORTS.join(", "))))?;
+    let sort = sort_param(&p, &SORTS)?;
     let status = p.choice("status", "active", &STATUSES)?;
-    let (limit, offset) = p.page(50, 200)?;
+    let page = p.page(50, 200)?;
     let filter = MemoryScan {
-        org_id: caller.org().to_string(),
         actor_id: p.str("actor_id").map(str::to_string),
         memory_type: p.str("type").map(str::to_string),
         memory_kind: p.str("kind").map(str::to_string),
         status: (!matches!(status, "all" | "any")).then(|| status.to_string()),
+        ..MemoryScan::org(caller.org())
     };
-    let scanned = scan(&s, &filter).await?;
+    let scanned = scan_memories(&s, &filter).await?;
     let mut ms = scanned.items;
     if let Some(needle) = p.str("search") {
         let needle = needle.to_lowercase();
         ms.retain(|m| matches_search(m, &needle));
     }
     sort_memories(&mut ms, sort);
-    let total = ms.len();
-    let items: Vec<Value> = page_of(ms, offset, limit).iter().map(memory_item).collect();
-    Ok(Json(json!({
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "truncated": scanned.truncated,
-    })))
+    Ok(page_envelope(ms, page, scanned.truncated, memory_item))
 }
 
 /// `GET /console/memories/stats`: aggregates over every memory of the org.
-pub async fn memory_stats(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
-    let scanned = scan(&s, &MemoryScan::org(caller.org())).await?;
+pub async fn memory_stats(State(s): State<AppState>, caller: Authorized<Read>) -> Result<Json<Value>, ApiError> {
+    let scanned = scan_memories(&s, &MemoryScan::org(caller.org())).await?;
     let mut body = stats(&scanned.items);
     body["truncated"] = scanned.truncated.into();
     Ok(Json(body))
@@ -251,16 +230,11 @@ pub async fn memory_stats(
 /// `GET /console/memories/{memory_id}`: one memory of the caller's org.
 pub async fn get_memory(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Read>,
     Path(memory_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("read")?;
     let id = normalize_uuid(&memory_id).ok_or_else(|| ApiError::invalid("memory_id", "must be a UUID"))?;
-    let found = s
-        .store
-        .get_memories(caller.org(), std::slice::from_ref(&id))
-        .await
-        .map_err(|e| ApiError::unavailable("vector store", e))?;
+    let found = s.store.get_memories(caller.org(), std::slice::from_ref(&id)).await.map_err(store_unavailable)?;
     // The store filters by org, so another org's memory is as absent as an unknown one.
     let m = found
         .into_iter()
@@ -274,7 +248,9 @@ mod tests {
     use memsy_core::model::Entity;
     use memsy_testkit::sample_memory;
 
+    use super::super::testing::{assert_sorts, sort_parses};
     use super::*;
+    use crate::fields::page_of;
 
     fn mem(id: &str, at: &str, strength: f32, confidence: f32) -> Memory {
         let mut m = sample_memory("org", "a", "text", at);
@@ -284,15 +260,11 @@ mod tests {
         m
     }
 
-    fn ids(ms: &[Memory]) -> Vec<&str> {
-        ms.iter().map(|m| m.memory_id.as_str()).collect()
-    }
-
     #[test]
     fn sorts_break_ties_by_memory_id() {
         let t1 = "2024-01-01T00:00:00.000Z";
         let t2 = "2024-02-01T00:00:00.000Z";
-        let base = vec![mem("c", t1, 1.0, 0.5), mem("a", t2, 2.0, 0.9), mem("b", t1, 2.0, 0.5), mem("d", t2, 1.0, 0.9)];
+        let base = [mem("c", t1, 1.0, 0.5), mem("a", t2, 2.0, 0.9), mem("b", t1, 2.0, 0.5), mem("d", t2, 1.0, 0.9)];
         let cases = [
             (MemorySort::ObservedDesc, ["a", "d", "b", "c"]),
             (MemorySort::ObservedAsc, ["b", "c", "a", "d"]),
@@ -300,24 +272,16 @@ mod tests {
             (MemorySort::ConfidenceDesc, ["a", "d", "b", "c"]),
             (MemorySort::CreatedDesc, ["a", "d", "b", "c"]),
         ];
-        for (sort, want) in cases {
-            // Whatever order the scan returned, the result is the same.
-            for rotation in 0..base.len() {
-                let mut ms = base.clone();
-                ms.rotate_left(rotation);
-                sort_memories(&mut ms, sort);
-                assert_eq!(ids(&ms), want, "{sort:?}");
-            }
-        }
+        assert_sorts(&base, &cases, sort_memories, |m| &m.memory_id);
     }
 
     #[test]
     fn only_the_listed_sorts_parse() {
-        for s in SORTS {
-            assert!(MemorySort::parse(s).is_some(), "{s}");
+        for (name, _) in SORTS {
+            assert!(sort_parses(&SORTS, name), "{name}");
         }
-        for s in ["strength_asc", "", "observed_at"] {
-            assert!(MemorySort::parse(s).is_none(), "{s}");
+        for name in ["strength_asc", "observed_at"] {
+            assert!(!sort_parses(&SORTS, name), "{name}");
         }
     }
 

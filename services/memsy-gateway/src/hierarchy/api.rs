@@ -4,17 +4,20 @@
 //! key), and creating one for another org is 403 `org_mismatch`. Unlike
 //! ingest, bodies here carry `org_id`, because the SDK sends it.
 
-use std::collections::HashMap;
+use std::marker::PhantomData;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::Json;
+use memsy_usage::Dimension;
 use serde_json::{Map, Value};
 use tracing::info;
 
 use super::{HierarchyError, Level, Patch, Record, MAX_FOCUS, MAX_NAME, MAX_PROMPT};
-use crate::fields::{json_object, opt_str, page_of, read_body, Params};
+use crate::caller::{Admin, Authorized};
+use crate::fields::{opt_str, opt_text, page_of, read_object, Params};
 use crate::{ApiError, AppState, Caller};
 
 /// Bodies are a few text fields; 8000 characters of prompt, JSON-escaped
@@ -23,13 +26,18 @@ const BODY_LIMIT: usize = 256 * 1024;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 500;
 
-/// Roles or teams: the two kinds of record addressed by a minted id.
+/// Orgs, roles or teams: the kinds of record a route serves.
 pub trait Kind: Send + Sync + 'static {
     const LEVEL: Level;
 }
 
+pub struct Orgs;
 pub struct Roles;
 pub struct Teams;
+
+impl Kind for Orgs {
+    const LEVEL: Level = Level::Org;
+}
 
 impl Kind for Roles {
     const LEVEL: Level = Level::Role;
@@ -41,25 +49,10 @@ impl Kind for Teams {
 
 // ---- validation -------------------------------------------------------
 
-/// A text field: absent/null → None; otherwise a string, trimmed, not
-/// empty, at most `max` characters.
-fn text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
-    let Some(raw) = opt_str(obj, key, key)? else { return Ok(None) };
-    let t = raw.trim();
-    if t.is_empty() {
-        return Err(ApiError::invalid(key, "must not be empty"));
-    }
-    let n = t.chars().count();
-    if n > max {
-        return Err(ApiError::invalid(key, format!("is {n} characters long; at most {max} are allowed")));
-    }
-    Ok(Some(t.to_string()))
-}
-
 /// `name` and `focus` of a create body, both required.
 pub fn parse_create(obj: &Map<String, Value>) -> Result<(String, String), ApiError> {
-    let name = text(obj, "name", MAX_NAME)?.ok_or_else(|| ApiError::invalid("name", "is required"))?;
-    let focus = text(obj, "focus", MAX_FOCUS)?.ok_or_else(|| ApiError::invalid("focus", "is required"))?;
+    let name = opt_text(obj, "name", MAX_NAME)?.ok_or_else(|| ApiError::invalid("name", "is required"))?;
+    let focus = opt_text(obj, "focus", MAX_FOCUS)?.ok_or_else(|| ApiError::invalid("focus", "is required"))?;
     Ok((name, focus))
 }
 
@@ -75,9 +68,9 @@ pub fn parse_patch(obj: &Map<String, Value>, identity: &[(&str, &str)]) -> Resul
         }
     }
     Ok(Patch {
-        name: text(obj, "name", MAX_NAME)?,
-        focus: text(obj, "focus", MAX_FOCUS)?,
-        promotion_prompt: text(obj, "promotion_prompt", MAX_PROMPT)?,
+        name: opt_text(obj, "name", MAX_NAME)?,
+        focus: opt_text(obj, "focus", MAX_FOCUS)?,
+        promotion_prompt: opt_text(obj, "promotion_prompt", MAX_PROMPT)?,
     })
 }
 
@@ -106,206 +99,147 @@ pub fn addressed_org<'a>(caller_org: &'a str, org_id: Option<&str>) -> Result<&'
     }
 }
 
-fn not_found(level: Level, id: &str) -> ApiError {
-    ApiError::not_found(format!("no {} record '{id}'", level.as_str()))
+/// The record a request addresses, for a key with the `admin` scope: an
+/// org record by the org in the path, a role or team by the id in the path
+/// and the org in `?org_id=` (absent means the key's own). Any other org is
+/// 404 (see [`addressed_org`]).
+pub struct Target<K> {
+    caller: Caller,
+    org: String,
+    id: String,
+    kind: PhantomData<K>,
 }
 
-async fn read_object(headers: &HeaderMap, body: Body) -> Result<Map<String, Value>, ApiError> {
-    json_object(&read_body(headers, body, BODY_LIMIT).await?)
+impl<K: Kind, S: Send + Sync> FromRequestParts<S> for Target<K> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let caller = Authorized::<Admin>::from_request_parts(parts, state).await?.into_caller();
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+        let org = if K::LEVEL == Level::Org {
+            addressed_org(caller.org(), Some(&id))?.to_string()
+        } else {
+            let query = Params::from_request_parts(parts, state).await?;
+            addressed_org(caller.org(), query.str("org_id"))?.to_string()
+        };
+        Ok(Self { caller, org, id, kind: PhantomData })
+    }
+}
+
+impl<K: Kind> Target<K> {
+    fn not_found(&self) -> ApiError {
+        ApiError::not_found(format!("no {} record '{}'", K::LEVEL.as_str(), self.id))
+    }
+
+    /// Logs what was done to the record (and who wrote its prompt now).
+    fn log(&self, what: &str, record: Option<&Record>) {
+        let (org_id, level, id, by) = (&self.org, K::LEVEL.as_str(), &self.id, &self.caller.key.key_id);
+        info!(org_id, level, id, by, source = record.map(|r| r.prompt_meta.source()), "{level} record {what}");
+    }
+}
+
+/// Before a prompt may be generated: when an LLM writes prompts that spends
+/// tokens, so an org already past its plan's `llm_tokens` quota is refused
+/// (429 `usage_limit_exceeded`), as its ingest is. The template spends none.
+fn check_llm_quota(s: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    if s.hierarchy.uses_llm() {
+        caller.check_quota(Dimension::LlmTokens, 0)?;
+    }
+    Ok(())
 }
 
 fn list_json(records: &[Record]) -> Json<Value> {
     Json(Value::Array(records.iter().map(Record::to_json).collect()))
 }
 
-// ---- /orgs --------------------------------------------------------------
-
 /// `GET /orgs`: the key's own org record, if it has one.
-pub async fn list_orgs(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
+pub async fn list_orgs(State(s): State<AppState>, caller: Authorized<Admin>) -> Result<Json<Value>, ApiError> {
     let record = s.hierarchy.get(Level::Org, caller.org(), caller.org()).await?;
     Ok(list_json(record.as_slice()))
 }
 
-pub async fn create_org(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let obj = read_object(&headers, body).await?;
-    check_body_org(caller.org(), &obj)?;
-    let (name, focus) = parse_create(&obj)?;
-    let org = caller.org();
-    let record = s.hierarchy.create(Level::Org, org, &name, &focus).await.map_err(|e| match e {
-        HierarchyError::Exists => ApiError::conflict(
-            "already_exists",
-            format!("org '{org}' already has a record; change it with PATCH /orgs/{org}"),
-        ),
-        e => e.into(),
-    })?;
-    info!(org_id = org, by = caller.key.key_id, "org record created");
-    Ok(Json(record.to_json()))
-}
-
-pub async fn get_org(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(org_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Some(&org_id))?;
-    let record = s.hierarchy.get(Level::Org, org, org).await?.ok_or_else(|| not_found(Level::Org, org))?;
-    Ok(Json(record.to_json()))
-}
-
-pub async fn update_org(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(org_id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Some(&org_id))?;
-    let obj = read_object(&headers, body).await?;
-    let patch = parse_patch(&obj, &[("org_id", org)])?;
-    let record = s.hierarchy.update(Level::Org, org, org, &patch).await?.ok_or_else(|| not_found(Level::Org, org))?;
-    info!(org_id = org, by = caller.key.key_id, source = prompt_source(&record), "org record updated");
-    Ok(Json(record.to_json()))
-}
-
-pub async fn regenerate_org(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(org_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Some(&org_id))?;
-    let record = s.hierarchy.regenerate(Level::Org, org, org).await?.ok_or_else(|| not_found(Level::Org, org))?;
-    info!(org_id = org, by = caller.key.key_id, "org promotion prompt regenerated");
-    Ok(Json(record.to_json()))
-}
-
-pub async fn delete_org(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(org_id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Some(&org_id))?;
-    if !s.hierarchy.delete(Level::Org, org, org).await? {
-        return Err(not_found(Level::Org, org));
-    }
-    info!(org_id = org, by = caller.key.key_id, "org record deleted");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-// ---- /roles and /teams ------------------------------------------------------
-
+/// `GET /roles`, `GET /teams`: the org's records, oldest first, a page at a time.
 pub async fn list<K: Kind>(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Query(q): Query<HashMap<String, String>>,
+    caller: Authorized<Admin>,
+    p: Params,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let p = Params(q);
     let org = addressed_org(caller.org(), p.str("org_id"))?;
     let (limit, offset) = p.page(DEFAULT_LIMIT, MAX_LIMIT)?;
     let records = s.hierarchy.list(K::LEVEL, org).await?;
     Ok(list_json(&page_of(records, offset, limit)))
 }
 
+/// `POST /orgs`, `/roles`, `/teams`: a new record in the key's org, its
+/// prompt generated. An org has one record, so a second is 409.
 pub async fn create<K: Kind>(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    caller: Authorized<Admin>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let obj = read_object(&headers, body).await?;
+    let obj = read_object(&headers, body, BODY_LIMIT).await?;
     check_body_org(caller.org(), &obj)?;
     let (name, focus) = parse_create(&obj)?;
-    let record = s.hierarchy.create(K::LEVEL, caller.org(), &name, &focus).await?;
-    info!(org_id = caller.org(), level = K::LEVEL.as_str(), id = record.id, by = caller.key.key_id, "record created");
+    check_llm_quota(&s, &caller)?;
+    let org = caller.org();
+    let record = s.hierarchy.create(K::LEVEL, org, &name, &focus).await.map_err(|e| match e {
+        HierarchyError::Exists if K::LEVEL == Level::Org => ApiError::conflict(
+            "already_exists",
+            format!("org '{org}' already has a record; change it with PATCH /orgs/{org}"),
+        ),
+        e => e.into(),
+    })?;
+    let (level, id, by) = (K::LEVEL.as_str(), &record.id, &caller.key.key_id);
+    info!(org_id = org, level, id, by, "{level} record created");
     Ok(Json(record.to_json()))
 }
 
-pub async fn get<K: Kind>(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Params(q).str("org_id"))?;
-    let record = s.hierarchy.get(K::LEVEL, org, &id).await?.ok_or_else(|| not_found(K::LEVEL, &id))?;
+/// `GET` one record.
+pub async fn get<K: Kind>(State(s): State<AppState>, t: Target<K>) -> Result<Json<Value>, ApiError> {
+    let record = s.hierarchy.get(K::LEVEL, &t.org, &t.id).await?.ok_or_else(|| t.not_found())?;
     Ok(Json(record.to_json()))
 }
 
+/// `PATCH`: see [`parse_patch`] and [`super::Hierarchy::update`].
 pub async fn update<K: Kind>(
     State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    t: Target<K>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Params(q).str("org_id"))?;
-    let obj = read_object(&headers, body).await?;
+    let obj = read_object(&headers, body, BODY_LIMIT).await?;
     let id_field = format!("{}_id", K::LEVEL.as_str());
-    let patch = parse_patch(&obj, &[("org_id", org), (&id_field, &id)])?;
-    let record = s.hierarchy.update(K::LEVEL, org, &id, &patch).await?.ok_or_else(|| not_found(K::LEVEL, &id))?;
-    info!(
-        org_id = org,
-        level = K::LEVEL.as_str(),
-        id,
-        by = caller.key.key_id,
-        source = prompt_source(&record),
-        "record updated"
-    );
-    Ok(Json(record.to_json()))
-}
-
-pub async fn regenerate<K: Kind>(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Params(q).str("org_id"))?;
-    let record = s.hierarchy.regenerate(K::LEVEL, org, &id).await?.ok_or_else(|| not_found(K::LEVEL, &id))?;
-    info!(org_id = org, level = K::LEVEL.as_str(), id, by = caller.key.key_id, "promotion prompt regenerated");
-    Ok(Json(record.to_json()))
-}
-
-pub async fn delete<K: Kind>(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<StatusCode, ApiError> {
-    caller.require("admin")?;
-    let org = addressed_org(caller.org(), Params(q).str("org_id"))?;
-    if !s.hierarchy.delete(K::LEVEL, org, &id).await? {
-        return Err(not_found(K::LEVEL, &id));
+    let mut identity = vec![("org_id", t.org.as_str())];
+    if K::LEVEL != Level::Org {
+        identity.push((&id_field, &t.id));
     }
-    info!(org_id = org, level = K::LEVEL.as_str(), id, by = caller.key.key_id, "record deleted");
+    let patch = parse_patch(&obj, &identity)?;
+    if patch.promotion_prompt.is_none() && (patch.name.is_some() || patch.focus.is_some()) {
+        check_llm_quota(&s, &t.caller)?;
+    }
+    let record = s.hierarchy.update(K::LEVEL, &t.org, &t.id, &patch).await?.ok_or_else(|| t.not_found())?;
+    t.log("updated", Some(&record));
+    Ok(Json(record.to_json()))
+}
+
+/// `POST …/regenerate-prompt`: the prompt generated again, whoever wrote it.
+pub async fn regenerate<K: Kind>(State(s): State<AppState>, t: Target<K>) -> Result<Json<Value>, ApiError> {
+    check_llm_quota(&s, &t.caller)?;
+    let record = s.hierarchy.regenerate(K::LEVEL, &t.org, &t.id).await?.ok_or_else(|| t.not_found())?;
+    t.log("prompt regenerated", Some(&record));
+    Ok(Json(record.to_json()))
+}
+
+/// `DELETE`: the record only; memories are untouched.
+pub async fn delete<K: Kind>(State(s): State<AppState>, t: Target<K>) -> Result<StatusCode, ApiError> {
+    if !s.hierarchy.delete(K::LEVEL, &t.org, &t.id).await? {
+        return Err(t.not_found());
+    }
+    t.log("deleted", None);
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn prompt_source(r: &Record) -> &'static str {
-    if r.prompt_meta.is_user() {
-        "user"
-    } else {
-        "template"
-    }
 }
 
 #[cfg(test)]

@@ -66,6 +66,15 @@ impl PromptMeta {
     pub fn is_user(&self) -> bool {
         matches!(self, PromptMeta::User { .. })
     }
+
+    /// Who wrote the prompt: the `source` the record shows.
+    pub fn source(&self) -> &'static str {
+        match self {
+            PromptMeta::Template { .. } => "template",
+            PromptMeta::User { .. } => "user",
+            PromptMeta::Llm { .. } => "llm",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +88,11 @@ pub struct Generated {
 /// stand in for the template.
 pub trait PromptGenerator: Send + Sync {
     fn generate<'a>(&'a self, subject: Subject<'a>) -> BoxFuture<'a, Result<Generated, String>>;
+
+    /// Whether generating spends the org's `llm_tokens`.
+    fn uses_llm(&self) -> bool {
+        false
+    }
 }
 
 /// The generator used when no LLM is configured.
@@ -160,6 +174,10 @@ impl LlmGenerator {
 }
 
 impl PromptGenerator for LlmGenerator {
+    fn uses_llm(&self) -> bool {
+        true
+    }
+
     fn generate<'a>(&'a self, subject: Subject<'a>) -> BoxFuture<'a, Result<Generated, String>> {
         Box::pin(async move {
             match self.ask(&subject).await {
@@ -261,10 +279,14 @@ mod tests {
         assert_eq!(g.prompt, template(&subject(Level::Org)));
         let meta = serde_json::to_value(&g.meta).unwrap();
         assert_eq!(meta["source"], "template");
+        assert_eq!(g.meta.source(), "template");
         assert_eq!(meta["template_version"], TEMPLATE_VERSION);
         assert!(memsy_core::time::parse_ts(meta["generated_at"].as_str().unwrap()).is_some());
         assert!(!g.meta.is_user());
         let user = serde_json::to_value(PromptMeta::User { edited_at: "t".into() }).unwrap();
         assert_eq!(user, serde_json::json!({"source": "user", "edited_at": "t"}));
+        let llm =
+            PromptMeta::Llm { model: "m".into(), generated_at: "t".into(), prompt_tokens: 1, completion_tokens: 2 };
+        assert_eq!(serde_json::to_value(&llm).unwrap()["source"], llm.source());
     }
 }

@@ -1,0 +1,457 @@
+//! Consolidation: what a batch of new actor memories does to what is stored.
+//!
+//! For each new memory, in batch order:
+//! 1. **Redelivery**: a memory already stored under its id, or an event
+//!    already counted in the memory it reinforced, changes nothing.
+//! 2. **Reinforcement**: a near-duplicate (cosine ≥ `duplicate_similarity`)
+//!    of an active memory of the same actor strengthens that memory
+//!    (strength, confidence, source events, source metadata ≤ 5) instead of
+//!    adding a twin.
+//! 3. **Supersession**: a memory that fills the same slot as others of the
+//!    actor ("I moved to Berlin" after "I live in Paris") leaves only the one
+//!    observed last active; the others become `superseded` with
+//!    `effective_to` set to the next one's `observed_at`. Decided by
+//!    `observed_at` (then id), so redelivery order cannot flip it.
+//! 4. **Promotion**: when at least `promotion_min_actors` distinct actors of
+//!    a role (team, org) hold near-identical active memories, one memory at
+//!    that level, with no actor and no session, is created or reinforced.
+//!
+//! Every decision reads the store plus what this batch already decided (the
+//! overlay), so two related memories in one batch are handled as if they had
+//! come one after the other. Two indexer replicas deciding about the same
+//! actor at the same instant may both insert; the next memory of that actor
+//! reconciles supersession, and near-duplicates then reinforce the first.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use memsy_core::config::IndexerConfig;
+use memsy_core::model::{Memory, MAX_SOURCE_METADATA, MAX_STRENGTH};
+use memsy_store::{MemoryPoint, MemoryScan, MemoryStore, SearchFilter, StoreError};
+use tracing::debug;
+use uuid::Uuid;
+
+/// Namespace of promoted memories' ids (derived from the memory that
+/// triggered the promotion, so a redelivery promotes to the same id).
+const PROMOTED_NS: Uuid = Uuid::from_u128(0x6d65_6d73_795f_7072_6f6d_6f74_6564_0001);
+
+/// Most source event ids a promoted memory lists.
+const MAX_PROMOTED_SOURCES: usize = 50;
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub duplicate_similarity: f32,
+    pub promotion_similarity: f32,
+    pub promotion_min_actors: usize,
+    pub reinforce_step: f32,
+}
+
+impl From<&IndexerConfig> for Policy {
+    fn from(c: &IndexerConfig) -> Self {
+        Self {
+            duplicate_similarity: c.duplicate_similarity,
+            promotion_similarity: c.promotion_similarity,
+            promotion_min_actors: c.promotion_min_actors.max(2),
+            reinforce_step: c.reinforce_step,
+        }
+    }
+}
+
+/// What a batch writes: new points, and new versions of stored memories.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub inserts: Vec<MemoryPoint>,
+    pub replaces: Vec<Memory>,
+}
+
+/// A memory as this batch sees it.
+#[derive(Debug, Clone)]
+struct Working {
+    memory: Memory,
+    vector: Option<Vec<f32>>,
+    /// Not stored yet: written as an insert.
+    new: bool,
+    /// Changed by this batch.
+    dirty: bool,
+}
+
+pub struct Consolidator {
+    store: Arc<dyn MemoryStore>,
+    policy: Policy,
+}
+
+impl Consolidator {
+    pub fn new(store: Arc<dyn MemoryStore>, policy: Policy) -> Self {
+        Self { store, policy }
+    }
+
+    /// Decides what `points` (new actor memories, in event order) do.
+    pub async fn plan(&self, points: Vec<MemoryPoint>) -> Result<Plan, StoreError> {
+        let mut batch = Batch { overlay: HashMap::new(), order: Vec::new() };
+        // Ids already stored were consolidated by an earlier delivery.
+        let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
+        for p in &points {
+            by_org.entry(p.memory.org_id.clone()).or_default().push(p.memory.memory_id.clone());
+        }
+        let mut stored = BTreeSet::new();
+        for (org, ids) in &by_org {
+            for m in self.store.get_memories(org, ids).await? {
+                stored.insert(m.memory_id);
+            }
+        }
+        for p in points {
+            if stored.contains(&p.memory.memory_id) || batch.overlay.contains_key(&p.memory.memory_id) {
+                continue;
+            }
+            self.consolidate(&mut batch, p).await?;
+        }
+        Ok(batch.into_plan())
+    }
+
+    async fn consolidate(&self, batch: &mut Batch, p: MemoryPoint) -> Result<(), StoreError> {
+        let event_id = p.memory.source_event_ids.first().cloned().unwrap_or_default();
+
+        // 2. Reinforcement of a near-duplicate.
+        let same_actor = actor_filter(&p.memory);
+        let dup = self.nearest(batch, &p.vector, &same_actor, self.policy.duplicate_similarity).await?;
+        if let Some(target) = dup.filter(|t| !different_slot_values(&t.memory, &p.memory)) {
+            if !target.memory.source_event_ids.contains(&event_id) {
+                let mut m = target.memory.clone();
+                reinforce(&mut m, &p.memory, self.policy.reinforce_step);
+                debug!(memory_id = m.memory_id, event_id, strength = m.strength, "reinforced a near-duplicate");
+                batch.put(Working { memory: m, dirty: true, ..target });
+            }
+            return Ok(());
+        }
+
+        // 3. Supersession within the slot.
+        let mut memory = p.memory.clone();
+        if let Some(slot) = memory.slot.clone() {
+            let scan = MemoryScan {
+                actor_id: memory.actor_id.clone(),
+                scope_level: Some("actor".into()),
+                slot: Some(slot.clone()),
+                ..MemoryScan::org(&memory.org_id)
+            };
+            let stored = self.store.scan_memories(&scan, 1_000).await?.items;
+            let mut group: Vec<Working> = stored
+                .into_iter()
+                .map(|m| batch.current(m))
+                .chain(batch.order.iter().filter_map(|id| batch.overlay.get(id)).cloned())
+                .filter(|w| w.memory.slot.as_deref() == Some(&slot) && w.memory.actor_id == memory.actor_id)
+                .filter(|w| w.memory.status == "active" || w.memory.status == "superseded")
+                .collect();
+            group.sort_by(|a, b| order_key(&a.memory).cmp(&order_key(&b.memory)));
+            group.dedup_by(|a, b| a.memory.memory_id == b.memory.memory_id);
+            // Where the new memory falls among the others.
+            let key = (memsy_core::time::parse_ts(&memory.observed_at), memory.memory_id.clone());
+            let position = |w: &Working| order_key(&w.memory).cmp(&(key.0, key.1.as_str()));
+            let next_after_new =
+                group.iter().find(|w| position(w) == std::cmp::Ordering::Greater).map(|w| w.memory.observed_at.clone());
+            if let Some(next) = next_after_new {
+                memory.status = "superseded".into();
+                memory.effective_to = Some(next);
+            }
+            // Every active one observed before the new memory ends where it starts.
+            let earlier: Vec<Working> = group
+                .into_iter()
+                .filter(|w| position(w) == std::cmp::Ordering::Less && w.memory.status == "active")
+                .collect();
+            for w in earlier {
+                let mut m = w.memory.clone();
+                m.status = "superseded".into();
+                m.effective_to = Some(memory.observed_at.clone());
+                m.updated_at = memory.created_at.clone();
+                debug!(memory_id = m.memory_id, by = memory.memory_id, slot, "superseded");
+                batch.put(Working { memory: m, dirty: true, ..w });
+            }
+        }
+        let active = memory.status == "active";
+        batch.put(Working { memory: memory.clone(), vector: Some(p.vector.clone()), new: true, dirty: true });
+
+        // 4. Promotion.
+        if active {
+            for level in ["role", "team", "org"] {
+                self.promote(batch, &memory, &p.vector, level).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates or reinforces the `level` memory `m` belongs to once enough
+    /// distinct actors of that role (team, org) hold the same memory.
+    async fn promote(&self, batch: &mut Batch, m: &Memory, vector: &[f32], level: &str) -> Result<(), StoreError> {
+        let scope_id = match level {
+            "role" => m.role_id.clone(),
+            "team" => m.team_id.clone(),
+            _ => Some(m.org_id.clone()),
+        };
+        let Some(scope_id) = scope_id.filter(|s| !s.is_empty()) else { return Ok(()) };
+        let mut members = SearchFilter {
+            org_id: m.org_id.clone(),
+            status: Some("active".into()),
+            exact: vec![("scope_level".into(), "actor".into())],
+            ..SearchFilter::default()
+        };
+        if level != "org" {
+            members.exact.push((format!("{level}_id"), scope_id.clone()));
+        }
+        let holders = self.within(batch, vector, &members, self.policy.promotion_similarity, 100).await?;
+        let actors: BTreeSet<&str> = holders.iter().filter_map(|w| w.memory.actor_id.as_deref()).collect();
+        if actors.len() < self.policy.promotion_min_actors {
+            return Ok(());
+        }
+        // What only the members of one role hold is that role's knowledge:
+        // the org level needs holders from more than one role (or without one).
+        if level == "org" {
+            let roles: BTreeSet<Option<&str>> = holders.iter().map(|w| w.memory.role_id.as_deref()).collect();
+            if roles.len() < 2 && !roles.contains(&None) {
+                return Ok(());
+            }
+        }
+        let mut promoted_filter = SearchFilter {
+            org_id: m.org_id.clone(),
+            status: Some("active".into()),
+            exact: vec![("scope_level".into(), level.into())],
+            ..SearchFilter::default()
+        };
+        if level != "org" {
+            promoted_filter.exact.push((format!("{level}_id"), scope_id.clone()));
+        }
+        let event_id = m.source_event_ids.first().cloned().unwrap_or_default();
+        match self.nearest(batch, vector, &promoted_filter, self.policy.duplicate_similarity).await? {
+            Some(existing) => {
+                if !existing.memory.source_event_ids.contains(&event_id) {
+                    let mut p = existing.memory.clone();
+                    reinforce(&mut p, m, self.policy.reinforce_step);
+                    p.summary = promoted_summary(level, &scope_id, actors.len(), m);
+                    debug!(memory_id = p.memory_id, level, scope_id, "reinforced promoted memory");
+                    batch.put(Working { memory: p, dirty: true, ..existing });
+                }
+            }
+            None => {
+                let mut sources: Vec<String> = Vec::new();
+                for w in &holders {
+                    for id in &w.memory.source_event_ids {
+                        if !sources.contains(id) && sources.len() < MAX_PROMOTED_SOURCES {
+                            sources.push(id.clone());
+                        }
+                    }
+                }
+                let confidence = holders.iter().map(|w| w.memory.confidence).sum::<f32>() / holders.len() as f32;
+                let name = format!("{}\u{1f}{level}\u{1f}{scope_id}\u{1f}{}", m.org_id, m.memory_id);
+                let p = Memory {
+                    memory_id: Uuid::new_v5(&PROMOTED_NS, name.as_bytes()).to_string(),
+                    scope_level: level.into(),
+                    actor_id: None,
+                    session_id: None,
+                    role_id: if level == "role" { Some(scope_id.clone()) } else { None },
+                    team_id: if level == "team" { Some(scope_id.clone()) } else { None },
+                    text: without_speaker(&m.text).to_string(),
+                    summary: promoted_summary(level, &scope_id, actors.len(), m),
+                    confidence: confidence.clamp(0.0, 1.0),
+                    strength: memsy_core::model::INITIAL_STRENGTH,
+                    recall_count: 0,
+                    last_recalled_at: None,
+                    pinned: false,
+                    source_event_ids: sources,
+                    source_metadata: Vec::new(),
+                    slot: None,
+                    status: "active".into(),
+                    effective_to: None,
+                    ..m.clone()
+                };
+                debug!(memory_id = p.memory_id, level, scope_id, actors = actors.len(), "promoted");
+                batch.put(Working { memory: p, vector: Some(vector.to_vec()), new: true, dirty: true });
+            }
+        }
+        Ok(())
+    }
+
+    /// The closest memory within `filter` at `min` similarity or more,
+    /// stored or decided in this batch, as this batch sees it.
+    async fn nearest(
+        &self,
+        batch: &Batch,
+        vector: &[f32],
+        filter: &SearchFilter,
+        min: f32,
+    ) -> Result<Option<Working>, StoreError> {
+        let mut found = self.within(batch, vector, filter, min, 5).await?;
+        Ok(if found.is_empty() { None } else { Some(found.remove(0)) })
+    }
+
+    /// Every memory within `filter` at `min` similarity or more (best first),
+    /// the store's answer corrected by this batch's decisions.
+    async fn within(
+        &self,
+        batch: &Batch,
+        vector: &[f32],
+        filter: &SearchFilter,
+        min: f32,
+        limit: usize,
+    ) -> Result<Vec<Working>, StoreError> {
+        let mut scored: Vec<(f32, Working)> = Vec::new();
+        for hit in self.store.search(vector, filter, limit).await? {
+            if hit.score >= min {
+                let w = batch.current(hit.memory);
+                if matches_filter(&w.memory, filter) {
+                    scored.push((hit.score, w));
+                }
+            }
+        }
+        for id in &batch.order {
+            let w = &batch.overlay[id];
+            let Some(v) = w.vector.as_deref() else { continue };
+            if !w.new || !matches_filter(&w.memory, filter) {
+                continue;
+            }
+            let score = cosine(vector, v);
+            if score >= min && !scored.iter().any(|(_, s)| s.memory.memory_id == w.memory.memory_id) {
+                scored.push((score, w.clone()));
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.memory.memory_id.cmp(&b.1.memory.memory_id)));
+        Ok(scored.into_iter().map(|(_, w)| w).collect())
+    }
+}
+
+struct Batch {
+    overlay: HashMap<String, Working>,
+    /// Ids in the order they entered the overlay (for deterministic plans).
+    order: Vec<String>,
+}
+
+impl Batch {
+    fn put(&mut self, w: Working) {
+        let id = w.memory.memory_id.clone();
+        if !self.overlay.contains_key(&id) {
+            self.order.push(id.clone());
+        }
+        self.overlay.insert(id, w);
+    }
+
+    /// A stored memory as this batch left it.
+    fn current(&self, stored: Memory) -> Working {
+        match self.overlay.get(&stored.memory_id) {
+            Some(w) => w.clone(),
+            None => Working { memory: stored, vector: None, new: false, dirty: false },
+        }
+    }
+
+    fn into_plan(mut self) -> Plan {
+        let mut plan = Plan::default();
+        for id in self.order {
+            let Some(w) = self.overlay.remove(&id) else { continue };
+            match (w.new, w.dirty, w.vector) {
+                (true, _, Some(vector)) => plan.inserts.push(MemoryPoint { memory: w.memory, vector }),
+                (false, true, _) => plan.replaces.push(w.memory),
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
+/// The actor's own active memories.
+fn actor_filter(m: &Memory) -> SearchFilter {
+    SearchFilter {
+        org_id: m.org_id.clone(),
+        actor_id: m.actor_id.clone(),
+        status: Some("active".into()),
+        exact: vec![("scope_level".into(), "actor".into())],
+        ..SearchFilter::default()
+    }
+}
+
+/// Whether an in-batch memory meets a consolidation filter (which only
+/// ever uses org, actor, status and exact conditions).
+fn matches_filter(m: &Memory, f: &SearchFilter) -> bool {
+    if m.org_id != f.org_id {
+        return false;
+    }
+    if f.actor_id.is_some() && m.actor_id != f.actor_id {
+        return false;
+    }
+    if f.status.as_deref().is_some_and(|s| s != m.status) {
+        return false;
+    }
+    f.exact.iter().all(|(k, v)| {
+        let field = match k.as_str() {
+            "scope_level" => Some(m.scope_level.as_str()),
+            "role_id" => m.role_id.as_deref(),
+            "team_id" => m.team_id.as_deref(),
+            "slot" => m.slot.as_deref(),
+            _ => None,
+        };
+        field == Some(v.as_str())
+    })
+}
+
+/// Two memories of one slot that say different things are an update, not a
+/// duplicate, however close their vectors ("I live in Paris" / "… Berlin").
+fn different_slot_values(a: &Memory, b: &Memory) -> bool {
+    a.slot.is_some() && a.slot == b.slot && normalise(&a.text) != normalise(&b.text)
+}
+
+fn normalise(text: &str) -> String {
+    without_speaker(text).to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect()
+}
+
+/// "Caroline: I moved …" → "I moved …".
+fn without_speaker(text: &str) -> &str {
+    match text.find(": ") {
+        Some(i) if i <= 40 && text[..i].split_whitespace().count() <= 3 => &text[i + 2..],
+        _ => text,
+    }
+}
+
+fn order_key(m: &Memory) -> (Option<chrono::DateTime<chrono::Utc>>, &str) {
+    (memsy_core::time::parse_ts(&m.observed_at), m.memory_id.as_str())
+}
+
+/// Folds `new` (a repetition of `m`) into `m`.
+fn reinforce(m: &mut Memory, new: &Memory, step: f32) {
+    m.strength = (m.strength + step).min(MAX_STRENGTH);
+    // Hearing the same thing again makes it more certain, never less.
+    m.confidence = (m.confidence.max(new.confidence) + (1.0 - m.confidence.max(new.confidence)) * 0.2).min(1.0);
+    for id in &new.source_event_ids {
+        if !m.source_event_ids.contains(id) {
+            m.source_event_ids.push(id.clone());
+        }
+    }
+    for meta in &new.source_metadata {
+        if m.source_metadata.len() < MAX_SOURCE_METADATA && !m.source_metadata.contains(meta) {
+            m.source_metadata.push(meta.clone());
+        }
+    }
+    if order_key(new) > order_key(m) {
+        m.observed_at = new.observed_at.clone();
+    }
+    if new.updated_at > m.updated_at {
+        m.updated_at = new.updated_at.clone();
+    }
+}
+
+fn promoted_summary(level: &str, scope_id: &str, actors: usize, m: &Memory) -> String {
+    let whom = match level {
+        "role" => format!("members of role {scope_id}"),
+        "team" => format!("members of team {scope_id}"),
+        _ => "members of the organisation".to_string(),
+    };
+    format!("Held by {actors} {whom}: {}", without_speaker(&m.text))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}

@@ -1,0 +1,179 @@
+//! Consolidation against the embedded Qdrant engine, with hand-made
+//! vectors so that "near-duplicate" is exact: reinforcement instead of
+//! twins, supersession by `observed_at` in either order, promotion once
+//! enough actors of a role hold the same memory, and redelivery changing
+//! nothing.
+
+use std::sync::Arc;
+
+use memsy_core::config::IndexerConfig;
+use memsy_core::model::Memory;
+use memsy_indexer::{slots::slot_of, Consolidator, Plan};
+use memsy_store::{EdgeStore, MemoryPoint, MemoryScan, MemoryStore, SearchFilter};
+use memsy_testkit::sample_memory;
+
+const DIM: usize = 4;
+
+async fn new_store() -> (tempfile::TempDir, Arc<EdgeStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EdgeStore::open(dir.path(), DIM).unwrap();
+    store.ensure_schema().await.unwrap();
+    (dir, Arc::new(store))
+}
+
+fn consolidator(store: &Arc<EdgeStore>) -> Consolidator {
+    Consolidator::new(store.clone(), (&IndexerConfig::default()).into())
+}
+
+fn point(actor: &str, event: &str, text: &str, observed: &str, vector: [f32; DIM]) -> MemoryPoint {
+    let mut m: Memory = sample_memory("org", actor, text, observed);
+    m.memory_id = memsy_core::ids::memory_id("org", event, 0).to_string();
+    m.source_event_ids = vec![event.to_string()];
+    m.source_metadata = vec![serde_json::json!({"event_id": event, "raw": event})];
+    m.slot = slot_of(text);
+    m.created_at = observed.into();
+    m.updated_at = observed.into();
+    MemoryPoint { memory: m, vector: vector.to_vec() }
+}
+
+async fn apply(store: &Arc<EdgeStore>, points: Vec<MemoryPoint>) -> Plan {
+    let plan = consolidator(store).plan(points).await.unwrap();
+    store.replace_memories(&plan.replaces).await.unwrap();
+    store.upsert_memories(&plan.inserts).await.unwrap();
+    plan
+}
+
+async fn all(store: &Arc<EdgeStore>) -> Vec<Memory> {
+    let mut v = store.scan_memories(&MemoryScan::org("org"), 100).await.unwrap().items;
+    v.sort_by(|a, b| a.observed_at.cmp(&b.observed_at));
+    v
+}
+
+#[tokio::test]
+async fn a_repetition_reinforces_instead_of_adding_a_twin() {
+    let (_dir, store) = new_store().await;
+    apply(&store, vec![point("alice", "e1", "I prefer green tea.", "2026-01-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0])])
+        .await;
+    let plan =
+        apply(&store, vec![point("alice", "e2", "I prefer green tea.", "2026-02-01T00:00:00Z", [1.0, 0.01, 0.0, 0.0])])
+            .await;
+    assert!(plan.inserts.is_empty() && plan.replaces.len() == 1);
+    let ms = all(&store).await;
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let m = &ms[0];
+    assert_eq!(m.strength, 1.5);
+    assert!(m.confidence > 0.8);
+    assert_eq!(m.source_event_ids, vec!["e1", "e2"]);
+    assert_eq!(m.source_metadata.len(), 2);
+    assert_eq!(m.observed_at, "2026-02-01T00:00:00Z");
+
+    // Redelivering either event changes nothing.
+    for (event, at) in [("e1", "2026-01-01T00:00:00Z"), ("e2", "2026-02-01T00:00:00Z")] {
+        let plan = apply(&store, vec![point("alice", event, "I prefer green tea.", at, [1.0, 0.0, 0.0, 0.0])]).await;
+        assert!(plan.inserts.is_empty() && plan.replaces.is_empty(), "{event}: {plan:?}");
+    }
+    assert_eq!(all(&store).await[0].strength, 1.5);
+
+    // Another actor's identical memory is theirs, not a reinforcement.
+    apply(&store, vec![point("bob", "e3", "I prefer green tea.", "2026-03-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0])]).await;
+    assert_eq!(all(&store).await.len(), 2);
+    // Five reinforcements at most add up to the 5.0 bound.
+    for i in 0..12 {
+        let at = format!("2026-04-{:02}T00:00:00Z", i + 1);
+        apply(&store, vec![point("bob", &format!("r{i}"), "I prefer green tea.", &at, [1.0, 0.0, 0.0, 0.0])]).await;
+    }
+    let bob = all(&store).await.into_iter().find(|m| m.actor_id.as_deref() == Some("bob")).unwrap();
+    assert_eq!(bob.strength, 5.0);
+    assert_eq!(bob.source_metadata.len(), memsy_core::model::MAX_SOURCE_METADATA);
+}
+
+async fn residence(store: &Arc<EdgeStore>) -> Vec<(String, String, Option<String>)> {
+    all(store).await.into_iter().map(|m| (m.text, m.status, m.effective_to)).collect()
+}
+
+#[tokio::test]
+async fn a_newer_value_of_a_slot_supersedes_in_either_order() {
+    let paris = || point("alice", "p", "I live in Paris.", "2025-01-01T00:00:00Z", [0.0, 1.0, 0.0, 0.0]);
+    let berlin = || point("alice", "b", "I moved to Berlin.", "2025-06-01T00:00:00Z", [0.0, 0.97, 0.2, 0.0]);
+    let expected = vec![
+        ("I live in Paris.".to_string(), "superseded".to_string(), Some("2025-06-01T00:00:00Z".to_string())),
+        ("I moved to Berlin.".to_string(), "active".to_string(), None),
+    ];
+    for order in [[paris(), berlin()], [berlin(), paris()]] {
+        // One after the other, in separate batches …
+        let (_dir, store) = new_store().await;
+        for p in order.clone() {
+            apply(&store, vec![p]).await;
+        }
+        assert_eq!(residence(&store).await, expected);
+        // … and both in one batch.
+        let (_dir, store) = new_store().await;
+        apply(&store, order.to_vec()).await;
+        assert_eq!(residence(&store).await, expected);
+        // Redelivery of the older one does not revive it.
+        apply(&store, vec![paris()]).await;
+        assert_eq!(residence(&store).await, expected);
+    }
+    // A third, oldest value slots in before both.
+    let (_dir, store) = new_store().await;
+    apply(&store, vec![paris(), berlin()]).await;
+    apply(&store, vec![point("alice", "l", "I live in Lisbon.", "2024-01-01T00:00:00Z", [0.0, 0.9, 0.0, 0.3])]).await;
+    let r = residence(&store).await;
+    assert_eq!(r[0], ("I live in Lisbon.".into(), "superseded".into(), Some("2025-01-01T00:00:00Z".into())));
+    assert_eq!(r[2].1, "active");
+}
+
+#[tokio::test]
+async fn three_members_of_a_role_promote_a_memory_once() {
+    let (_dir, store) = new_store().await;
+    let member = |actor: &str, event: &str| {
+        let mut p = point(actor, event, "I prefer tabs over spaces.", "2026-01-01T00:00:00Z", [0.0, 0.0, 1.0, 0.0]);
+        p.memory.role_id = Some("role_eng".into());
+        p
+    };
+    apply(&store, vec![member("e1", "x1"), member("e2", "x2")]).await;
+    let promoted = |ms: &[Memory]| ms.iter().filter(|m| m.scope_level != "actor").cloned().collect::<Vec<_>>();
+    assert!(promoted(&all(&store).await).is_empty(), "two members are not enough");
+    apply(&store, vec![member("e3", "x3")]).await;
+    let ms = all(&store).await;
+    let p = promoted(&ms);
+    assert_eq!(p.len(), 1, "one role-level memory, and no org-level one for a single role: {p:#?}");
+    let role = &p[0];
+    assert_eq!((role.scope_level.as_str(), role.role_id.as_deref()), ("role", Some("role_eng")));
+    assert!(role.actor_id.is_none() && role.session_id.is_none());
+    let mut sources = role.source_event_ids.clone();
+    sources.sort();
+    assert_eq!(sources, vec!["x1", "x2", "x3"]);
+    assert_eq!(role.text, "I prefer tabs over spaces.");
+
+    // A fourth member reinforces it; a redelivery does not.
+    apply(&store, vec![member("e4", "x4")]).await;
+    apply(&store, vec![member("e4", "x4")]).await;
+    let role = promoted(&all(&store).await).remove(0);
+    assert_eq!((role.strength, role.source_event_ids.len()), (1.5, 4));
+
+    // A search for a new engineer finds it through role_ids.
+    let f = SearchFilter {
+        org_id: "org".into(),
+        actor_id: Some("newbie".into()),
+        role_ids: vec!["role_eng".into()],
+        status: Some("active".into()),
+        ..SearchFilter::default()
+    };
+    let hits = store.search(&[0.0, 0.0, 1.0, 0.0], &f, 5).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].memory.memory_id, role.memory_id);
+}
+
+#[tokio::test]
+async fn members_of_several_roles_promote_to_the_org() {
+    let (_dir, store) = new_store().await;
+    let member = |actor: &str, role: &str| {
+        let mut p = point(actor, actor, "We deploy on Fridays.", "2026-01-01T00:00:00Z", [0.0, 0.0, 0.0, 1.0]);
+        p.memory.role_id = Some(role.into());
+        p
+    };
+    apply(&store, vec![member("a", "r1"), member("b", "r2"), member("c", "r3")]).await;
+    let levels: Vec<String> = all(&store).await.into_iter().map(|m| m.scope_level).filter(|l| l != "actor").collect();
+    assert_eq!(levels, vec!["org"]);
+}
