@@ -6,6 +6,7 @@ with `role_ids` finds."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from memsy import EventPayload, MemsyClient
@@ -74,3 +75,23 @@ def test_three_engineers_promote_a_preference_to_their_role(server):
         assert res[0].session_id is None
         # Without the role it is not theirs.
         assert all(r.id != p.memory_id for r in client.search("tabs or spaces?", actor_id="new-hire").results)
+
+
+def test_search_hits_grow_stronger_in_the_background(server):
+    key = server.create_key(f"mm-recall-{uuid.uuid4().hex[:8]}", scopes="read,write")
+    with MemsyClient(base_url=server.base_url, api_key=key) as client:
+        ingest_one(client, "alice", "My favourite colour is teal.", "s1")
+        first = [r for r in client.search("favourite colour", actor_id="alice").results if "teal" in r.content][0]
+        assert first.strength == 1.0
+        for _ in range(3):
+            client.search("favourite colour", actor_id="alice")
+        deadline = time.time() + 10
+        while True:
+            m = client.memories.get(first.id)
+            if m.recall_count >= 4:
+                break
+            assert time.time() < deadline, (m.recall_count, m.strength)
+            time.sleep(0.1)
+        assert m.last_recalled_at and 1.35 <= m.strength <= 1.45, m.strength
+        again = [r for r in client.search("favourite colour", actor_id="alice").results if r.id == first.id][0]
+        assert again.strength > 1.3

@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: Limits,
     pub usage: UsageConfig,
     pub llm: LlmConfig,
+    pub search: SearchConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +176,19 @@ pub struct LlmConfig {
 impl Default for LlmConfig {
     fn default() -> Self {
         Self { url: None, model: "gpt-4o-mini".into(), api_key: None, timeout_secs: 60, attempts: 4, temperature: 0.0 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SearchConfig {
+    /// Strength each search hit adds to a memory (bounded by 5.0).
+    pub recall_step: f32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { recall_step: 0.1 }
     }
 }
 

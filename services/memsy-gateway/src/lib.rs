@@ -17,6 +17,8 @@ mod fields;
 mod health;
 pub mod hierarchy;
 mod ingest;
+mod rank;
+mod recall;
 mod search;
 mod status;
 
@@ -38,6 +40,7 @@ pub use caller::{Caller, Consumed, MemoryLevels};
 pub use dedup::Dedup;
 pub use error::ApiError;
 pub use hierarchy::Hierarchy;
+pub use recall::Recalls;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -51,6 +54,7 @@ pub struct AppState {
     pub dedup: Dedup,
     pub meter: Meter,
     pub levels: MemoryLevels,
+    pub recalls: Recalls,
     /// Org, role and team records.
     pub hierarchy: Hierarchy,
 }

@@ -127,14 +127,19 @@ pub async fn search(
         .map_err(|e| ApiError::unavailable("embedder", e))?
         .pop()
         .ok_or_else(|| ApiError::unavailable("embedder", "returned no vector"))?;
+    // A few more than asked for, so that strength and recency can reorder
+    // near-ties at the edge of the page.
+    let fetch = req.limit + RERANK_EXTRA;
     let hits =
-        s.store.search(&vector, &req.filter, req.limit).await.map_err(|e| ApiError::unavailable("vector store", e))?;
+        s.store.search(&vector, &req.filter, fetch).await.map_err(|e| ApiError::unavailable("vector store", e))?;
+    let now = chrono::Utc::now();
     let hits: Vec<_> = hits
         .into_iter()
         .map(|h| (h.score.clamp(0.0, 1.0), h.memory))
         .filter(|(score, _)| *score >= req.threshold)
-        .take(req.limit)
         .collect();
+    let hits: Vec<_> = crate::rank::rerank(hits, now).into_iter().take(req.limit).collect();
+    s.recalls.record(&key.org_id, hits.iter().map(|(_, m)| m.memory_id.clone()).collect());
 
     let mut sources = HashMap::new();
     if req.include_source_events {
@@ -149,6 +154,8 @@ pub async fn search(
         .into_iter()
         .map(|(score, m)| {
             let mut meta = metadata(&m);
+            // Strength as of now: it decays between recalls.
+            meta.insert("strength".into(), short(m.effective_strength(now)).into());
             if req.include_source_events {
                 let evs: Vec<Value> = m
                     .source_event_ids
@@ -163,6 +170,9 @@ pub async fn search(
         .collect();
     Ok((Extension(Consumed(vec![(Dimension::SearchQueries, 1)])), Json(json!({ "results": results }))))
 }
+
+/// Candidates fetched beyond `limit` for re-ranking.
+const RERANK_EXTRA: usize = 10;
 
 /// An f32 as the JSON number it was meant to be (0.85, not 0.8500000238).
 fn short(x: f32) -> f64 {

@@ -44,6 +44,20 @@ pub enum LlmError {
     Config(String),
 }
 
+impl LlmError {
+    /// What went wrong, without the provider's own words: those can carry
+    /// its URL, account details or part of the API key, and this summary is
+    /// meant for the people a deployment serves (the details are for logs).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            LlmError::Unavailable(_) => "the LLM could not be reached or kept failing",
+            LlmError::Rejected(_) => "the LLM refused the request",
+            LlmError::Invalid(_) => "the LLM's answer was unusable",
+            LlmError::Config(_) => "the LLM is misconfigured",
+        }
+    }
+}
+
 /// Tokens a call used, as the provider reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
@@ -53,7 +67,8 @@ pub struct TokenUsage {
 
 impl TokenUsage {
     pub fn total(&self) -> u64 {
-        self.prompt_tokens + self.completion_tokens
+        // Saturating: the figures are whatever the provider claims.
+        self.prompt_tokens.saturating_add(self.completion_tokens)
     }
 }
 
@@ -274,6 +289,14 @@ mod tests {
             assert_eq!(retry_after(&header(v)), None, "{v}");
         }
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn summaries_leave_the_providers_words_out() {
+        let e = LlmError::Rejected("401: Incorrect API key provided: sk-****abcd".into());
+        assert!(e.to_string().contains("sk-****abcd"));
+        assert_eq!(e.summary(), "the LLM refused the request");
+        assert_eq!(TokenUsage { prompt_tokens: u64::MAX, completion_tokens: 1 }.total(), u64::MAX);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use memsy_bus::{run_stage, Bus, StageHandler};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder, RemoteEngine};
 use memsy_gateway::hierarchy::LlmGenerator;
-use memsy_gateway::{AppState, Dedup, Hierarchy, KeyRegistry, MemoryLevels};
+use memsy_gateway::{AppState, Dedup, Hierarchy, KeyRegistry, MemoryLevels, Recalls};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
 use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
 use memsy_usage::Meter;
@@ -351,7 +351,20 @@ async fn gateway_state(
         info!(model = llm.model(), "promotion prompts are written by the configured LLM");
         hierarchy = hierarchy.with_generator(Arc::new(LlmGenerator::new(llm, meter.clone())));
     }
-    Ok(AppState { config: config.clone(), bus, keys, status, embedder, store, dedup, meter, levels, hierarchy })
+    let recalls = Recalls::start(store.clone(), config.search.recall_step);
+    Ok(AppState {
+        config: config.clone(),
+        bus,
+        keys,
+        status,
+        embedder,
+        store,
+        dedup,
+        meter,
+        levels,
+        hierarchy,
+        recalls,
+    })
 }
 
 async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {

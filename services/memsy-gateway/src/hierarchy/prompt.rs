@@ -52,7 +52,8 @@ pub enum PromptMeta {
     Template {
         template_version: u32,
         generated_at: String,
-        /// Why the configured LLM was not used, when it was not.
+        /// Why the configured LLM was not used, when it was not: a summary
+        /// (the provider's own message is logged, never shown to a tenant).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         llm_error: Option<String>,
     },
@@ -189,7 +190,7 @@ impl PromptGenerator for LlmGenerator {
                         meta: PromptMeta::Template {
                             template_version: TEMPLATE_VERSION,
                             generated_at: memsy_core::time::now_rfc3339(),
-                            llm_error: Some(e.to_string()),
+                            llm_error: Some(e.summary().to_string()),
                         },
                     })
                 }
