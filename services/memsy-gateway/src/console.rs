@@ -22,9 +22,21 @@ fn store_unavailable(e: StoreError) -> ApiError {
     ApiError::unavailable("vector store", e)
 }
 
-/// The org's memories matching `scan`, at most the configured cap.
+/// The org's memories matching `scan`, at most the configured cap, with
+/// their strength as of now (see [`as_of_now`]).
 async fn scan_memories(s: &AppState, scan: &MemoryScan) -> Result<Scanned<Memory>, ApiError> {
-    s.store.scan_memories(scan, s.config.usage.console_scan_cap).await.map_err(store_unavailable)
+    let mut scanned = s.store.scan_memories(scan, s.config.usage.console_scan_cap).await.map_err(store_unavailable)?;
+    as_of_now(&mut scanned.items);
+    Ok(scanned)
+}
+
+/// Strength decays between reinforcements: views, sorts and averages show
+/// today's value, as search does.
+fn as_of_now(memories: &mut [Memory]) {
+    let now = chrono::Utc::now();
+    for m in memories {
+        m.strength = m.effective_strength(now);
+    }
 }
 
 /// The org's raw events matching `scan`, at most the configured cap.

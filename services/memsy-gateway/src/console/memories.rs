@@ -234,7 +234,8 @@ pub async fn get_memory(
     Path(memory_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = normalize_uuid(&memory_id).ok_or_else(|| ApiError::invalid("memory_id", "must be a UUID"))?;
-    let found = s.store.get_memories(caller.org(), std::slice::from_ref(&id)).await.map_err(store_unavailable)?;
+    let mut found = s.store.get_memories(caller.org(), std::slice::from_ref(&id)).await.map_err(store_unavailable)?;
+    super::as_of_now(&mut found);
     // The store filters by org, so another org's memory is as absent as an unknown one.
     let m = found
         .into_iter()
