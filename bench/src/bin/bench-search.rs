@@ -151,9 +151,9 @@ async fn main() {
 
         // Warm-up: every path once over the first WARMUP queries.
         for (v, o, a) in &qs[..WARMUP] {
-            let hits = store.search(v, &actor_filter(*o, *a), LIMIT).await.expect("search");
+            let hits = store.search(v, None, &actor_filter(*o, *a), LIMIT).await.expect("search");
             assert!(hits.iter().all(|h| h.memory.actor_id.as_deref() == Some(actor(*o, *a).as_str())));
-            store.search(v, &org_filter(*o), LIMIT).await.expect("search");
+            store.search(v, None, &org_filter(*o), LIMIT).await.expect("search");
             std::hint::black_box(brute_force(&flat, v));
         }
 
@@ -163,13 +163,13 @@ async fn main() {
         for (v, o, a) in &qs[WARMUP..] {
             let f = actor_filter(*o, *a);
             let t = Instant::now();
-            let hits = store.search(v, &f, LIMIT).await.expect("search");
+            let hits = store.search(v, None, &f, LIMIT).await.expect("search");
             filtered.push(ms(t.elapsed()));
             hits_total += hits.len();
 
             let f = org_filter(*o);
             let t = Instant::now();
-            let hits = store.search(v, &f, LIMIT).await.expect("search");
+            let hits = store.search(v, None, &f, LIMIT).await.expect("search");
             org_only.push(ms(t.elapsed()));
             std::hint::black_box(hits);
 

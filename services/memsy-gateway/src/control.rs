@@ -1,6 +1,7 @@
-//! The control plane under `/api`: who am I, API keys, usage (raw events
-//! are a console view: see `console`), and the answers a self-hosted deployment gives for billing, the Pro
-//! waiting list and connectors (not part of memsy).
+//! The control plane under `/api`: who am I, API keys, usage, and the
+//! answers a self-hosted deployment gives for billing, the Pro waiting list
+//! and connectors (not part of memsy). Its raw events view is a console
+//! view, served from `console`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};

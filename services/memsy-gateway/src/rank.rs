@@ -1,5 +1,6 @@
-//! Search ranking: similarity first; strength (as decayed today) and
-//! recency only break near-ties. The bonus they add is small (at most
+//! Search ranking: the store's order first (its `rank`: the hybrid fusion
+//! score, or the cosine for a dense-only search); strength (as decayed today)
+//! and recency only break near-ties. The bonus they add is small (at most
 //! [`STRENGTH_BONUS`] + [`RECENCY_BONUS`]), so a clearly better match always
 //! wins, and it only orders results: the score returned stays the cosine
 //! similarity, so `threshold` keeps its meaning.
@@ -25,9 +26,17 @@ pub fn rank_key(similarity: f32, m: &Memory, now: DateTime<Utc>) -> f32 {
 }
 
 /// `hits` (similarity, memory) best first by [`rank_key`], memory id last.
-pub fn rerank(mut hits: Vec<(f32, Memory)>, now: DateTime<Utc>) -> Vec<(f32, Memory)> {
-    hits.sort_by(|(sa, a), (sb, b)| {
-        rank_key(*sb, b, now).total_cmp(&rank_key(*sa, a, now)).then_with(|| a.memory_id.cmp(&b.memory_id))
+#[cfg(test)]
+pub fn rerank(hits: Vec<(f32, Memory)>, now: DateTime<Utc>) -> Vec<(f32, Memory)> {
+    rerank_by(hits, |(s, m)| (*s, m), now)
+}
+
+/// As [`rerank`], for any hit type: `key` gives the value the hit is
+/// ordered by (the store's rank, 0–1) and its memory.
+pub fn rerank_by<T>(mut hits: Vec<T>, key: impl Fn(&T) -> (f32, &Memory), now: DateTime<Utc>) -> Vec<T> {
+    hits.sort_by(|x, y| {
+        let ((sa, a), (sb, b)) = (key(x), key(y));
+        rank_key(sb, b, now).total_cmp(&rank_key(sa, a, now)).then_with(|| a.memory_id.cmp(&b.memory_id))
     });
     hits
 }

@@ -29,11 +29,16 @@ pub struct Recalls {
 }
 
 impl Recalls {
-    /// Starts the worker; `step` is the strength a recall adds.
-    pub fn start(store: Arc<dyn MemoryStore>, step: f32) -> Self {
+    /// The recorder and its worker; `step` is the strength a recall adds.
+    /// The caller runs the worker; it ends (dropping its store) once every
+    /// clone of the recorder is gone, so a server that waits for it shuts
+    /// down with nothing still holding the store.
+    pub fn new(
+        store: Arc<dyn MemoryStore>,
+        step: f32,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(worker(store, step, rx));
-        Self { tx }
+        (Self { tx }, worker(store, step, rx))
     }
 
     /// Notes that `memory_ids` of `org_id` were returned by a search.

@@ -1,7 +1,11 @@
 //! `POST /search`: embed the query with the same model as the memories,
 //! search the caller's org (always) narrowed by actor and conversation, and
-//! return the SDK's `{results: [{id, content, score, metadata}]}`. The score
-//! is the cosine similarity clamped to 0–1, and `threshold` applies to it.
+//! return the SDK's `{results: [{id, content, score, metadata}]}`. The search
+//! is hybrid (dense nearest neighbours and BM25 over the query text, fused by
+//! reciprocal rank in the store); results keep the fused order, with
+//! strength and recency breaking near-ties (`rank.rs`). The score is the
+//! cosine similarity clamped to 0–1 whichever source found the memory, and
+//! `threshold` applies to it.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -130,15 +134,24 @@ pub async fn search(
     // A few more than asked for, so that strength and recency can reorder
     // near-ties at the edge of the page.
     let fetch = req.limit + RERANK_EXTRA;
-    let hits =
-        s.store.search(&vector, &req.filter, fetch).await.map_err(|e| ApiError::unavailable("vector store", e))?;
+    let hits = s
+        .store
+        .search(&vector, Some(&req.query), &req.filter, fetch)
+        .await
+        .map_err(|e| ApiError::unavailable("vector store", e))?;
     let now = chrono::Utc::now();
     let hits: Vec<_> = hits
         .into_iter()
-        .map(|h| (h.score.clamp(0.0, 1.0), h.memory))
-        .filter(|(score, _)| *score >= req.threshold)
+        .map(|h| (h.rank, h.score.clamp(0.0, 1.0), h.memory))
+        .filter(|(_, score, _)| *score >= req.threshold)
         .collect();
-    let hits: Vec<_> = crate::rank::rerank(hits, now).into_iter().take(req.limit).collect();
+    // Ordered by the store's rank (fusion), not by the score: a keyword
+    // match with a modest cosine stays where fusion put it.
+    let hits: Vec<(f32, Memory)> = crate::rank::rerank_by(hits, |(rank, _, m)| (*rank, m), now)
+        .into_iter()
+        .take(req.limit)
+        .map(|(_, score, m)| (score, m))
+        .collect();
     s.recalls.record(&key.org_id, hits.iter().map(|(_, m)| m.memory_id.clone()).collect());
 
     let mut sources = HashMap::new();

@@ -292,7 +292,9 @@ impl Consolidator {
         limit: usize,
     ) -> Result<Vec<Working>, StoreError> {
         let mut scored: Vec<(f32, Working)> = Vec::new();
-        for hit in self.store.search(vector, filter, limit).await? {
+        // Dense only (no text): consolidation asks "is this the same fact?",
+        // which is what the cosine threshold measures.
+        for hit in self.store.search(vector, None, filter, limit).await? {
             if hit.score >= min {
                 let w = batch.current(hit.memory);
                 if matches_filter(&w.memory, filter) {

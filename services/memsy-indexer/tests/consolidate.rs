@@ -160,7 +160,7 @@ async fn three_members_of_a_role_promote_a_memory_once() {
         status: Some("active".into()),
         ..SearchFilter::default()
     };
-    let hits = store.search(&[0.0, 0.0, 1.0, 0.0], &f, 5).await.unwrap();
+    let hits = store.search(&[0.0, 0.0, 1.0, 0.0], None, &f, 5).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].memory.memory_id, role.memory_id);
 }

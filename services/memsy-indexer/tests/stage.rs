@@ -96,7 +96,7 @@ async fn stores_memories_and_marks_completed_idempotently() {
     assert_eq!(st[0].state, EventState::Completed);
     assert_eq!(store.count_memories("acme").await.unwrap(), 1, "a redelivery must not add a twin");
     let hits = store
-        .search(&[0.0, 1.0, 0.0, 0.0], &SearchFilter { org_id: "acme".into(), ..Default::default() }, 5)
+        .search(&[0.0, 1.0, 0.0, 0.0], None, &SearchFilter { org_id: "acme".into(), ..Default::default() }, 5)
         .await
         .unwrap();
     let m = &hits[0].memory;

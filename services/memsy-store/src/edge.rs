@@ -1,8 +1,11 @@
 //! [`EdgeStore`]: the embedded Qdrant engine (`qdrant-edge`) under the data
 //! directory, for single-process deployments.
 //!
-//! Two shards live under the directory: `memories` (one named dense vector,
-//! cosine) and `events` (payload only). Every `EdgeShard` method is
+//! Two shards live under the directory: `memories` (a named dense vector,
+//! cosine, and a named sparse BM25 vector with the IDF modifier) and
+//! `events` (payload only). A `memories` shard written before the BM25
+//! vector existed is migrated when opened: the sparse vector is added to its
+//! segments and every stored memory gets its BM25 weights (one flush). Every `EdgeShard` method is
 //! synchronous and may touch the disk, so each call runs on tokio's blocking
 //! pool with an `Arc` of the shard.
 //!
@@ -25,20 +28,21 @@ use async_trait::async_trait;
 use memsy_core::ids::event_point_id;
 use memsy_core::model::{Memory, StoredEvent};
 use qdrant_edge::{
-    AnyVariants, Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
-    FieldCondition, FieldIndexOperations, Filter, IsEmptyCondition, IsNullCondition, JsonPath, Match, NamedQuery,
-    OperationError, Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, SetPayloadOp,
-    UpdateOperation, ValueVariants, VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface,
-    WithVector,
+    AnyVariants, Condition, CountRequest, CreateIndex, CreateVectorName, Distance, EdgeConfig, EdgeShard,
+    EdgeSparseVectorParams, EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Fusion, IsEmptyCondition,
+    IsNullCondition, JsonPath, Match, Modifier, NamedQuery, OperationError, Payload, PayloadFieldSchema, PayloadOps,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted, PointVectorsPersisted,
+    Prefetch, QueryEnum, QueryRequest, ScoredPoint, ScoringQuery, ScrollRequest, SetPayloadOp, SparseVectorConfig,
+    UpdateOperation, UpdateVectorsOp, ValueVariants, VectorInternal, VectorNameConfig, VectorNameOperations,
+    VectorOperations, VectorPersisted, VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS,
-    SCAN_PAGE, VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, EventScan, MemoryPoint, MemoryScan, MemoryStore,
+    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
 
 /// A shard plus the lock that serialises its writers. `EdgeShard::flush`
@@ -106,13 +110,14 @@ impl EdgeStore {
 
         let memories_config = EdgeConfig::builder()
             .vector(VECTOR_NAME, EdgeVectorParams::builder(dimension, Distance::Cosine).build())
+            .sparse_vector(SPARSE_NAME, EdgeSparseVectorParams::builder().modifier(Modifier::Idf).build())
             .build();
         // Events are only ever fetched by id, so they carry no vector at all;
         // the engine accepts a shard with an empty vector map.
         let events_config = EdgeConfig::builder().build();
 
         Ok(Self {
-            memories: Arc::new(open_shard(&dir.join("memories"), memories_config)?),
+            memories: Arc::new(open_memories(&dir.join("memories"), memories_config, dimension)?),
             events: Arc::new(open_shard(&dir.join("events"), events_config)?),
             dimension,
         })
@@ -129,19 +134,115 @@ impl EdgeStore {
     }
 }
 
-fn open_shard(path: &Path, config: EdgeConfig) -> Result<Shard, StoreError> {
+fn open_shard(path: &Path, config: impl Into<Option<EdgeConfig>>) -> Result<Shard, StoreError> {
+    let config = config.into();
     // `EdgeShard::new` writes `edge_config.json` before any segment, so its
     // presence marks a shard that exists (possibly only partly created,
     // which `load` completes); `new` refuses a directory with segments. Passing the config to `load` makes the engine
     // check it against the stored segments (dimension, distance).
-    let engine = if path.join("edge_config.json").exists() {
-        EdgeShard::load(path, Some(config))
-    } else {
-        std::fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
-        EdgeShard::new(path, config)
+    let engine = match config {
+        Some(config) if !path.join("edge_config.json").exists() => {
+            std::fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+            EdgeShard::new(path, config)
+        }
+        config => EdgeShard::load(path, config),
     }
     .map_err(|e| StoreError::Unavailable(format!("opening shard {}: {e}", path.display())))?;
     Ok(Shard { engine, writes: Mutex::new(()) })
+}
+
+/// Opens the `memories` shard. A new one gets `config`. An existing one is
+/// loaded with its own stored config, which must have the dense vector at
+/// `dimension` (cosine); if it predates the BM25 vector, it is migrated in
+/// place (see the module docs). Any other mismatch is an error naming it.
+fn open_memories(path: &Path, config: EdgeConfig, dimension: usize) -> Result<Shard, StoreError> {
+    if !path.join("edge_config.json").exists() {
+        return open_shard(path, config);
+    }
+    let shard = open_shard(path, None)?;
+    let (dense, sparse) = {
+        let stored = shard.engine.config();
+        (stored.vectors.get(VECTOR_NAME).cloned(), stored.sparse_vectors.get(SPARSE_NAME).cloned())
+    };
+    let Some(dense) = dense else {
+        return Err(StoreError::Corrupt(format!("shard {} has no {VECTOR_NAME:?} vector", path.display())));
+    };
+    if dense.size != dimension || dense.distance != Distance::Cosine {
+        return Err(StoreError::Invalid(format!(
+            "shard {} stores {}-dimensional {:?} vectors; this model needs {dimension}-dimensional Cosine ones \
+             (use a new data directory or the model the data was written with)",
+            path.display(),
+            dense.size,
+            dense.distance
+        )));
+    }
+    match sparse {
+        Some(p) if p.modifier == Some(Modifier::Idf) => Ok(shard),
+        Some(p) => Err(StoreError::Corrupt(format!(
+            "shard {}: sparse vector {SPARSE_NAME:?} has modifier {:?}, expected Idf",
+            path.display(),
+            p.modifier
+        ))),
+        None => {
+            add_bm25(&shard).map_err(|e| {
+                StoreError::Unavailable(format!("adding the BM25 vector to shard {}: {e}", path.display()))
+            })?;
+            Ok(shard)
+        }
+    }
+}
+
+/// Migration: creates the sparse vector in every segment (the engine also
+/// rewrites `edge_config.json`), then writes each stored memory's BM25
+/// weights, all under one writer lock and one flush. Not crash-atomic: the
+/// engine saves the config at once, so a crash before the flush leaves a
+/// config naming a vector the segments lack, which the next open reports as
+/// an incompatible segment (restore the directory from a backup, or delete
+/// `edge_config.json` so that the config is inferred from the segments and
+/// the migration runs again).
+fn add_bm25(shard: &Shard) -> Result<(), StoreError> {
+    let mut ops =
+        vec![UpdateOperation::VectorNameOperation(VectorNameOperations::CreateVectorName(CreateVectorName {
+            vector_name: SPARSE_NAME.into(),
+            config: VectorNameConfig::sparse(SparseVectorConfig { modifier: Some(Modifier::Idf), datatype: None }),
+        }))];
+    let mut offset = None;
+    let mut migrated = 0usize;
+    loop {
+        let request = ScrollRequest {
+            offset,
+            limit: Some(SCAN_PAGE),
+            filter: None,
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            with_vector: WithVector::Bool(false),
+            order_by: None,
+        };
+        let (records, next) = shard.engine.scroll(request).map_err(engine_error)?;
+        let mut points = Vec::with_capacity(records.len());
+        for r in records {
+            let memory: Memory = from_payload(r.payload)?;
+            points.push(PointVectorsPersisted {
+                id: r.id,
+                vector: VectorStructPersisted::Named(
+                    [(SPARSE_NAME.to_string(), VectorPersisted::Sparse(bm25_document(&memory)))].into(),
+                ),
+            });
+        }
+        migrated += points.len();
+        if !points.is_empty() {
+            ops.push(UpdateOperation::VectorOperation(VectorOperations::UpdateVectors(UpdateVectorsOp {
+                points,
+                update_filter: None,
+            })));
+        }
+        match next {
+            Some(id) => offset = Some(id),
+            None => break,
+        }
+    }
+    shard.write(ops)?;
+    tracing::info!(memories = migrated, "added the BM25 vector to the memories shard");
+    Ok(())
 }
 
 /// Runs `f` on the blocking pool. A panic inside the engine (it `expect`s
@@ -176,7 +277,11 @@ impl MemoryStore for EdgeStore {
             persisted.push(PointStructPersisted {
                 id: PointId::Uuid(id),
                 vector: VectorStructPersisted::Named(
-                    [(VECTOR_NAME.to_string(), VectorPersisted::Dense(point.vector.clone()))].into(),
+                    [
+                        (VECTOR_NAME.to_string(), VectorPersisted::Dense(point.vector.clone())),
+                        (SPARSE_NAME.to_string(), VectorPersisted::Sparse(bm25_document(&point.memory))),
+                    ]
+                    .into(),
                 ),
                 payload: Some(to_payload(&point.memory)?),
             });
@@ -230,27 +335,63 @@ impl MemoryStore for EdgeStore {
         blocking(&self.events, move |s| s.write(vec![op])).await
     }
 
-    async fn search(&self, vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+    async fn search(
+        &self,
+        vector: &[f32],
+        text: Option<&str>,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         self.check_dimension(vector)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let request = QueryRequest {
+        let filter = search_filter(filter)?;
+        let dense = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+            VectorInternal::Dense(vector.to_vec()),
+            VECTOR_NAME,
+        )));
+        let Some(sparse) = bm25_query(text) else {
+            let request = QueryRequest {
+                prefetches: Vec::new(),
+                query: Some(dense),
+                filter: Some(filter),
+                score_threshold: None,
+                limit,
+                offset: 0,
+                params: None,
+                with_vector: WithVector::Bool(false),
+                with_payload: WithPayloadInterface::Bool(true),
+            };
+            let points = blocking(&self.memories, move |s| s.engine.query(request).map_err(engine_error)).await?;
+            return points
+                .into_iter()
+                .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score, rank: p.score }))
+                .collect();
+        };
+        let sparse =
+            ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(VectorInternal::Sparse(sparse), SPARSE_NAME)));
+        let prefetch = |query| Prefetch {
             prefetches: Vec::new(),
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
-                VectorInternal::Dense(vector.to_vec()),
-                VECTOR_NAME,
-            )))),
-            filter: Some(search_filter(filter)?),
+            query: Some(query),
+            limit: prefetch_limit(limit),
+            params: None,
+            filter: Some(filter.clone()),
+            score_threshold: None,
+        };
+        let request = QueryRequest {
+            prefetches: vec![prefetch(dense), prefetch(sparse)],
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None })),
+            filter: Some(filter.clone()),
             score_threshold: None,
             limit,
             offset: 0,
             params: None,
-            with_vector: WithVector::Bool(false),
+            with_vector: WithVector::Selector(vec![VECTOR_NAME.into()]),
             with_payload: WithPayloadInterface::Bool(true),
         };
         let points = blocking(&self.memories, move |s| s.engine.query(request).map_err(engine_error)).await?;
-        points.into_iter().map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score })).collect()
+        points.into_iter().map(|p| fused_hit(p, vector)).collect()
     }
 
     async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
@@ -287,6 +428,20 @@ impl MemoryStore for EdgeStore {
         })
         .await
     }
+}
+
+/// A fused point as a hit: its dense cosine to `query` as the score.
+fn fused_hit(p: ScoredPoint, query: &[f32]) -> Result<SearchHit, StoreError> {
+    let dense = match &p.vector {
+        Some(VectorStructInternal::Named(map)) => match map.get(VECTOR_NAME) {
+            Some(VectorInternal::Dense(v)) => Some(v.as_slice()),
+            _ => None,
+        },
+        Some(VectorStructInternal::Single(v)) => Some(v.as_slice()),
+        _ => None,
+    };
+    let dense = dense.ok_or_else(|| StoreError::Corrupt("a search hit came back without its dense vector".into()))?;
+    Ok(SearchHit { score: cosine(query, dense), rank: fused_rank(p.score), memory: from_payload(p.payload)? })
 }
 
 /// Point ids → decoded payloads, in request order; unknown ids are absent.
@@ -452,4 +607,57 @@ fn engine_error(e: OperationError) -> StoreError {
 
 fn io_error(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `memories` shard as written before hybrid search (dense vector
+    /// only) is migrated on open: its memories become findable by keyword.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn old_shard_gains_bm25_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = memsy_testkit::sample_memory("org", "alice", "The safe word is Zanzibar.", "2026-01-01T00:00:00Z");
+        m.memory_id = Uuid::new_v4().to_string();
+        let mut others = Vec::new();
+        {
+            let old_config = EdgeConfig::builder()
+                .vector(VECTOR_NAME, EdgeVectorParams::builder(4, Distance::Cosine).build())
+                .build();
+            let shard = open_shard(&dir.path().join("memories"), old_config).unwrap();
+            let mut points = vec![PointStructPersisted {
+                id: PointId::Uuid(Uuid::parse_str(&m.memory_id).unwrap()),
+                vector: VectorStructPersisted::Named(
+                    [(VECTOR_NAME.to_string(), VectorPersisted::Dense(vec![-1.0, 0.0, 0.0, 0.0]))].into(),
+                ),
+                payload: Some(to_payload(&m).unwrap()),
+            }];
+            for i in 0..5 {
+                let o = memsy_testkit::sample_memory("org", "alice", &format!("tea {i}"), "2026-01-01T00:00:00Z");
+                points.push(PointStructPersisted {
+                    id: PointId::Uuid(Uuid::parse_str(&o.memory_id).unwrap()),
+                    vector: VectorStructPersisted::Named(
+                        [(VECTOR_NAME.to_string(), VectorPersisted::Dense(vec![1.0, i as f32 * 0.1, 0.0, 0.0]))].into(),
+                    ),
+                    payload: Some(to_payload(&o).unwrap()),
+                });
+                others.push(o);
+            }
+            shard.write(vec![upsert_op(points)]).unwrap();
+        }
+        let filter = SearchFilter { org_id: "org".into(), ..SearchFilter::default() };
+        for _ in 0..2 {
+            // Twice: the second open finds the vector and migrates nothing.
+            let store = EdgeStore::open(dir.path(), 4).unwrap();
+            store.ensure_schema().await.unwrap();
+            let hits = store.search(&[1.0, 0.0, 0.0, 0.0], Some("zanzibar"), &filter, 1).await.unwrap();
+            assert_eq!(hits[0].memory.memory_id, m.memory_id);
+            assert!((hits[0].score + 1.0).abs() < 1e-4);
+            assert_eq!(store.count_memories("org").await.unwrap(), 6);
+        }
+        // A wrong dimension is still refused, naming the mismatch.
+        let err = EdgeStore::open(dir.path(), 8).err().unwrap();
+        assert!(err.to_string().contains("4-dimensional"), "{err}");
+    }
 }

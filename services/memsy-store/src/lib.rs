@@ -19,6 +19,70 @@ pub use qdrant::QdrantStore;
 /// Name of the dense vector of a memory point, in both engines.
 const VECTOR_NAME: &str = "dense";
 
+/// Name of the sparse BM25 vector of a memory point (IDF modifier), in both
+/// engines. Its weights are computed by [`bm25`] from the memory's text at
+/// upsert, so callers never see it.
+const SPARSE_NAME: &str = "bm25";
+
+/// Reciprocal rank fusion constant: a hit at 0-based position `p` of one
+/// source adds `1 / (RRF_K + p)`. 60 is the usual value (Cormack et al.); the
+/// engines' default (2) makes the first few positions of either list dominate.
+const RRF_K: usize = 60;
+
+/// Candidates each source of a hybrid search contributes before fusion.
+fn prefetch_limit(limit: usize) -> usize {
+    3 * limit + 10
+}
+
+/// The BM25 model both stores use, so that they tokenise identically (and as
+/// a Qdrant server does: English stopwords and stemming, lowercase).
+/// `avg_len` is the expected document length in tokens; memories are one or
+/// two sentences, far from the engine's default of 256.
+fn bm25() -> &'static qdrant_edge::bm25_embed::EdgeBm25 {
+    use qdrant_edge::bm25_embed::{EdgeBm25, EdgeBm25Config};
+    static MODEL: std::sync::OnceLock<EdgeBm25> = std::sync::OnceLock::new();
+    MODEL.get_or_init(|| {
+        let config = EdgeBm25Config {
+            avg_len: qdrant_edge::external::ordered_float::NotNan::new(BM25_AVG_LEN).expect("not NaN"),
+            ..EdgeBm25Config::default()
+        };
+        EdgeBm25::new(config).expect("valid BM25 configuration")
+    })
+}
+
+const BM25_AVG_LEN: f64 = 16.0;
+
+/// The text of a memory that BM25 indexes.
+fn bm25_document(memory: &Memory) -> qdrant_edge::SparseVector {
+    bm25().embed_document(&memory.text)
+}
+
+/// The query's BM25 vector; None when it has no indexable term (empty, or
+/// only stopwords), in which case the search is dense only.
+fn bm25_query(text: Option<&str>) -> Option<qdrant_edge::SparseVector> {
+    let v = bm25().embed_query(text?);
+    (!v.indices.is_empty()).then_some(v)
+}
+
+/// Cosine similarity of two dense vectors (0 if either is zero).
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    dot / (na.sqrt() * nb.sqrt())
+}
+
+/// An RRF score over its maximum (first in both sources), in 0–1.
+fn fused_rank(rrf: f32) -> f32 {
+    (rrf * RRF_K as f32 / 2.0).clamp(0.0, 1.0)
+}
+
 /// Payload keys that get a keyword index (and that searches filter on).
 const INDEXED_FIELDS: [&str; 11] = [
     "org_id",
@@ -131,8 +195,15 @@ pub struct Scanned<T> {
 #[derive(Debug, Clone)]
 pub struct SearchHit {
     pub memory: Memory,
-    /// Cosine similarity as the engine reports it (−1 … 1).
+    /// Cosine similarity between the query vector and the memory's dense
+    /// vector (−1 … 1), whichever source found the memory.
     pub score: f32,
+    /// How the store ranked the hit, higher first, in 0–1; hits come in this
+    /// order. Dense-only search: the cosine. Hybrid search: the reciprocal
+    /// rank fusion score over its maximum (1 = first in both the dense and
+    /// the BM25 list; one position lower in one list costs ~0.006–0.008 near
+    /// the top). Only meaningful relative to the other hits of the same search.
+    pub rank: f32,
 }
 
 /// Both stores refuse a vector of the wrong size rather than let the engine fail later.
@@ -162,8 +233,19 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Inserts or replaces raw events by `event_id`.
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError>;
 
-    /// Nearest memories to `vector` within `filter`, best first.
-    async fn search(&self, vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<Vec<SearchHit>, StoreError>;
+    /// Best memories for a query within `filter`, best first (see
+    /// [`SearchHit::rank`]). With `text` (the query as typed) the search is
+    /// hybrid: the `limit`-ish nearest by `vector` and the best BM25 matches
+    /// of `text`, both within `filter`, fused by reciprocal rank. Without
+    /// `text` (or when it has no indexable term) it is dense only, by cosine.
+    /// Either way [`SearchHit::score`] is the dense cosine similarity.
+    async fn search(
+        &self,
+        vector: &[f32],
+        text: Option<&str>,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError>;
 
     /// Memories of `org_id` by id; unknown ids and other orgs' ids are absent.
     async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError>;

@@ -1,6 +1,8 @@
 //! [`QdrantStore`]: a Qdrant server through `qdrant-client` (gRPC).
 //!
-//! Two collections, `{prefix}memories` (one named dense vector, cosine) and
+//! Two collections, `{prefix}memories` (a named dense vector, cosine, and a
+//! named sparse BM25 vector with the IDF modifier, its weights computed here
+//! by the same model as the embedded store's, so both tokenise alike) and
 //! `{prefix}events` (payload only, an empty vector map), both with keyword
 //! payload indexes; `org_id` is marked `is_tenant` so the server co-locates
 //! each org's points. Writes use `wait(true)`: Ok means the server applied
@@ -14,9 +16,10 @@ use memsy_core::model::{Memory, StoredEvent};
 use qdrant_client::qdrant::vectors_config::Config;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType,
-    Filter, GetPointsBuilder, KeywordIndexParamsBuilder, PointId, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
-    SetPayloadPointsBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder, VectorParamsMap, VectorsConfig,
-    VectorsConfigBuilder,
+    Filter, GetCollectionInfoRequest, GetPointsBuilder, KeywordIndexParamsBuilder, Modifier, PointId, PointStruct,
+    PrefetchQueryBuilder, Query, QueryPointsBuilder, Rrf, ScrollPointsBuilder, SetPayloadPointsBuilder,
+    SparseVectorConfig, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Value, Vector,
+    VectorInput, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
@@ -24,8 +27,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS,
-    SCAN_PAGE, VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, EventScan, MemoryPoint, MemoryScan, MemoryStore,
+    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
 
 pub struct QdrantStore {
@@ -66,11 +69,20 @@ impl QdrantStore {
     /// Creates `name` unless it exists. A concurrent creator (another
     /// replica starting at the same time) makes our create fail; that is
     /// fine as long as the collection is there afterwards.
-    async fn ensure_collection(&self, name: &str, vectors: VectorsConfig) -> Result<(), StoreError> {
+    async fn ensure_collection(
+        &self,
+        name: &str,
+        vectors: VectorsConfig,
+        sparse: Option<SparseVectorConfig>,
+    ) -> Result<(), StoreError> {
         if self.client.collection_exists(name).await.map_err(server_error)? {
             return Ok(());
         }
-        let created = self.client.create_collection(CreateCollectionBuilder::new(name).vectors_config(vectors)).await;
+        let mut request = CreateCollectionBuilder::new(name).vectors_config(vectors);
+        if let Some(sparse) = sparse {
+            request = request.sparse_vectors_config(sparse);
+        }
+        let created = self.client.create_collection(request).await;
         match created {
             Ok(_) => Ok(()),
             Err(e) if self.client.collection_exists(name).await.unwrap_or(false) => {
@@ -92,6 +104,35 @@ impl QdrantStore {
             self.client.create_field_index(request).await.map_err(server_error)?;
         }
         Ok(())
+    }
+
+    /// A memories collection created before hybrid search has no BM25
+    /// vector, and a Qdrant server cannot add one to an existing collection:
+    /// say so rather than fail every search later.
+    async fn check_bm25(&self) -> Result<(), StoreError> {
+        let info = self
+            .client
+            .collection_info(GetCollectionInfoRequest { collection_name: self.memories.clone() })
+            .await
+            .map_err(server_error)?;
+        let sparse = info
+            .result
+            .and_then(|r| r.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.sparse_vectors_config)
+            .and_then(|s| s.map.get(SPARSE_NAME).cloned());
+        match sparse {
+            Some(p) if p.modifier == Some(Modifier::Idf as i32) => Ok(()),
+            Some(_) => Err(StoreError::Invalid(format!(
+                "collection {}: sparse vector {SPARSE_NAME:?} exists without the IDF modifier",
+                self.memories
+            ))),
+            None => Err(StoreError::Invalid(format!(
+                "collection {} predates hybrid search: it has no sparse vector {SPARSE_NAME:?} (IDF). Re-index into \
+                 a new collection prefix, or recreate the collection and replay the events",
+                self.memories
+            ))),
+        }
     }
 
     async fn upsert(&self, collection: &str, points: Vec<PointStruct>) -> Result<(), StoreError> {
@@ -156,11 +197,14 @@ impl MemoryStore for QdrantStore {
     async fn ensure_schema(&self) -> Result<(), StoreError> {
         let mut dense = VectorsConfigBuilder::default();
         dense.add_named_vector_params(VECTOR_NAME, VectorParamsBuilder::new(self.dimension as u64, Distance::Cosine));
-        self.ensure_collection(&self.memories, dense.into()).await?;
+        let mut sparse = SparseVectorsConfigBuilder::default();
+        sparse.add_named_vector_params(SPARSE_NAME, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
+        self.ensure_collection(&self.memories, dense.into(), Some(sparse.into())).await?;
+        self.check_bm25().await?;
         // Events are only fetched by id: a named-vector map with no entries
         // makes a payload-only collection (REST `"vectors": {}`).
         let none = VectorsConfig { config: Some(Config::ParamsMap(VectorParamsMap { map: HashMap::new() })) };
-        self.ensure_collection(&self.events, none).await?;
+        self.ensure_collection(&self.events, none, None).await?;
         self.ensure_indexes(&self.memories).await?;
         self.ensure_indexes(&self.events).await
     }
@@ -174,7 +218,11 @@ impl MemoryStore for QdrantStore {
             self.check_dimension(&point.vector)?;
             let id = Uuid::parse_str(&point.memory.memory_id)
                 .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", point.memory.memory_id)))?;
-            let vectors = HashMap::from([(VECTOR_NAME.to_string(), point.vector.clone())]);
+            let bm25 = bm25_document(&point.memory);
+            let vectors = HashMap::from([
+                (VECTOR_NAME.to_string(), Vector::new_dense(point.vector.clone())),
+                (SPARSE_NAME.to_string(), Vector::new_sparse(bm25.indices, bm25.values)),
+            ]);
             structs.push(PointStruct::new(id.to_string(), vectors, to_payload(&point.memory)?));
         }
         self.upsert(&self.memories, structs).await
@@ -212,22 +260,67 @@ impl MemoryStore for QdrantStore {
         self.upsert(&self.events, structs).await
     }
 
-    async fn search(&self, vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+    async fn search(
+        &self,
+        vector: &[f32],
+        text: Option<&str>,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         self.check_dimension(vector)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let request = QueryPointsBuilder::new(&self.memories)
-            .query(vector.to_vec())
+        let filter = search_filter(filter);
+        let Some(sparse) = bm25_query(text) else {
+            let request = QueryPointsBuilder::new(&self.memories)
+                .query(vector.to_vec())
+                .using(VECTOR_NAME)
+                .filter(filter)
+                .limit(limit as u64)
+                .with_payload(true);
+            let response = self.client.query(request).await.map_err(server_error)?;
+            return response
+                .result
+                .into_iter()
+                .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score, rank: p.score }))
+                .collect();
+        };
+        let n = prefetch_limit(limit) as u64;
+        let dense = PrefetchQueryBuilder::default()
+            .query(Query::new_nearest(vector.to_vec()))
             .using(VECTOR_NAME)
-            .filter(search_filter(filter))
+            .filter(filter.clone())
+            .limit(n);
+        let sparse = PrefetchQueryBuilder::default()
+            .query(Query::new_nearest(VectorInput::new_sparse(sparse.indices, sparse.values)))
+            .using(SPARSE_NAME)
+            .filter(filter.clone())
+            .limit(n);
+        let request = QueryPointsBuilder::new(&self.memories)
+            .add_prefetch(dense)
+            .add_prefetch(sparse)
+            .query(Query::new_rrf(Rrf { k: Some(RRF_K as u32), weights: Vec::new() }))
+            .filter(filter)
             .limit(limit as u64)
-            .with_payload(true);
+            .with_payload(true)
+            .with_vectors(VectorsSelector { names: vec![VECTOR_NAME.to_string()] });
         let response = self.client.query(request).await.map_err(server_error)?;
         response
             .result
             .into_iter()
-            .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score }))
+            .map(|p| {
+                use qdrant_client::qdrant::vector_output::Vector as Out;
+                let stored = match p.vectors.as_ref().and_then(|v| v.get_vector_by_name(VECTOR_NAME)) {
+                    Some(Out::Dense(d)) => d.data,
+                    _ => return Err(StoreError::Corrupt("a search hit came back without its dense vector".into())),
+                };
+                Ok(SearchHit {
+                    score: cosine(vector, &stored),
+                    rank: fused_rank(p.score),
+                    memory: from_payload(p.payload)?,
+                })
+            })
             .collect()
     }
 

@@ -79,6 +79,10 @@ contract!(
     scan_memories_filters_and_caps,
     scan_events_filters,
     replace_keeps_vectors_and_tenants,
+    hybrid_finds_a_keyword_match_far_from_the_vector,
+    hybrid_scores_are_dense_cosines,
+    hybrid_filters_apply_to_both_sources,
+    hybrid_limit_is_honoured,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -110,12 +114,46 @@ fn filter(org: &str) -> SearchFilter {
     SearchFilter { org_id: org.into(), ..Default::default() }
 }
 
-/// Sorted ids of the hits, for set comparisons.
+/// Sorted ids of the hits, for set comparisons. Asked twice, dense only and
+/// hybrid with words every test memory has ("a memory of <actor>"): the
+/// filter must select the same set through both sources.
 async fn hit_ids(store: &dyn MemoryStore, f: &SearchFilter) -> Vec<String> {
-    let hits = store.search(&axis(0), f, 100).await.expect("search");
-    let mut ids: Vec<String> = hits.into_iter().map(|h| h.memory.memory_id).collect();
-    ids.sort();
-    ids
+    let sorted = |hits: Vec<memsy_store::SearchHit>| {
+        let mut ids: Vec<String> = hits.into_iter().map(|h| h.memory.memory_id).collect();
+        ids.sort();
+        ids
+    };
+    let dense = sorted(store.search(&axis(0), None, f, 100).await.expect("search"));
+    let hybrid = sorted(store.search(&axis(0), Some("memory"), f, 100).await.expect("hybrid search"));
+    assert_eq!(dense, hybrid, "dense and hybrid search select different memories");
+    dense
+}
+
+/// A memory with this text.
+fn saying(org: &str, actor: &str, text: &str) -> Memory {
+    sample_memory(org, actor, text, &Utc::now().to_rfc3339())
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (n(a) * n(b))
+}
+
+/// Ten memories near `axis(0)` about drinks, and one far from it (opposite)
+/// that is the only one with the word "zanzibar"; (near, far).
+async fn keyword_fixture(store: &dyn MemoryStore, org: &str) -> (Vec<(Memory, Vec<f32>)>, (Memory, Vec<f32>)) {
+    let near: Vec<(Memory, Vec<f32>)> = (0..10)
+        .map(|i| {
+            let m = saying(org, "alice", &format!("alice drinks tea number {i} in the morning"));
+            (m, vec![1.0, 0.1 * i as f32, 0.05, 0.0])
+        })
+        .collect();
+    let far = (saying(org, "alice", "The safe word for the trip is Zanzibar."), vec![-1.0, 0.0, 0.3, 0.2]);
+    let mut all: Vec<(&Memory, Vec<f32>)> = near.iter().map(|(m, v)| (m, v.clone())).collect();
+    all.push((&far.0, far.1.clone()));
+    put(store, &all).await;
+    (near, far)
 }
 
 fn ids_of(memories: &[&Memory]) -> Vec<String> {
@@ -148,7 +186,7 @@ async fn nearest_first_with_full_payload(store: &dyn MemoryStore) {
     let far = memory("org", "alice");
     put(store, &[(&far, axis(1)), (&exact, axis(0)), (&near, vec![0.9, 0.1, 0.0, 0.0])]).await;
 
-    let hits = store.search(&axis(0), &filter("org"), 10).await.unwrap();
+    let hits = store.search(&axis(0), None, &filter("org"), 10).await.unwrap();
     let ids: Vec<&str> = hits.iter().map(|h| h.memory.memory_id.as_str()).collect();
     assert_eq!(ids, [&exact.memory_id, &near.memory_id, &far.memory_id]);
     assert!((hits[0].score - 1.0).abs() < 1e-4, "identical vector scores {}", hits[0].score);
@@ -164,13 +202,13 @@ async fn org_isolation(store: &dyn MemoryStore) {
     let ev = event("org-a", None);
     store.upsert_events(std::slice::from_ref(&ev)).await.unwrap();
 
-    assert!(store.search(&axis(0), &filter("org-b"), 10).await.unwrap().is_empty());
+    assert!(store.search(&axis(0), None, &filter("org-b"), 10).await.unwrap().is_empty());
     assert!(store.get_memories("org-b", std::slice::from_ref(&a.memory_id)).await.unwrap().is_empty());
     assert!(store.get_events("org-b", std::slice::from_ref(&ev.event_id)).await.unwrap().is_empty());
     assert_eq!(store.count_memories("org-b").await.unwrap(), 0);
 
     // …while org A sees its own.
-    assert_eq!(store.search(&axis(0), &filter("org-a"), 10).await.unwrap().len(), 1);
+    assert_eq!(store.search(&axis(0), None, &filter("org-a"), 10).await.unwrap().len(), 1);
     assert_eq!(store.get_memories("org-a", std::slice::from_ref(&a.memory_id)).await.unwrap(), vec![a]);
     assert_eq!(store.get_events("org-a", std::slice::from_ref(&ev.event_id)).await.unwrap(), vec![ev]);
     assert_eq!(store.count_memories("org-a").await.unwrap(), 1);
@@ -227,7 +265,7 @@ async fn upsert_same_id_replaces(store: &dyn MemoryStore) {
 
     assert_eq!(store.count_memories("org").await.unwrap(), 1);
     assert_eq!(store.get_memories("org", std::slice::from_ref(&first.memory_id)).await.unwrap(), vec![second.clone()]);
-    let hits = store.search(&axis(0), &filter("org"), 10).await.unwrap();
+    let hits = store.search(&axis(0), None, &filter("org"), 10).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].memory, second);
     // The vector was replaced too.
@@ -317,11 +355,81 @@ async fn limit_is_honoured(store: &dyn MemoryStore) {
         .collect();
     put(store, &points).await;
 
-    let hits = store.search(&axis(0), &filter("org"), 2).await.unwrap();
+    let hits = store.search(&axis(0), None, &filter("org"), 2).await.unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].memory.memory_id, best.memory_id);
     assert!(hits[0].score >= hits[1].score);
-    assert!(store.search(&axis(0), &filter("org"), 0).await.unwrap().is_empty());
+    assert!(store.search(&axis(0), None, &filter("org"), 0).await.unwrap().is_empty());
+}
+
+async fn hybrid_finds_a_keyword_match_far_from_the_vector(store: &dyn MemoryStore) {
+    let (_, (far, _)) = keyword_fixture(store, "org").await;
+    let ids = |hits: Vec<memsy_store::SearchHit>| hits.into_iter().map(|h| h.memory.memory_id).collect::<Vec<_>>();
+    // Dense only: the far memory is last of eleven, outside a top 3.
+    let dense = ids(store.search(&axis(0), None, &filter("org"), 3).await.unwrap());
+    assert!(!dense.contains(&far.memory_id));
+    // Hybrid: the rare word brings it in (stemmed, case-folded: "zanzibar's").
+    let hybrid = ids(store.search(&axis(0), Some("what was zanzibar's role?"), &filter("org"), 3).await.unwrap());
+    assert!(hybrid.contains(&far.memory_id), "{hybrid:?}");
+    // A query with no indexable word (only stopwords) is dense only.
+    let stop = ids(store.search(&axis(0), Some("what is the"), &filter("org"), 3).await.unwrap());
+    assert_eq!(stop, dense);
+}
+
+async fn hybrid_scores_are_dense_cosines(store: &dyn MemoryStore) {
+    let (near, far) = keyword_fixture(store, "org").await;
+    let vectors: std::collections::HashMap<String, Vec<f32>> =
+        near.iter().chain([&far]).map(|(m, v)| (m.memory_id.clone(), v.clone())).collect();
+    let query = vec![0.9, 0.2, 0.1, 0.1];
+    let hits = store.search(&query, Some("zanzibar tea"), &filter("org"), 11).await.unwrap();
+    assert_eq!(hits.len(), 11);
+    for h in &hits {
+        let expected = cos(&query, &vectors[&h.memory.memory_id]);
+        assert!((h.score - expected).abs() < 1e-4, "score {} vs cosine {expected}", h.score);
+        assert!((0.0..=1.0).contains(&h.rank), "rank {}", h.rank);
+    }
+    // Fusion order: ranks never increase; the far memory's score stays negative.
+    assert!(hits.windows(2).all(|w| w[0].rank >= w[1].rank));
+    let far_hit = hits.iter().find(|h| h.memory.memory_id == far.0.memory_id).unwrap();
+    assert!(far_hit.score < 0.0);
+}
+
+async fn hybrid_filters_apply_to_both_sources(store: &dyn MemoryStore) {
+    let own = saying("org", "alice", "alice keeps a zanzibar stamp");
+    let other_actor = saying("org", "bob", "bob keeps a zanzibar stamp");
+    let other_org = saying("org-b", "alice", "alice keeps a zanzibar stamp");
+    let mut archived = saying("org", "alice", "an archived zanzibar stamp");
+    archived.status = "archived".into();
+    let other_session = in_session(saying("org", "alice", "zanzibar in another session"), "s2");
+    put(
+        store,
+        &[
+            (&own, axis(1)),
+            (&other_actor, axis(0)),
+            (&other_org, axis(0)),
+            (&archived, axis(0)),
+            (&other_session, axis(0)),
+        ],
+    )
+    .await;
+    let f = SearchFilter {
+        actor_id: Some("alice".into()),
+        status: Some("active".into()),
+        exclude_session_id: Some("s2".into()),
+        ..filter("org")
+    };
+    let hits = store.search(&axis(0), Some("zanzibar stamp"), &f, 10).await.unwrap();
+    let ids: Vec<String> = hits.into_iter().map(|h| h.memory.memory_id).collect();
+    assert_eq!(ids, vec![own.memory_id]);
+}
+
+async fn hybrid_limit_is_honoured(store: &dyn MemoryStore) {
+    keyword_fixture(store, "org").await;
+    for limit in [1, 2, 5] {
+        let hits = store.search(&axis(0), Some("zanzibar tea"), &filter("org"), limit).await.unwrap();
+        assert_eq!(hits.len(), limit);
+    }
+    assert!(store.search(&axis(0), Some("zanzibar"), &filter("org"), 0).await.unwrap().is_empty());
 }
 
 async fn malformed_and_unknown_ids_are_absent(store: &dyn MemoryStore) {
@@ -354,7 +462,7 @@ async fn wrong_dimension_is_invalid(store: &dyn MemoryStore) {
     let m = memory("org", "alice");
     let err = store.upsert_memories(&[MemoryPoint { memory: m, vector: vec![1.0; DIM + 1] }]).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
-    let err = store.search(&[1.0; DIM - 1], &filter("org"), 5).await.unwrap_err();
+    let err = store.search(&[1.0; DIM - 1], None, &filter("org"), 5).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }
 
@@ -437,7 +545,7 @@ async fn replace_keeps_vectors_and_tenants(store: &dyn MemoryStore) {
     store.replace_memories(std::slice::from_ref(&changed)).await.unwrap();
     assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![changed.clone()]);
     // The vector is untouched.
-    let hits = store.search(&axis(1), &filter("org"), 1).await.unwrap();
+    let hits = store.search(&axis(1), None, &filter("org"), 1).await.unwrap();
     assert_eq!(hits[0].memory, changed);
     assert!(hits[0].score > 0.99);
     // Exact conditions and the slot scan see the new fields.
@@ -468,7 +576,7 @@ async fn edge_data_survives_reopen() {
     assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![m.clone()]);
     assert_eq!(store.get_events("org", std::slice::from_ref(&ev.event_id)).await.unwrap(), vec![ev]);
     let f = SearchFilter { session_id: Some("s1".into()), ..filter("org") };
-    let hits = store.search(&axis(0), &f, 5).await.unwrap();
+    let hits = store.search(&axis(0), None, &f, 5).await.unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].memory, m);
     drop(store);
@@ -488,7 +596,7 @@ async fn edge_concurrent_writes_and_reads() {
             let m = memory("org", &format!("actor{i}"));
             put(store.as_ref(), &[(&m, axis(i % DIM))]).await;
             store.upsert_events(&[event("org", None)]).await.unwrap();
-            store.search(&axis(0), &filter("org"), 5).await.unwrap();
+            store.search(&axis(0), None, &filter("org"), 5).await.unwrap();
         }));
     }
     for t in tasks {

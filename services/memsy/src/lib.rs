@@ -259,7 +259,11 @@ impl SingleNode {
         let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone(), (&config.indexer).into());
         spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), config.indexer.batch_size, &token);
 
-        let state = gateway_state(&config, bus, status, Arc::new(local), store).await?;
+        let (state, recalls) = gateway_state(&config, bus, status, Arc::new(local), store).await?;
+        tasks.spawn(async move {
+            recalls.await;
+            Ok(())
+        });
         let t = token.clone();
         tasks
             .spawn(async move { memsy_gateway::serve(listener, state, t.cancelled_owned()).await.map_err(Into::into) });
@@ -325,9 +329,12 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let embedder: Arc<dyn QueryEmbedder> = Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
     let store = open_store(&config, model_dimension(&config), false, false).await?;
-    let state = gateway_state(&config, bus, status, embedder, store).await?;
+    let (state, recalls) = gateway_state(&config, bus, status, embedder, store).await?;
+    let recalls = tokio::spawn(recalls);
     let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?).await?;
     memsy_gateway::serve(listener, state, token.cancelled_owned()).await?;
+    // The last recalls are written before the process ends.
+    let _ = recalls.await;
     Ok(())
 }
 
@@ -339,7 +346,7 @@ async fn gateway_state(
     status: Arc<dyn StatusApi>,
     embedder: Arc<dyn QueryEmbedder>,
     store: Arc<dyn MemoryStore>,
-) -> anyhow::Result<AppState> {
+) -> anyhow::Result<(AppState, impl std::future::Future<Output = ()> + Send + 'static)> {
     let keys = KeyRegistry::open(&bus).await?;
     let redis = || format!("connecting to Redis at {}", config.redis.url);
     let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await.with_context(redis)?;
@@ -351,8 +358,8 @@ async fn gateway_state(
         info!(model = llm.model(), "promotion prompts are written by the configured LLM");
         hierarchy = hierarchy.with_generator(Arc::new(LlmGenerator::new(llm, meter.clone())));
     }
-    let recalls = Recalls::start(store.clone(), config.search.recall_step);
-    Ok(AppState {
+    let (recalls, worker) = Recalls::new(store.clone(), config.search.recall_step);
+    let state = AppState {
         config: config.clone(),
         bus,
         keys,
@@ -364,7 +371,8 @@ async fn gateway_state(
         levels,
         hierarchy,
         recalls,
-    })
+    };
+    Ok((state, worker))
 }
 
 async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
