@@ -431,6 +431,9 @@ fn analyse(clause: &str, source: Source, today: Option<NaiveDate>) -> Option<Ana
     if !imperative && !has_verb(&words) {
         return None;
     }
+    if is_empty_reaction(&text) {
+        return None;
+    }
     let prose_words = norm_words(&prose(&text));
     let first_person = is_first_person(&prose_words) || is_collective(&prose_words);
     // Very short: two words only count as a statement when they are a
@@ -450,6 +453,35 @@ fn analyse(clause: &str, source: Source, today: Option<NaiveDate>) -> Option<Ana
     }
     let hedged = has_any(&n, HEDGES);
     Some(Analysis { text, n, words, memory_type, imperative, hedged, source, today })
+}
+
+/// "I love it.", "That's so true!", "Glad you agree": a reaction to
+/// something said before, whose object is only a pronoun. Nothing in it
+/// can be remembered on its own, and as a memory it matches any question
+/// about its speaker.
+fn is_empty_reaction(text: &str) -> bool {
+    // A transcript's "Name:" label is not part of what was said.
+    let said = match text.find(": ") {
+        Some(i) if i <= 40 && text[..i].split_whitespace().count() <= 3 => &text[i + 2..],
+        _ => text,
+    };
+    let words = norm_words(said);
+    let mut points_back = false;
+    for word in &words {
+        // "that's" → "that", "i'm" → "i".
+        let w = word.split('\'').next().unwrap_or(word);
+        if matches!(w, "it" | "that" | "this" | "them" | "those" | "so") {
+            points_back = true;
+            continue;
+        }
+        if w.is_empty() || is_in(STOPWORDS, w) || is_in(FILLER_WORDS, w) || is_in(SUBJECTS, w) || is_in(AUX, w) {
+            continue;
+        }
+        if !is_in(REACTION_WORDS, w) {
+            return false;
+        }
+    }
+    !words.is_empty() && (points_back || words.len() <= 3)
 }
 
 fn memory_kind(memory_type: &str) -> &'static str {
@@ -970,6 +1002,24 @@ mod tests {
     }
 
     // ---- the required cases -------------------------------------------
+
+    #[test]
+    fn reactions_with_nothing_to_remember_are_skipped() {
+        for said in [
+            "I love it.",
+            "Melanie: I love it!",
+            "That's so true!",
+            "Glad you agree.",
+            "Caroline: Thanks, that's awesome!",
+        ] {
+            assert!(user(said).is_empty(), "{said}");
+        }
+        for kept in
+            ["I love hiking in the Alps.", "Melanie: I love painting sunsets.", "I live in Paris.", "I'm vegan."]
+        {
+            assert!(!user(kept).is_empty(), "{kept}");
+        }
+    }
 
     #[test]
     fn dog_name_is_a_pet_fact() {

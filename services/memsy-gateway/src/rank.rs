@@ -8,10 +8,11 @@
 use chrono::{DateTime, Utc};
 use memsy_core::model::{Memory, INITIAL_STRENGTH, MAX_STRENGTH};
 
-/// Added for full strength (5.0) over a fresh memory's 1.0.
-pub const STRENGTH_BONUS: f32 = 0.02;
+/// Added for full strength (5.0) over a fresh memory's 1.0: under one step
+/// of a fused ranking near its top (about 0.015), so it reorders ties, not results.
+pub const STRENGTH_BONUS: f32 = 0.01;
 /// Added for a memory observed just now; halves every [`RECENCY_HALF_LIFE_DAYS`].
-pub const RECENCY_BONUS: f32 = 0.01;
+pub const RECENCY_BONUS: f32 = 0.005;
 pub const RECENCY_HALF_LIFE_DAYS: f64 = 30.0;
 
 /// The key a hit is ordered by.
