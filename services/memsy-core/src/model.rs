@@ -65,7 +65,15 @@ pub struct Memory {
     /// the same actor and slot supersedes an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// The words of the message the memory was taken from (capped), indexed
+    /// for keyword search with the memory's own text: a question often names
+    /// what the message said around the statement. Never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
+
+/// Most characters of a message kept as a memory's `context`.
+pub const MAX_CONTEXT_CHARS: usize = 2_000;
 
 impl Memory {
     /// Strength at `now`: the stored strength halves every
@@ -147,6 +155,7 @@ mod tests {
             created_at: updated_at.into(),
             updated_at: updated_at.into(),
             slot: None,
+            context: None,
         }
     }
 

@@ -42,6 +42,27 @@ pub fn rerank_by<T>(mut hits: Vec<T>, key: impl Fn(&T) -> (f32, &Memory), now: D
     hits
 }
 
+/// Keeps the order but moves each memory that comes from the same message
+/// as a better-placed one behind every memory of a message not yet seen:
+/// a long message split into several memories should not crowd out the
+/// other messages that match (they follow, in order, once every message has
+/// had its turn).
+pub fn one_per_message_first<T>(hits: Vec<T>, memory: impl Fn(&T) -> &Memory) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut first, mut rest) = (Vec::with_capacity(hits.len()), Vec::new());
+    for h in hits {
+        // Memories with no source (none today) count as their own message.
+        let message = memory(&h).source_event_ids.first().cloned().unwrap_or_else(|| memory(&h).memory_id.clone());
+        if seen.insert(message) {
+            first.push(h);
+        } else {
+            rest.push(h);
+        }
+    }
+    first.extend(rest);
+    first
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +78,18 @@ mod tests {
         m.strength = strength;
         m.updated_at = "2026-06-01T00:00:00Z".into();
         m
+    }
+
+    #[test]
+    fn a_message_gets_one_place_before_others_get_theirs() {
+        let from = |id: &str, event: &str| {
+            let mut m = mem(id, 1.0, "2026-05-31T00:00:00Z");
+            m.source_event_ids = vec![event.into()];
+            m
+        };
+        let hits = vec![from("a1", "e1"), from("a2", "e1"), from("b1", "e2"), from("a3", "e1"), from("c1", "e3")];
+        let ids: Vec<String> = one_per_message_first(hits, |m| m).into_iter().map(|m| m.memory_id).collect();
+        assert_eq!(ids, ["a1", "b1", "c1", "a2", "a3"]);
     }
 
     #[test]

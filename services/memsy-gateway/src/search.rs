@@ -131,9 +131,10 @@ pub async fn search(
         .map_err(|e| ApiError::unavailable("embedder", e))?
         .pop()
         .ok_or_else(|| ApiError::unavailable("embedder", "returned no vector"))?;
-    // A few more than asked for, so that strength and recency can reorder
-    // near-ties at the edge of the page.
-    let fetch = req.limit + RERANK_EXTRA;
+    // More than asked for, so that strength and recency can reorder
+    // near-ties at the edge of the page and other messages can take the
+    // places of a message's second and third memories.
+    let fetch = 2 * req.limit + RERANK_EXTRA;
     let hits = s
         .store
         .search(&vector, Some(&req.query), &req.filter, fetch)
@@ -147,7 +148,8 @@ pub async fn search(
         .collect();
     // Ordered by the store's rank (fusion), not by the score: a keyword
     // match with a modest cosine stays where fusion put it.
-    let hits: Vec<(f32, Memory)> = crate::rank::rerank_by(hits, |(rank, _, m)| (*rank, m), now)
+    let hits = crate::rank::rerank_by(hits, |(rank, _, m)| (*rank, m), now);
+    let hits: Vec<(f32, Memory)> = crate::rank::one_per_message_first(hits, |(_, _, m)| m)
         .into_iter()
         .take(req.limit)
         .map(|(_, score, m)| (score, m))

@@ -257,6 +257,7 @@ impl Consolidator {
                     source_event_ids: sources,
                     source_metadata: Vec::new(),
                     slot: None,
+                    context: None,
                     status: "active".into(),
                     effective_to: None,
                     ..m.clone()

@@ -53,5 +53,6 @@ pub fn memory_from(e: &Event, c: &CandidateMemory) -> Memory {
         created_at: e.ingested_at.clone(),
         updated_at: e.ingested_at.clone(),
         slot: crate::slots::slot_of(&c.text),
+        context: Some(e.content.chars().take(model::MAX_CONTEXT_CHARS).collect()),
     }
 }

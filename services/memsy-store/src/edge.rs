@@ -42,7 +42,8 @@ use uuid::Uuid;
 
 use crate::{
     bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, EventScan, MemoryPoint, MemoryScan, MemoryStore,
-    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
+    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME,
+    VECTOR_NAME,
 };
 
 /// A shard plus the lock that serialises its writers. `EdgeShard::flush`
@@ -381,7 +382,12 @@ impl MemoryStore for EdgeStore {
         };
         let request = QueryRequest {
             prefetches: vec![prefetch(dense), prefetch(sparse)],
-            query: Some(ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None })),
+            query: Some(ScoringQuery::Fusion(Fusion::Rrf {
+                k: RRF_K,
+                weights: Some(
+                    RRF_WEIGHTS.iter().map(|&w| qdrant_edge::external::ordered_float::OrderedFloat(w)).collect(),
+                ),
+            })),
             filter: Some(filter.clone()),
             score_threshold: None,
             limit,

@@ -28,7 +28,8 @@ use uuid::Uuid;
 
 use crate::{
     bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, EventScan, MemoryPoint, MemoryScan, MemoryStore,
-    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
+    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME,
+    VECTOR_NAME,
 };
 
 pub struct QdrantStore {
@@ -300,7 +301,7 @@ impl MemoryStore for QdrantStore {
         let request = QueryPointsBuilder::new(&self.memories)
             .add_prefetch(dense)
             .add_prefetch(sparse)
-            .query(Query::new_rrf(Rrf { k: Some(RRF_K as u32), weights: Vec::new() }))
+            .query(Query::new_rrf(Rrf { k: Some(RRF_K as u32), weights: RRF_WEIGHTS.to_vec() }))
             .filter(filter)
             .limit(limit as u64)
             .with_payload(true)

@@ -180,6 +180,7 @@ pub fn sample_memory(org: &str, actor: &str, text: &str, at: &str) -> memsy_core
         effective_to: None,
         created_at: at.into(),
         slot: None,
+        context: None,
         updated_at: at.into(),
     }
 }
