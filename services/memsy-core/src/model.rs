@@ -72,6 +72,16 @@ pub struct Memory {
     pub context: Option<String>,
 }
 
+/// `text` without a transcript's leading speaker label ("Caroline: I moved
+/// …" → "I moved …"): a label of at most three words within the first 40
+/// bytes, followed by ": ".
+pub fn without_speaker_label(text: &str) -> &str {
+    match text.find(": ") {
+        Some(i) if i <= 40 && text[..i].split_whitespace().count() <= 3 => &text[i + 2..],
+        _ => text,
+    }
+}
+
 /// Most characters of a message kept as a memory's `context`.
 pub const MAX_CONTEXT_CHARS: usize = 2_000;
 
@@ -157,6 +167,13 @@ mod tests {
             slot: None,
             context: None,
         }
+    }
+
+    #[test]
+    fn speaker_labels_are_dropped_only_when_short() {
+        assert_eq!(without_speaker_label("Caroline: I moved to Denver."), "I moved to Denver.");
+        assert_eq!(without_speaker_label("I moved to Denver."), "I moved to Denver.");
+        assert_eq!(without_speaker_label("Here is what four people said: yes"), "Here is what four people said: yes");
     }
 
     #[test]

@@ -461,10 +461,7 @@ fn analyse(clause: &str, source: Source, today: Option<NaiveDate>) -> Option<Ana
 /// about its speaker.
 fn is_empty_reaction(text: &str) -> bool {
     // A transcript's "Name:" label is not part of what was said.
-    let said = match text.find(": ") {
-        Some(i) if i <= 40 && text[..i].split_whitespace().count() <= 3 => &text[i + 2..],
-        _ => text,
-    };
+    let said = memsy_core::model::without_speaker_label(text);
     let words = norm_words(said);
     let mut points_back = false;
     for word in &words {

@@ -26,8 +26,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use memsy_core::config::IndexerConfig;
-use memsy_core::model::{Memory, MAX_SOURCE_METADATA, MAX_STRENGTH};
-use memsy_store::{MemoryPoint, MemoryScan, MemoryStore, SearchFilter, StoreError};
+use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_METADATA, MAX_STRENGTH};
+use memsy_store::{cosine, MemoryPoint, MemoryScan, MemoryStore, SearchFilter, StoreError};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -247,7 +247,7 @@ impl Consolidator {
                     session_id: None,
                     role_id: if level == "role" { Some(scope_id.clone()) } else { None },
                     team_id: if level == "team" { Some(scope_id.clone()) } else { None },
-                    text: without_speaker(&m.text).to_string(),
+                    text: without_speaker_label(&m.text).to_string(),
                     summary: promoted_summary(level, &scope_id, actors.len(), m),
                     confidence: confidence.clamp(0.0, 1.0),
                     strength: memsy_core::model::INITIAL_STRENGTH,
@@ -398,15 +398,7 @@ fn different_slot_values(a: &Memory, b: &Memory) -> bool {
 }
 
 fn normalise(text: &str) -> String {
-    without_speaker(text).to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect()
-}
-
-/// "Caroline: I moved …" → "I moved …".
-fn without_speaker(text: &str) -> &str {
-    match text.find(": ") {
-        Some(i) if i <= 40 && text[..i].split_whitespace().count() <= 3 => &text[i + 2..],
-        _ => text,
-    }
+    without_speaker_label(text).to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect()
 }
 
 fn order_key(m: &Memory) -> (Option<chrono::DateTime<chrono::Utc>>, &str) {
@@ -442,19 +434,5 @@ fn promoted_summary(level: &str, scope_id: &str, actors: usize, m: &Memory) -> S
         "team" => format!("members of team {scope_id}"),
         _ => "members of the organisation".to_string(),
     };
-    format!("Held by {actors} {whom}: {}", without_speaker(&m.text))
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
+    format!("Held by {actors} {whom}: {}", without_speaker_label(&m.text))
 }

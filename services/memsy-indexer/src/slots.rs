@@ -79,13 +79,8 @@ pub fn slot_of(text: &str) -> Option<String> {
 /// Lowercase, straight apostrophes, a leading "Name:" speaker label dropped,
 /// punctuation at the end removed.
 fn normalise(text: &str) -> String {
-    let mut t = text.trim().replace(['\u{2019}', '\u{2018}'], "'").to_lowercase();
-    if let Some(i) = t.find(": ") {
-        // "Caroline: I moved to …": a transcript's speaker label, not content.
-        if i <= 40 && t[..i].split_whitespace().count() <= 3 {
-            t = t[i + 2..].to_string();
-        }
-    }
+    // "Caroline: I moved to …": a transcript's speaker label, not content.
+    let t = memsy_core::model::without_speaker_label(text.trim()).replace(['\u{2019}', '\u{2018}'], "'").to_lowercase();
     t.trim_end_matches(['.', '!', '?']).to_string()
 }
 

@@ -71,7 +71,7 @@ fn bm25_query(text: Option<&str>) -> Option<qdrant_edge::SparseVector> {
 }
 
 /// Cosine similarity of two dense vectors (0 if either is zero).
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
     for (x, y) in a.iter().zip(b) {
         dot += x * y;
