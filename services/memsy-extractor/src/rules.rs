@@ -15,10 +15,11 @@
 mod lexicon;
 mod split;
 mod text;
+mod when;
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, NaiveDate};
+use chrono::{DateTime, NaiveDate};
 use memsy_proto::Event;
 
 use lexicon::*;
@@ -126,10 +127,15 @@ impl RulesEngine {
         // Relative dates ("tomorrow") are resolved against the event time so
         // the memory still means something next month.
         let today = DateTime::parse_from_rfc3339(event.ts.trim()).ok().map(|t| t.date_naive());
+        // A transcript line ("Caroline: I went to …") names who speaks: the
+        // label is taken off before splitting, so that it does not stick to
+        // the first sentence only, and every memory of the line says whose
+        // it is (see `attribute`).
+        let (speaker, body) = transcript_speaker(trimmed);
 
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        for sentence in split::sentences(trimmed) {
+        for sentence in split::sentences(body) {
             // Run-ons are pasted data; "Here is my config:" introduces what
             // follows and states nothing itself.
             if sentence.chars().count() > self.max_sentence_chars || sentence.ends_with(':') {
@@ -142,13 +148,70 @@ impl RulesEngine {
                 if !seen.insert(a.text.to_lowercase()) {
                     continue; // the same statement twice in one message
                 }
-                out.push(build(&a));
+                let mut candidate = build(&a);
+                if let Some(speaker) = speaker {
+                    attribute(&mut candidate, speaker);
+                }
+                out.push(candidate);
                 if out.len() >= self.max_candidates {
                     return out;
                 }
             }
         }
         out
+    }
+}
+
+/// Labels in front of a colon that introduce a note rather than name a
+/// speaker ("Reminder: call the vet").
+const NOT_SPEAKERS: &[&str] = &[
+    "answer",
+    "error",
+    "fwd",
+    "fyi",
+    "important",
+    "info",
+    "note",
+    "ps",
+    "q",
+    "question",
+    "re",
+    "reminder",
+    "summary",
+    "tip",
+    "todo",
+    "update",
+    "warning",
+];
+
+/// The speaker of a transcript line and what they said: `Some("Caroline")`
+/// for "Caroline: I went to …" (one to three capitalised words before the
+/// colon), None and the whole text otherwise.
+fn transcript_speaker(text: &str) -> (Option<&str>, &str) {
+    let said = memsy_core::model::without_speaker_label(text);
+    if said.len() == text.len() {
+        return (None, text);
+    }
+    let label = text[..text.len() - said.len()].trim_end().trim_end_matches(':').trim();
+    let is_name = label.split_whitespace().all(|w| w.chars().next().is_some_and(char::is_uppercase))
+        && !is_in(NOT_SPEAKERS, &label.to_lowercase());
+    if is_name && !said.trim().is_empty() {
+        (Some(label), said.trim_start())
+    } else {
+        (None, text)
+    }
+}
+
+/// Makes a candidate from a transcript line say whose it is: the text keeps
+/// the speaker's label ("Caroline: I went to a support group.") and the
+/// summary names them where it would say "the user". Without this, a
+/// conversation's memories are anonymous and only the line's first one,
+/// usually a greeting, would carry the name its questions ask about.
+fn attribute(c: &mut Candidate, speaker: &str) {
+    c.text = format!("{speaker}: {}", c.text);
+    c.summary = c.summary.replace("The user", speaker).replace("the user", speaker);
+    if !c.entities.iter().any(|(name, _)| name == speaker) {
+        c.entities.push((speaker.to_string(), "person".to_string()));
     }
 }
 
@@ -460,9 +523,10 @@ fn analyse(clause: &str, source: Source, today: Option<NaiveDate>) -> Option<Ana
 /// can be remembered on its own, and as a memory it matches any question
 /// about its speaker.
 fn is_empty_reaction(text: &str) -> bool {
-    // A transcript's "Name:" label is not part of what was said.
-    let said = memsy_core::model::without_speaker_label(text);
-    let words = norm_words(said);
+    // A transcript's "Name:" label is not part of what was said, nor is the
+    // name of the person spoken to.
+    let said = without_vocatives(memsy_core::model::without_speaker_label(text));
+    let words = norm_words(&said);
     let mut points_back = false;
     for word in &words {
         // "that's" → "that", "i'm" → "i".
@@ -479,6 +543,29 @@ fn is_empty_reaction(text: &str) -> bool {
         }
     }
     !words.is_empty() && (points_back || words.len() <= 3)
+}
+
+/// `text` without the names it addresses: "Wow, that's cool, Caroline!" →
+/// "Wow, that's cool,", "Yeah Mel, let's go" → "Yeah let's go". A name
+/// counts as addressed when it follows a comma, or ends the opening word pair
+/// with one; a name elsewhere ("I love Paris") is part of the statement.
+fn without_vocatives(text: &str) -> String {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let is_name = |tok: &str| {
+        let core = tok.trim_matches(|c: char| !c.is_alphanumeric());
+        core.chars().next().is_some_and(char::is_uppercase) && core != "I" && !core.starts_with("I'")
+    };
+    let kept: Vec<&str> = tokens
+        .iter()
+        .enumerate()
+        .filter(|&(i, tok)| {
+            let after_comma = i > 0 && tokens[i - 1].ends_with(',');
+            let opening = i == 1 && tok.ends_with(',');
+            !(i > 0 && is_name(tok) && (after_comma || opening))
+        })
+        .map(|(_, tok)| *tok)
+        .collect();
+    kept.join(" ")
 }
 
 fn memory_kind(memory_type: &str) -> &'static str {
@@ -499,7 +586,11 @@ fn build(a: &Analysis) -> Candidate {
         tags: tags(a),
         entities,
         confidence: confidence(a),
-        text: a.text.clone(),
+        // When it happened, not just "last week": the memory outlives the week.
+        text: match a.today {
+            Some(today) => when::annotate(&a.text, today).0,
+            None => a.text.clone(),
+        },
     }
 }
 
@@ -575,43 +666,9 @@ fn summary(a: &Analysis) -> String {
         a.text.clone()
     };
     match a.today {
-        Some(today) => annotate_relative_date(&s, today),
+        Some(today) => when::annotate(&s, today).0,
         None => s,
     }
-}
-
-/// The absolute date a relative date word refers to, given the event day.
-fn resolve_relative(word: &str, today: NaiveDate) -> Option<NaiveDate> {
-    match word {
-        "today" | "tonight" => Some(today),
-        "tomorrow" => today.checked_add_signed(Duration::days(1)),
-        "yesterday" => today.checked_sub_signed(Duration::days(1)),
-        _ => None,
-    }
-}
-
-/// Appends the absolute date to the first relative date word:
-/// "tomorrow." → "tomorrow (2025-03-02).".
-fn annotate_relative_date(s: &str, today: NaiveDate) -> String {
-    let mut done = false;
-    let tokens: Vec<String> = s
-        .split_whitespace()
-        .map(|tok| {
-            if done {
-                return tok.to_string();
-            }
-            let core_end = tok.find(|c: char| !c.is_alphabetic()).unwrap_or(tok.len());
-            let (core, post) = tok.split_at(core_end);
-            match resolve_relative(&core.to_lowercase(), today) {
-                Some(d) => {
-                    done = true;
-                    format!("{core} ({}){post}", d.format("%Y-%m-%d"))
-                }
-                None => tok.to_string(),
-            }
-        })
-        .collect();
-    tokens.join(" ")
 }
 
 fn is_tag_noise(w: &str) -> bool {
@@ -797,7 +854,6 @@ fn entities(text: &str, words: &[String], n: &str, today: Option<NaiveDate>) -> 
             covered.extend(p.split(' ').map(str::to_string));
         }
     }
-    let mut resolved = None;
     for w in words {
         if is_in(DATE_WORDS, w) && !covered.contains(w) {
             let shown = if matches!(w.as_str(), "today" | "tonight" | "tomorrow" | "yesterday" | "weekend") {
@@ -806,14 +862,12 @@ fn entities(text: &str, words: &[String], n: &str, today: Option<NaiveDate>) -> 
                 capitalise(w)
             };
             push(&mut out, shown, "date");
-            if resolved.is_none() {
-                resolved = today.and_then(|t| resolve_relative(w, t));
-            }
         } else if looks_like_date_or_time(w) {
             push(&mut out, w.clone(), "date");
         }
     }
-    if let Some(d) = resolved {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if let Some(d) = today.and_then(|t| when::find(&words, t)).and_then(|f| f.span.first_day()) {
         push(&mut out, d.format("%Y-%m-%d").to_string(), "date");
     }
     out
@@ -1019,6 +1073,34 @@ mod tests {
     }
 
     #[test]
+    fn every_memory_of_a_transcript_line_names_its_speaker() {
+        let out = user("Caroline: Hey Mel! I went to a support group yesterday. My friends are my rocks.");
+        let texts: Vec<&str> = out.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["Caroline: I went to a support group yesterday (28 February 2025).", "Caroline: My friends are my rocks."]
+        );
+        assert_eq!(out[0].summary, "Caroline went to a support group yesterday (28 February 2025).");
+        assert!(has_entity(&out[1], "Caroline", "person"), "{:?}", out[1].entities);
+        // A note's label is not a speaker.
+        assert_eq!(
+            one("Reminder: I need to call the vet tomorrow.").text,
+            "Reminder: I need to call the vet tomorrow (2 March 2025)."
+        );
+        assert_eq!(transcript_speaker("Note: buy milk"), (None, "Note: buy milk"));
+        assert_eq!(transcript_speaker("Mary Ann: I moved."), (Some("Mary Ann"), "I moved."));
+    }
+
+    #[test]
+    fn names_of_whoever_is_spoken_to_do_not_make_a_reaction_a_statement() {
+        for said in ["Melanie: Wow, that's cool, Caroline!", "Sounds great, Mel!", "Caroline: Yeah, it's tough."] {
+            assert!(user(said).is_empty(), "{said} → {:#?}", user(said));
+        }
+        assert_eq!(without_vocatives("Yeah Mel, let's go"), "Yeah let's go");
+        assert!(!user("I love Paris!").is_empty());
+    }
+
+    #[test]
     fn dog_name_is_a_pet_fact() {
         let c = one("My dog's name is Rex.");
         assert_eq!(c.memory_type, "fact");
@@ -1037,7 +1119,8 @@ mod tests {
         assert_eq!(c.memory_kind, "episodic");
         assert!(has_entity(&c, "tomorrow", "date"));
         assert!(has_entity(&c, "2025-03-02", "date"), "{:?}", c.entities);
-        assert!(c.summary.contains("tomorrow (2025-03-02)"), "{}", c.summary);
+        assert!(c.summary.contains("tomorrow (2 March 2025)"), "{}", c.summary);
+        assert_eq!(c.text, "Book a vet visit for tomorrow (2 March 2025).");
         assert!(c.tags.contains(&"pets".to_string()));
     }
 
@@ -1374,7 +1457,7 @@ mod tests {
         assert_eq!(c.title, "User is Sam");
         assert!(has_entity(&c, "Sam", "person"));
         let c = one("My wife Maria and I are going to Lisbon next month.");
-        assert_eq!(c.summary, "The user's wife Maria and the user are going to Lisbon next month.");
+        assert_eq!(c.summary, "The user's wife Maria and the user are going to Lisbon next month (April 2025).");
         assert_eq!(c.memory_type, "plan");
         assert!(has_entity(&c, "Maria", "person") && has_entity(&c, "Lisbon", "place"));
         let c = one("Please always answer in British English.");
