@@ -46,8 +46,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "bench" / "locomo"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+import episodic_fusion  # noqa: E402
 from embedder_reference import embed_texts, load_session, load_tokenizer  # noqa: E402
 from memsy import EventPayload, MemsyClient  # noqa: E402
 
@@ -512,6 +514,15 @@ rather than editing by hand.
   result (a baseline result is 1 turn, so above 1 memsy's hit rule is the more lenient);
   {m['result_shape']['distinct_turns_per_top10']:.1f} distinct turns in a top 10
   ({m['result_shape']['results_per_search']:.1f} results per search; the baselines always cover 10 turns).
+
+### Raw turns as a second, episodic source?
+
+memsy's search reads memories only. Would also querying the raw events (BM25 over each message, fused
+with the memory results by reciprocal rank) help? `bench/locomo/episodic_fusion.py <this run's JSON>`
+answers from this run's own rankings, before such a source is built (a simulation, not a server
+measurement; recall@10 %, turns as the unit, so memsy alone can differ from the table above by a tenth):
+
+{episodic_fusion.table(res)}
 """
 
 
@@ -616,7 +627,10 @@ def run(args, base_url: str, api_key: str, memsy_bin: str) -> dict:
         "dropped_questions": dropped,
         "questions": [{"conv": q.conv, "category": q.category, "question": q.question,
                        "evidence": sorted(q.evidence), "first_hit": {s: h[i] for s, h in hits.items()},
-                       "memsy_top10": tops[i]}
+                       "memsy_top10": tops[i],
+                       # Rankings as turn ids, for analyses of fusion with the baselines.
+                       "memsy_turns_top10": [sorted(d) for d in ranks_m[i]],
+                       "bm25_turns_top10": [sorted(d) for d in ranks_b[i]]}
                       for i, q in enumerate(qs)],
         "recall": {s: recall_table(qs, h) for s, h in hits.items()},
         "memsy": {
