@@ -131,7 +131,12 @@ impl RulesEngine {
         // label is taken off before splitting, so that it does not stick to
         // the first sentence only, and every memory of the line says whose
         // it is (see `attribute`).
-        let (speaker, body) = transcript_speaker(trimmed);
+        // Tool results and app events are not spoken: their "Error: …" or
+        // "Status: …" is a field name.
+        let (speaker, body) = match source {
+            Source::Tool | Source::App => (None, trimmed),
+            _ => transcript_speaker(trimmed),
+        };
 
         let mut out = Vec::new();
         let mut seen = HashSet::new();
