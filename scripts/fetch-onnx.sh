@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Makes the ONNX versions of all-MiniLM-L6-v2 without PyTorch, idempotently:
 #   models/all-minilm-l6-v2/onnx/model.onnx       fp32
-#   models/all-minilm-l6-v2/onnx/model_int8.onnx  int8 attention projections
+#   models/all-minilm-l6-v2/onnx/model_int8.onnx  int8 dense layers
 # and records where the ONNX Runtime library (libonnxruntime.so*, shipped in
 # the onnxruntime wheel) is, in models/onnxruntime.path, which the embedder's
 # OnnxEngine tests read (or set ORT_DYLIB_PATH to it). Needs the safetensors
 # model from scripts/fetch-model.sh, which it runs first.
 #
 # Python packages go into the repo's virtualenv .venv (made if missing).
-# MEMSY_ONNX_FORCE=1 rebuilds the models even if they exist.
+# The models are rebuilt when missing, when onnx/graph-version differs from
+# prepare-onnx.py's GRAPH_VERSION (the graphs changed), or with
+# MEMSY_ONNX_FORCE=1.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 model_dir="${MEMSY_MODEL_DIR:-$root/models/all-minilm-l6-v2}"
@@ -36,7 +38,10 @@ then
   "$py" -m pip install --quiet --disable-pip-version-check "${packages[@]}"
 fi
 
-if [ "${MEMSY_ONNX_FORCE:-0}" = 1 ] || [ ! -f "$out_dir/model.onnx" ] || [ ! -f "$out_dir/model_int8.onnx" ]; then
+want_version="$("$py" "$root/scripts/prepare-onnx.py" --graph-version)"
+have_version="$(cat "$out_dir/graph-version" 2>/dev/null || true)"
+if [ "${MEMSY_ONNX_FORCE:-0}" = 1 ] || [ "$have_version" != "$want_version" ] \
+  || [ ! -f "$out_dir/model.onnx" ] || [ ! -f "$out_dir/model_int8.onnx" ]; then
   "$py" "$root/scripts/prepare-onnx.py" "$model_dir" --out "$out_dir"
 fi
 

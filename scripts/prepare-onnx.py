@@ -7,17 +7,23 @@ without PyTorch.
 Reads MODEL_DIR/model.safetensors and MODEL_DIR/config.json and writes to
 OUT_DIR (default MODEL_DIR/onnx):
 
-* model.onnx      - the fp32 BERT encoder, built node by node with onnx.helper
-* model_int8.onnx - model.onnx with the attention projections (query, key,
-                    value, output) quantised to int8 by
-                    onnxruntime.quantization.quantize_dynamic (QInt8 weights,
-                    per-channel, full 8-bit range); the feed-forward layers
-                    stay fp32 unless --int8-ffn (see quantize() for why)
+* model.onnx      - the fp32 BERT encoder
+* model_int8.onnx - the same encoder with every dense layer in int8 (see
+                    build_encoder() for which int8 kernel each one uses)
+* graph-version   - GRAPH_VERSION, written last; scripts/fetch-onnx.sh
+                    rebuilds the models when it differs from this script's
 
-Graph contract (opset 17, standard ONNX ops only):
+The graph is written directly in the fused form ONNX Runtime's CPU provider
+runs fastest (com.microsoft EmbedLayerNormalization, Attention/QAttention,
+SkipLayerNormalization, BiasGelu): built from plain ONNX ops, ORT's pattern
+matchers fuse almost nothing of it, and quantize_dynamic then quantises
+op by op. So the models need ONNX Runtime; the Rust engine uses nothing else.
+
+Graph contract (opset 17 + com.microsoft 1):
 
   inputs   input_ids        int64 [batch, seq]
-           attention_mask   int64 [batch, seq]   1 = real token, 0 = padding
+           attention_mask   int64 [batch, seq]   1 = real token, 0 = padding,
+                                                 padding on the right only
   output   sentence_embedding float32 [batch, hidden]
 
 token_type_ids is not an input: sentence-transformers always passes zeros,
@@ -37,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -48,9 +53,17 @@ from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import load_file
 
 OPSET = 17
+MS = "com.microsoft"
+# Bump when the graphs change, so that fetch-onnx.sh rebuilds old copies.
+GRAPH_VERSION = "2"
 FP32_MIN_COSINE = 0.999
 INT8_MIN_COSINE = 0.98
 MAX_SEQ_LEN = 256  # sentence-transformers' max_seq_length for this model
+# SmoothQuant migration strength for the int8 model (see smooth_factors()).
+SMOOTH_ALPHA = 0.6
+# Block length (along the input dimension) of the feed-forward output
+# layer's int8 weights; see build_encoder().
+FFN_OUT_BLOCK = 64
 
 
 class Graph:
@@ -69,25 +82,62 @@ class Graph:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, n_out: int = 1,
+           domain: str = "", **attrs) -> str | list[str]:
+        first = self.name(hint or op_type.lower())
+        outs = [first] + [f"{first}_{i}" for i in range(1, n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=first, domain=domain, **attrs))
+        return first if n_out == 1 else outs
 
 
-def build_encoder(weights: dict[str, np.ndarray], cfg: dict,
+def int8_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-output-column int8: w [in, out] ~ q * scale[out]."""
+    scale = np.maximum(np.abs(w).max(0) / 127.0, 1e-12).astype(np.float32)
+    return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale
+
+
+def int8_blocks(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """MatMulNBits' 8-bit layout: for each output column, blocks of `block`
+    input rows, each with its own scale; stored unsigned with the implied
+    zero point 128. Returns (uint8 [out, in/block, block], scales [out*in/block])."""
+    n_in, n_out = w.shape
+    blocks = w.T.reshape(n_out, n_in // block, block)
+    scale = np.maximum(np.abs(blocks).max(-1, keepdims=True) / 127.0, 1e-12)
+    q = np.clip(np.round(blocks / scale), -127, 127).astype(np.int16) + 128
+    return q.astype(np.uint8), scale.reshape(-1).astype(np.float32)
+
+
+# The inputs of the dense layers, by the weight prefix of the layer(s)
+# reading them: what smooth_factors() measures and scales.
+DENSE_KINDS = ("attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense")
+
+
+def build_encoder(weights: dict[str, np.ndarray], cfg: dict, int8: bool = False,
                   smooth: dict[str, np.ndarray] | None = None,
-                  probe: bool = False,
-                  consumers: dict[str, list[str]] | None = None) -> onnx.ModelProto:
-    """The encoder graph. With `smooth` (dense-layer input name -> per-channel
-    factor s), each dense layer's input is divided by s and its weight rows
-    multiplied by s: the same function, but with activation outliers moved
-    into the weights, which int8 quantisation handles far better
-    (SmoothQuant). With `probe`, those inputs also become graph outputs, so
-    their ranges can be measured."""
+                  probe: bool = False) -> onnx.ModelProto:
+    """The encoder graph, fp32 or (int8) with every dense layer quantised.
+
+    int8 kernels, chosen by measurement against the reference embeddings and
+    for speed (ORT 1.31 CPU, short sentences): the query/key/value
+    projection is QAttention and the attention output and feed-forward input
+    layers DynamicQuantizeMatMul: int8 weights per output column, the input
+    quantised per call to uint8 with one scale for the whole tensor (the
+    fast VNNI kernels). One scale per tensor cannot cope with BERT's outlier
+    channels (e.g. channel 99 of the layer-norm outputs reaches ~30 on [CLS]
+    where the median is ~0.3), so with `smooth` (layer prefix -> per-channel
+    factor s) each dense input is divided by s and the weight rows
+    multiplied by s: the same function with the outliers moved into the
+    weights (SmoothQuant). The feed-forward output layer reads the GELU
+    output, whose outliers smoothing does not tame enough (worst reference
+    cosine ~0.985 with it in DynamicQuantizeMatMul, batch-dependent); it is
+    MatMulNBits with 8-bit weights in blocks of FFN_OUT_BLOCK and its input
+    quantised per row and block (accuracy_level 4), which costs a little
+    speed and keeps the worst cosine at ~0.99.
+
+    With `probe`, every dense input also becomes a graph output named
+    `probe:<layer prefix>`, so smooth_factors() can measure its range."""
     hidden = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
-    head_dim = hidden // heads
     layers = cfg["num_hidden_layers"]
     eps = float(cfg.get("layer_norm_eps", 1e-12))
     if cfg.get("hidden_act", "gelu") != "gelu":
@@ -101,107 +151,87 @@ def build_encoder(weights: dict[str, np.ndarray], cfg: dict,
         raise SystemExit(f"tensor {name} missing from model.safetensors")
 
     g = Graph()
-    # Shape constants.
-    g.const("axes_0", np.array([0], np.int64))
-    g.const("axes_1", np.array([1], np.int64))
-    g.const("axes_2", np.array([2], np.int64))
-    g.const("idx_1", np.array([1], np.int64))
-    g.const("start_0", np.array([0], np.int64))
-    g.const("split_heads", np.array([0, 0, heads, head_dim], np.int64))
-    g.const("merge_heads", np.array([0, 0, hidden], np.int64))
-    g.const("one_f", np.array(1.0, np.float32))
-    g.const("neg_big", np.array(-10000.0, np.float32))
-    g.const("half", np.array(0.5, np.float32))
-    g.const("inv_sqrt2", np.array(1.0 / math.sqrt(2.0), np.float32))
-    g.const("tiny", np.array(1e-9, np.float32))
+    probes: list[str] = []
 
-    # --- embeddings --------------------------------------------------------
+    def dense_input(x: str, prefix: str, weight: np.ndarray) -> tuple[str, np.ndarray]:
+        """The input and [in, out] weight a dense layer multiplies, smoothed."""
+        if probe:
+            g.nodes.append(helper.make_node("Identity", [x], [f"probe:{prefix}"]))
+            probes.append(f"probe:{prefix}")
+        if smooth is None:
+            return x, weight
+        s = smooth[prefix]
+        x = g.op("Mul", [x, g.const(f"{prefix}.inv_smooth", (1.0 / s).astype(np.float32))], "smooth")
+        return x, (weight * s[:, None]).astype(np.float32)
+
+    def dense(x: str, prefix: str, hint: str, kernel: str) -> str:
+        """x @ W for the layer `prefix` (its bias is added by the next op)."""
+        x, weight = dense_input(x, prefix, w(f"{prefix}.weight").T)
+        if not int8:
+            return g.op("MatMul", [x, g.const(f"{prefix}.weight_t", weight)], hint)
+        if kernel == "dynamic":
+            q, scale = int8_columns(weight)
+            return g.op("DynamicQuantizeMatMul", [x, g.const(f"{prefix}.weight_q", q),
+                                                  g.const(f"{prefix}.weight_scale", scale)],
+                        hint, domain=MS)
+        q, scale = int8_blocks(weight, FFN_OUT_BLOCK)
+        return g.op("MatMulNBits", [x, g.const(f"{prefix}.weight_q", q), g.const(f"{prefix}.weight_scale", scale)],
+                    hint, domain=MS, K=weight.shape[0], N=weight.shape[1], bits=8,
+                    block_size=FFN_OUT_BLOCK, accuracy_level=4)
+
+    # --- embeddings and mask -------------------------------------------------
     g.const("word_embeddings", w("embeddings.word_embeddings.weight"))
     # Token type is always 0: fold its embedding into the position table.
     pos = w("embeddings.position_embeddings.weight") + w("embeddings.token_type_embeddings.weight")[0]
     g.const("position_embeddings", pos)
     g.const("emb_ln_w", w("embeddings.LayerNorm.weight"))
     g.const("emb_ln_b", w("embeddings.LayerNorm.bias"))
+    ids = g.op("Cast", ["input_ids"], "ids_i32", to=TensorProto.INT32)
+    mask = g.op("Cast", ["attention_mask"], "mask_i32", to=TensorProto.INT32)
+    # Also yields the real-token count per sequence: Attention's mask_index
+    # for right padding.
+    x, mask_index = g.op("EmbedLayerNormalization",
+                         [ids, "", "word_embeddings", "position_embeddings", "", "emb_ln_w", "emb_ln_b", mask],
+                         "emb_ln", n_out=2, domain=MS, epsilon=eps)
 
-    words = g.op("Gather", ["word_embeddings", "input_ids"], "word_emb", axis=0)  # [B,S,H]
-    ids_shape = g.op("Shape", ["input_ids"], "ids_shape")
-    seq_len = g.op("Gather", [ids_shape, "idx_1"], "seq_len", axis=0)  # [1]
-    positions = g.op("Slice", ["position_embeddings", "start_0", seq_len, "axes_0"], "pos_emb")  # [S,H]
-    x = g.op("Add", [words, positions], "emb_sum")
-    x = g.op("LayerNormalization", [x, "emb_ln_w", "emb_ln_b"], "emb_ln", axis=-1, epsilon=eps)
-
-    # --- attention mask: 0 for real tokens, -10000 for padding ---------------
-    mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)  # [B,S]
-    inv = g.op("Sub", ["one_f", mask_f], "mask_inv")
-    bias = g.op("Mul", [inv, "neg_big"], "mask_bias")
-    bias = g.op("Unsqueeze", [bias, "axes_1"], "mask_bias_u1")  # [B,1,S]
-    bias = g.op("Unsqueeze", [bias, "axes_1"], "mask_bias_u2")  # [B,1,1,S]
-
-    scale = 1.0 / math.sqrt(head_dim)
-
-    probes: list[str] = []
-    smoothed: dict[str, str] = {}
-
-    def dense(x: str, prefix: str, hint: str, factor: float = 1.0) -> str:
-        weight = (w(f"{prefix}.weight").T * factor).astype(np.float32)  # [in, out]
-        bias_v = (w(f"{prefix}.bias") * factor).astype(np.float32)
-        if probe and x not in probes:
-            probes.append(x)
-        if consumers is not None:
-            consumers.setdefault(x, []).append(prefix)
-        if smooth is not None and x in smooth:
-            s = smooth[x].astype(np.float32)
-            weight = weight * s[:, None]
-            if x not in smoothed:  # q, k and v share one scaled input
-                smoothed[x] = g.op("Mul", [x, g.const(f"{x}_smooth", 1.0 / s)], hint + "_smooth")
-            x = smoothed[x]
-        wn = g.const(f"{prefix}.weight_t", weight)
-        bn = g.const(f"{prefix}.bias", bias_v)
-        y = g.op("MatMul", [x, wn], hint + "_mm")
-        return g.op("Add", [y, bn], hint)
+    def skip_ln(y: str, residual: str, dense_prefix: str, ln_prefix: str, hint: str) -> str:
+        """LayerNorm(y + dense bias + residual)."""
+        return g.op("SkipLayerNormalization",
+                    [y, residual, g.const(f"{ln_prefix}.weight", w(f"{ln_prefix}.weight")),
+                     g.const(f"{ln_prefix}.bias", w(f"{ln_prefix}.bias")),
+                     g.const(f"{dense_prefix}.bias", w(f"{dense_prefix}.bias"))],
+                    hint, domain=MS, epsilon=eps)
 
     for n in range(layers):
         p = f"encoder.layer.{n}"
-        # The 1/sqrt(head_dim) scale (1/8: exact) is folded into the query.
-        q = dense(x, f"{p}.attention.self.query", f"l{n}_q", scale)
-        k = dense(x, f"{p}.attention.self.key", f"l{n}_k")
-        v = dense(x, f"{p}.attention.self.value", f"l{n}_v")
-        q = g.op("Reshape", [q, "split_heads"], f"l{n}_q_heads")
-        k = g.op("Reshape", [k, "split_heads"], f"l{n}_k_heads")
-        v = g.op("Reshape", [v, "split_heads"], f"l{n}_v_heads")
-        q = g.op("Transpose", [q], f"l{n}_q_t", perm=[0, 2, 1, 3])  # [B,h,S,d]
-        k = g.op("Transpose", [k], f"l{n}_k_t", perm=[0, 2, 3, 1])  # [B,h,d,S]
-        v = g.op("Transpose", [v], f"l{n}_v_t", perm=[0, 2, 1, 3])  # [B,h,S,d]
-        scores = g.op("MatMul", [q, k], f"l{n}_scores")  # [B,h,S,S]
-        scores = g.op("Add", [scores, bias], f"l{n}_scores_masked")
-        probs = g.op("Softmax", [scores], f"l{n}_probs", axis=-1)
-        ctx = g.op("MatMul", [probs, v], f"l{n}_ctx")  # [B,h,S,d]
-        ctx = g.op("Transpose", [ctx], f"l{n}_ctx_t", perm=[0, 2, 1, 3])
-        ctx = g.op("Reshape", [ctx, "merge_heads"], f"l{n}_ctx_merged")
-        attn = dense(ctx, f"{p}.attention.output.dense", f"l{n}_attn_out")
-        attn = g.op("Add", [attn, x], f"l{n}_attn_res")
-        x = g.op(
-            "LayerNormalization",
-            [attn, g.const(f"{p}.attention.output.LayerNorm.weight", w(f"{p}.attention.output.LayerNorm.weight")),
-             g.const(f"{p}.attention.output.LayerNorm.bias", w(f"{p}.attention.output.LayerNorm.bias"))],
-            f"l{n}_attn_ln", axis=-1, epsilon=eps)
+        qkv_w = np.concatenate([w(f"{p}.attention.self.{t}.weight").T for t in ("query", "key", "value")], 1)
+        qkv_b = g.const(f"{p}.qkv.bias", np.concatenate(
+            [w(f"{p}.attention.self.{t}.bias") for t in ("query", "key", "value")]))
+        a_in, qkv_w = dense_input(x, f"{p}.attention.self.query", qkv_w)
+        if int8:
+            q, scale = int8_columns(qkv_w)
+            xq, xs, xz = g.op("DynamicQuantizeLinear", [a_in], f"l{n}_attn_in_q", n_out=3)
+            ctx = g.op("QAttention", [xq, g.const(f"{p}.qkv.weight_q", q), qkv_b, xs,
+                                      g.const(f"{p}.qkv.weight_scale", scale), mask_index, xz],
+                       f"l{n}_attn", domain=MS, num_heads=heads)
+        else:
+            ctx = g.op("Attention", [a_in, g.const(f"{p}.qkv.weight", qkv_w), qkv_b, mask_index],
+                       f"l{n}_attn", domain=MS, num_heads=heads)
+        y = dense(ctx, f"{p}.attention.output.dense", f"l{n}_attn_out", "dynamic")
+        x = skip_ln(y, x, f"{p}.attention.output.dense", f"{p}.attention.output.LayerNorm", f"l{n}_attn_ln")
 
-        h = dense(x, f"{p}.intermediate.dense", f"l{n}_ffn_in")
-        # Exact (erf) GELU: 0.5 * h * (1 + erf(h / sqrt 2)); ORT fuses it to Gelu.
-        e = g.op("Mul", [h, "inv_sqrt2"], f"l{n}_gelu_div")
-        e = g.op("Erf", [e], f"l{n}_gelu_erf")
-        e = g.op("Add", [e, "one_f"], f"l{n}_gelu_add")
-        e = g.op("Mul", [h, e], f"l{n}_gelu_mul")
-        h = g.op("Mul", [e, "half"], f"l{n}_gelu")
-        o = dense(h, f"{p}.output.dense", f"l{n}_ffn_out")
-        o = g.op("Add", [o, x], f"l{n}_ffn_res")
-        x = g.op(
-            "LayerNormalization",
-            [o, g.const(f"{p}.output.LayerNorm.weight", w(f"{p}.output.LayerNorm.weight")),
-             g.const(f"{p}.output.LayerNorm.bias", w(f"{p}.output.LayerNorm.bias"))],
-            f"l{n}_ffn_ln", axis=-1, epsilon=eps)
+        h = dense(x, f"{p}.intermediate.dense", f"l{n}_ffn_in", "dynamic")
+        # Exact (erf) GELU, as BERT's "gelu".
+        h = g.op("BiasGelu", [h, g.const(f"{p}.intermediate.dense.bias", w(f"{p}.intermediate.dense.bias"))],
+                 f"l{n}_gelu", domain=MS)
+        y = dense(h, f"{p}.output.dense", f"l{n}_ffn_out", "blocks")
+        x = skip_ln(y, x, f"{p}.output.dense", f"{p}.output.LayerNorm", f"l{n}_ffn_ln")
 
     # --- mean pooling over the mask, then L2 normalisation -------------------
+    g.const("axes_1", np.array([1], np.int64))
+    g.const("axes_2", np.array([2], np.int64))
+    g.const("tiny", np.array(1e-9, np.float32))
+    mask_f = g.op("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)  # [B,S]
     m = g.op("Unsqueeze", [mask_f, "axes_2"], "pool_mask")  # [B,S,1]
     masked = g.op("Mul", [x, m], "pool_masked")
     total = g.op("ReduceSum", [masked, "axes_1"], "pool_sum", keepdims=0)  # [B,H]
@@ -222,7 +252,7 @@ def build_encoder(weights: dict[str, np.ndarray], cfg: dict,
         + [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", "seq", None]) for name in probes],
         g.inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
                               producer_name="memsy prepare-onnx.py")
     model.ir_version = 8  # opset 17 era; loadable by any recent onnxruntime
     onnx.checker.check_model(model, full_check=True)
@@ -259,20 +289,22 @@ CALIBRATION_TEXTS = [
 
 def smooth_factors(weights: dict[str, np.ndarray], cfg: dict, model_dir: str,
                    alpha: float) -> dict[str, np.ndarray]:
-    """Per-channel SmoothQuant factors s = max|X|^alpha / max|W|^(1-alpha) for
-    every dense layer input, from the activation ranges on CALIBRATION_TEXTS."""
+    """Per-channel SmoothQuant factors for every dense layer input,
+    s = max|X|^alpha / max|W|^(1-alpha) (X: the activation ranges of the
+    fp32 graph on CALIBRATION_TEXTS, each text alone; W: the weight rows),
+    divided by their geometric mean so the input keeps its overall scale.
+    Measured on the reference texts: alpha 0.6 gives the best worst cosine
+    (0.5: outliers left; 0.7 and above: the weights' per-column int8 suffers)."""
     import onnxruntime as ort
 
-    consumers: dict[str, list[str]] = {}
-    probe = build_encoder(weights, cfg, probe=True, consumers=consumers)
+    probe = build_encoder(weights, cfg, probe=True)
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = list(consumers)
+    names = [o.name for o in sess.get_outputs() if o.name.startswith("probe:")]
     tok = make_tokenizer(model_dir)
     act_max: dict[str, np.ndarray] = {}
     for text in CALIBRATION_TEXTS:
         ids, mask = tokenize(tok, [text])
-        outs = sess.run(names, {"input_ids": ids, "attention_mask": mask})
-        for name, value in zip(names, outs):
+        for name, value in zip(names, sess.run(names, {"input_ids": ids, "attention_mask": mask})):
             m = np.abs(value.reshape(-1, value.shape[-1])).max(0)
             act_max[name] = np.maximum(act_max.get(name, m), m)
 
@@ -280,38 +312,16 @@ def smooth_factors(weights: dict[str, np.ndarray], cfg: dict, model_dir: str,
         return weights.get(prefix + ".weight", weights.get("bert." + prefix + ".weight"))
 
     factors = {}
-    for name, prefixes in consumers.items():
-        w_max = np.max([np.abs(weight(p)).max(0) for p in prefixes], axis=0)  # per input channel
+    for name in names:
+        prefix = name.removeprefix("probe:")
+        # The query input is the key's and value's too.
+        readers = [prefix.replace("query", t) for t in ("query", "key", "value")] if prefix.endswith("query") \
+            else [prefix]
+        w_max = np.max([np.abs(weight(p)).max(0) for p in readers], axis=0)  # per input channel
         s = np.power(np.maximum(act_max[name], 1e-5), alpha) / np.power(np.maximum(w_max, 1e-5), 1 - alpha)
-        factors[name] = np.clip(s, 1e-2, 1e2).astype(np.float32)
+        s = s / np.exp(np.log(s).mean())
+        factors[prefix] = np.clip(s, 1e-2, 1e2).astype(np.float32)
     return factors
-
-
-def quantize(fp32_path: str, int8_path: str, per_channel: bool, reduce_range: bool,
-             ffn: bool) -> None:
-    """Dynamic int8 quantisation of the dense layers (MatMul with a constant
-    weight). The attention score/context MatMuls and the embedding Gather
-    always stay fp32. Unless `ffn`, the feed-forward MatMuls stay fp32 too:
-    measured on the reference texts, quantising them as well drops the
-    worst cosine from ~0.991 to ~0.96 (2-4 token texts suffer most), and
-    per-layer, per-kind exclusion or SmoothQuant did not recover it."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    model = onnx.load(fp32_path, load_external_data=False)
-    exclude = [] if ffn else [
-        n.name for n in model.graph.node
-        if n.op_type == "MatMul" and ("_ffn_in_mm" in n.name or "_ffn_out_mm" in n.name)
-    ]
-    quantize_dynamic(
-        fp32_path,
-        int8_path,
-        weight_type=QuantType.QInt8,
-        per_channel=per_channel,
-        reduce_range=reduce_range,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=exclude,
-        extra_options={"MatMulConstBOnly": True},
-    )
 
 
 # --- verification -------------------------------------------------------------
@@ -394,52 +404,44 @@ def verify(model_dir: str, out_dir: str, reference: str) -> bool:
 def main() -> int:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model_dir")
+    ap.add_argument("model_dir", nargs="?")
     ap.add_argument("--out", help="output directory (default MODEL_DIR/onnx)")
     ap.add_argument("--verify", action="store_true",
                     help="check the written models against the reference embeddings")
     ap.add_argument("--verify-only", action="store_true", help="do not (re)build, only verify")
+    ap.add_argument("--graph-version", action="store_true", help="print GRAPH_VERSION and exit")
     ap.add_argument("--reference", default=os.environ.get(
         "MEMSY_REFERENCE_EMBEDDINGS",
         os.path.join(root, "..", "shared", "reference", "minilm-l6-v2-embeddings.json")))
-    ap.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
-                    help="per-channel weight scales in the int8 model (default: on)")
-    ap.add_argument("--int8-ffn", action=argparse.BooleanOptionalAction, default=False,
-                    help="also quantise the feed-forward layers (faster, but min cosine ~0.96)")
-    ap.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=False,
-                    help="7-bit weights in the int8 model (default: full 8 bits)")
-    ap.add_argument("--smooth-alpha", type=float, default=0.0,
-                    help="SmoothQuant migration strength for the int8 model (0 = off, the "
-                         "default: 0.5 and 0.7 did not improve the worst cosine here)")
     args = ap.parse_args()
+    if args.graph_version:
+        print(GRAPH_VERSION)
+        return 0
+    if args.model_dir is None:
+        ap.error("MODEL_DIR is required")
     out_dir = args.out or os.path.join(args.model_dir, "onnx")
 
     if not args.verify_only:
         with open(os.path.join(args.model_dir, "config.json")) as f:
             cfg = json.load(f)
         weights = load_file(os.path.join(args.model_dir, "model.safetensors"))
-        model = build_encoder(weights, cfg)
         os.makedirs(out_dir, exist_ok=True)
-        fp32 = os.path.join(out_dir, "model.onnx")
-        int8 = os.path.join(out_dir, "model_int8.onnx")
-        # Write to temporary names and rename, so an interrupted run never
-        # leaves a half-written model that looks finished.
-        onnx.save(model, fp32 + ".part")
-        os.replace(fp32 + ".part", fp32)
-        # The int8 model is quantised from a smoothed copy of the fp32 graph.
-        source = fp32
-        if args.smooth_alpha > 0:
-            factors = smooth_factors(weights, cfg, args.model_dir, args.smooth_alpha)
-            source = os.path.join(out_dir, "model_smoothed.onnx.tmp")
-            onnx.save(build_encoder(weights, cfg, smooth=factors), source)
-        try:
-            quantize(source, int8 + ".part", args.per_channel, args.reduce_range, args.int8_ffn)
-        finally:
-            if source != fp32:
-                os.remove(source)
-        os.replace(int8 + ".part", int8)
-        print(f"wrote {fp32} ({os.path.getsize(fp32) >> 20} MiB) and "
-              f"{int8} ({os.path.getsize(int8) >> 20} MiB)", file=sys.stderr)
+        stamp = os.path.join(out_dir, "graph-version")
+        if os.path.exists(stamp):
+            os.remove(stamp)
+        factors = smooth_factors(weights, cfg, args.model_dir, SMOOTH_ALPHA)
+        paths = []
+        for name, model in (("model.onnx", build_encoder(weights, cfg)),
+                            ("model_int8.onnx", build_encoder(weights, cfg, int8=True, smooth=factors))):
+            path = os.path.join(out_dir, name)
+            # Write to a temporary name and rename, so an interrupted run
+            # never leaves a half-written model that looks finished.
+            onnx.save(model, path + ".part")
+            os.replace(path + ".part", path)
+            paths.append(path)
+        with open(stamp, "w") as f:
+            f.write(GRAPH_VERSION + "\n")
+        print(" and ".join(f"wrote {p} ({os.path.getsize(p) >> 20} MiB)" for p in paths), file=sys.stderr)
 
     if args.verify or args.verify_only:
         return 0 if verify(args.model_dir, out_dir, args.reference) else 1
