@@ -16,8 +16,9 @@
 //! Environment (all optional): `BENCH_SECONDS`, `BENCH_MODEL_DIR` (default
 //! `models/all-minilm-l6-v2`), `BENCH_ORT_PATH_FILE` (default
 //! `models/onnxruntime.path`), `BENCH_PYTHON` (default `.venv/bin/python`),
-//! `BENCH_SENTENCES_DIR` (default `/work/shared/datasets/locomo`); relative
-//! paths are taken from the workspace root.
+//! `BENCH_SENTENCES_DIR` (default `/work/shared/datasets/locomo`),
+//! `BENCH_MAX_WORDS` (default 20: the longest turn taken, in words; 8 gives
+//! the short-sentence set); relative paths are taken from the workspace root.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,10 @@ use serde_json::Value;
 const SIZES: [usize; 3] = [1, 32, 128];
 const N_SENTENCES: usize = 200;
 const MAX_WORDS: usize = 20;
+
+fn max_words() -> usize {
+    std::env::var("BENCH_MAX_WORDS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(MAX_WORDS)
+}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ has a parent").to_path_buf()
@@ -43,10 +48,11 @@ fn env_path(var: &str, default: &str) -> PathBuf {
     }
 }
 
-/// Up to `N_SENTENCES` distinct turns of ≤ `MAX_WORDS` words, in a fixed
+/// Up to `N_SENTENCES` distinct turns of ≤ [`max_words`] words, in a fixed
 /// order (files sorted by name, keys in map order); generated sentences
 /// fill up if the data set is missing or short.
 fn sentences(dir: &Path) -> Vec<String> {
+    let max_words = max_words();
     let mut out: Vec<String> = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -66,7 +72,7 @@ fn sentences(dir: &Path) -> Vec<String> {
                 let Some(t) = turn.get("text").and_then(Value::as_str) else { continue };
                 let t = t.trim();
                 let words = t.split_whitespace().count();
-                if words == 0 || words > MAX_WORDS || out.iter().any(|s| s == t) {
+                if words == 0 || words > max_words || out.iter().any(|s| s == t) {
                     continue;
                 }
                 out.push(t.to_string());
