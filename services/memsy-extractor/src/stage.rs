@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use memsy_bus::topology::{embedded_subject, extracted_subject};
+use memsy_bus::topology::extracted_subject;
 use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::ids::memory_id;
 use memsy_core::telemetry::child_traceparent;
-use memsy_proto::{CandidateMemory, EmbeddedEvent, Entity, Event, ExtractedEvent};
+use memsy_proto::{CandidateMemory, Entity, Event, ExtractedEvent};
 use memsy_status::{record_failure, StatusApi};
 use prost::Message;
 use tracing::{debug, warn};
@@ -62,23 +62,6 @@ fn extracted(event: Event, candidates: Vec<Candidate>) -> ExtractedEvent {
         })
         .collect();
     ExtractedEvent { event: Some(event), memories }
-}
-
-/// The message an extracted event travels on. An event with no memories
-/// has nothing to embed: it goes straight to the indexer's stream (under
-/// the id the embedder would give it), which stores the event and completes
-/// it, sparing the broker and the embedder a hop for the many messages that
-/// hold nothing to remember.
-fn forward(event: Event, memories: Vec<CandidateMemory>, traceparent: Option<&str>) -> OutMessage {
-    let org_id = event.org_id.clone();
-    let (subject, msg_id, payload) = if memories.is_empty() {
-        let msg_id = format!("e:{}", event.event_id);
-        (embedded_subject(&org_id), msg_id, EmbeddedEvent { event: Some(event), ..Default::default() }.encode_to_vec())
-    } else {
-        let msg_id = format!("x:{}", event.event_id);
-        (extracted_subject(&org_id), msg_id, ExtractedEvent { event: Some(event), memories }.encode_to_vec())
-    };
-    OutMessage { subject, msg_id, payload: payload.into(), traceparent: traceparent.map(child_traceparent) }
 }
 
 /// What becomes of an event whose extraction failed. Anything the model
@@ -167,13 +150,18 @@ impl StageHandler for ExtractorStage {
                     continue;
                 }
             };
-            let ExtractedEvent { event: Some(event), memories } = x else {
+            let Some(event) = x.event.as_ref() else {
                 // extracted() always sets it; never ack an event without output.
                 outcomes[i] = Outcome::Fail("extracted event lost its event".into());
                 continue;
             };
-            debug!(event_id = event.event_id, memories = memories.len(), "extracted");
-            out.push(forward(event, memories, batch[i].traceparent.as_deref()));
+            debug!(event_id = event.event_id, memories = x.memories.len(), "extracted");
+            out.push(OutMessage {
+                subject: extracted_subject(&event.org_id),
+                msg_id: format!("x:{}", event.event_id),
+                payload: x.encode_to_vec().into(),
+                traceparent: batch[i].traceparent.as_deref().map(child_traceparent),
+            });
         }
         // Ack only once the output is durable; a failed publish retries the
         // whole batch, and Nats-Msg-Id keeps the re-publish from duplicating.
