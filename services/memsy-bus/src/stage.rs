@@ -20,7 +20,6 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use memsy_proto::DeadLetter;
 use prost::Message as _;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -73,19 +72,10 @@ pub trait StageHandler: Send + Sync + 'static {
     /// message was about, recorded in the dead letter; an error (the status
     /// store is down) puts the message back to be dead-lettered again later.
     async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String>;
-
-    /// How many batches the runner may hand over before the first is
-    /// settled. More than one lets a stage's compute overlap the broker round
-    /// trips of the batch before; only for stages whose batches do not depend
-    /// on each other's results.
-    fn batches_in_flight(&self) -> usize {
-        1
-    }
 }
 
 /// Runs `handler` on `stage` until `shutdown` is cancelled, then returns
-/// after every batch in hand is settled. Up to
-/// [`StageHandler::batches_in_flight`] batches are worked on at once.
+/// after the batch in hand is settled.
 pub async fn run_stage(
     bus: Bus,
     stage: Stage,
@@ -94,6 +84,7 @@ pub async fn run_stage(
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
     let consumer = bus.consumer(stage).await?;
+    let max_deliver = bus.config().max_deliver;
     // One long-lived pull subscription: the server pushes messages as they
     // arrive (no polling while idle, no gap between batches), and nothing
     // is lost to a pull request that expired in flight.
@@ -105,17 +96,12 @@ pub async fn run_stage(
         .messages()
         .await
         .map_err(BusError::unavailable)?;
-    let in_flight = handler.batches_in_flight().max(1);
-    info!(stage = stage.name, batch_size, in_flight, "stage started");
-    let mut working = JoinSet::new();
-    let result = loop {
-        while working.len() >= in_flight {
-            join_one(&mut working, stage).await;
-        }
+    info!(stage = stage.name, batch_size, "stage started");
+    loop {
         // Wait for one message, then take whatever else is already here, up
         // to the batch size: batches grow with load, latency stays low.
         let first = tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
+            _ = shutdown.cancelled() => break,
             m = incoming.next() => m,
         };
         let mut msgs: Vec<Message> = Vec::new();
@@ -126,7 +112,7 @@ pub async fn run_stage(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            None => break Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
+            None => return Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
         }
         while msgs.len() < batch_size {
             match tokio::time::timeout(Duration::from_millis(2), incoming.next()).await {
@@ -138,64 +124,47 @@ pub async fn run_stage(
                 _ => break,
             }
         }
-        working.spawn(work_on(bus.clone(), stage, handler.clone(), msgs));
-    };
-    while !working.is_empty() {
-        join_one(&mut working, stage).await;
-    }
-    info!(stage = stage.name, "stage stopped");
-    result
-}
-
-/// Waits for one batch in hand to be settled.
-async fn join_one(working: &mut JoinSet<()>, stage: Stage) {
-    if let Some(Err(e)) = working.join_next().await {
-        // The stage's own panics are caught in `work_on`; this is settling
-        // itself failing. Unsettled messages come back after `ack_wait`.
-        error!(stage = stage.name, error = %e, "settling a batch failed");
-    }
-}
-
-/// Hands one batch to the stage and settles every message by its verdict.
-async fn work_on(bus: Bus, stage: Stage, handler: Arc<dyn StageHandler>, msgs: Vec<Message>) {
-    let deliveries: Vec<Delivery> = msgs
-        .iter()
-        .map(|m| Delivery {
-            payload: m.payload.clone(),
-            subject: m.subject.to_string(),
-            traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
-            attempt: m.info().map(|i| i.delivered).unwrap_or(1),
-        })
-        .collect();
-    // Keep the batch's messages ours while the stage works on them.
-    let every = Duration::from_secs(bus.config().ack_wait_secs.max(3) / 3);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let work = AssertUnwindSafe(handler.handle(&deliveries)).catch_unwind();
-    tokio::pin!(work);
-    let result = loop {
-        tokio::select! {
-            r = &mut work => break r,
-            _ = tick.tick() => {
-                for m in &msgs {
-                    let _ = m.ack_with(AckKind::Progress).await;
+        let deliveries: Vec<Delivery> = msgs
+            .iter()
+            .map(|m| Delivery {
+                payload: m.payload.clone(),
+                subject: m.subject.to_string(),
+                traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
+                attempt: m.info().map(|i| i.delivered).unwrap_or(1),
+            })
+            .collect();
+        // Keep the batch's messages ours while the stage works on them.
+        let every = Duration::from_secs(bus.config().ack_wait_secs.max(3) / 3);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let work = AssertUnwindSafe(handler.handle(&deliveries)).catch_unwind();
+        tokio::pin!(work);
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    for m in &msgs {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
                 }
             }
+        };
+        let outcomes = result.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            error!(stage = stage.name, panic = what, "stage panicked on a batch");
+            vec![Outcome::Fail(format!("stage panicked: {what}")); msgs.len()]
+        });
+        for (i, msg) in msgs.iter().enumerate() {
+            let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
+            let d = &deliveries[i];
+            settle(&bus, stage, handler.as_ref(), msg, d, outcome, max_deliver).await;
         }
-    };
-    let outcomes = result.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        error!(stage = stage.name, panic = what, "stage panicked on a batch");
-        vec![Outcome::Fail(format!("stage panicked: {what}")); msgs.len()]
-    });
-    let max_deliver = bus.config().max_deliver;
-    for (i, msg) in msgs.iter().enumerate() {
-        let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
-        settle(&bus, stage, handler.as_ref(), msg, &deliveries[i], outcome, max_deliver).await;
     }
+    info!(stage = stage.name, "stage stopped");
+    Ok(())
 }
 
 async fn settle(

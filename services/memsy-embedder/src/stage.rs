@@ -92,11 +92,4 @@ impl StageHandler for EmbedderStage {
         };
         record_failure(self.status.as_ref(), event.org_id, vec![event.event_id], &format!("embedder: {reason}")).await
     }
-
-    /// Two: while one batch's output is published and acked, the engine
-    /// embeds the next instead of idling. Batches are independent (the
-    /// indexer orders supersession by `observed_at`, not by arrival).
-    fn batches_in_flight(&self) -> usize {
-        2
-    }
 }
