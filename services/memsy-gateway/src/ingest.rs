@@ -1,6 +1,6 @@
 //! `POST /ingest`: validate the whole batch (nothing is stored when any
 //! event is bad), resolve the de-duplication window, mark the new events
-//! pending, publish them to JetStream and wait for every broker ack. Only
+//! pending while publishing them to JetStream, and wait for every broker ack. Only
 //! then 200: a 200 means every returned id is durable. Any failure after
 //! validation is a 503; retrying the same batch within the de-duplication
 //! window gets the same ids and stores each event once.
@@ -75,8 +75,11 @@ pub async fn ingest(
     Ok((Extension(consumed), Json(json!({ "event_ids": returned }))))
 }
 
-/// Pending first (so a returned id is never `not_found`), then publish and
-/// wait for every ack.
+/// Marks the events pending and publishes them, waiting for every ack;
+/// both must succeed before the 200, so a returned id is never `not_found`.
+/// The two run at once: `pending` never overwrites a state already recorded,
+/// so a pipeline that completes an event before its pending mark lands is
+/// not rolled back.
 async fn store(s: &AppState, org_id: &str, events: &[Event]) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
@@ -85,7 +88,9 @@ async fn store(s: &AppState, org_id: &str, events: &[Event]) -> Result<(), ApiEr
         return Err(ApiError::unavailable("message broker", "not connected"));
     }
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
-    s.status.mark(org_id, &ids, EventState::Pending, "").await.map_err(|e| ApiError::unavailable("status store", e))?;
+    let pending = async {
+        s.status.mark(org_id, &ids, EventState::Pending, "").await.map_err(|e| ApiError::unavailable("status store", e))
+    };
     let traceparent = telemetry::new_traceparent();
     let msgs = events
         .iter()
@@ -96,10 +101,13 @@ async fn store(s: &AppState, org_id: &str, events: &[Event]) -> Result<(), ApiEr
             traceparent: Some(traceparent.clone()),
         })
         .collect();
-    s.bus.publish_all(msgs).await.map_err(|e| {
-        warn!(org_id, error = %e, "publish failed; answering 503");
-        ApiError::unavailable("message broker", e)
-    })
+    let publish = async {
+        s.bus.publish_all(msgs).await.map_err(|e| {
+            warn!(org_id, error = %e, "publish failed; answering 503");
+            ApiError::unavailable("message broker", e)
+        })
+    };
+    tokio::try_join!(pending, publish).map(|_| ())
 }
 
 /// Every event checked before anything is stored.

@@ -36,10 +36,16 @@ impl IndexerStage {
         Self { store, status, consolidator }
     }
 
+    /// The events and the memories go to different shards, each write
+    /// ending in its own flush: they run at once, and the batch counts as
+    /// written only when both are.
     async fn write(&self, writes: &[&Write]) -> Result<(), StoreError> {
         let events: Vec<StoredEvent> = writes.iter().map(|w| w.event.clone()).collect();
         let points: Vec<MemoryPoint> = writes.iter().flat_map(|w| w.points.iter().cloned()).collect();
-        self.store.upsert_events(&events).await?;
+        futures::try_join!(self.store.upsert_events(&events), self.write_memories(points)).map(|_| ())
+    }
+
+    async fn write_memories(&self, points: Vec<MemoryPoint>) -> Result<(), StoreError> {
         let plan = self.consolidator.plan(points).await?;
         // Changes to stored memories first: if we stop before the inserts,
         // the redelivery finds the new memories missing and plans again,
