@@ -295,7 +295,8 @@ impl Consolidator {
         let mut scored: Vec<(f32, Working)> = Vec::new();
         // Dense only (no text): consolidation asks "is this the same fact?",
         // which is what the cosine threshold measures.
-        for hit in self.store.search(vector, None, filter, limit).await? {
+        let thresholded = SearchFilter { min_score: Some(min), ..filter.clone() };
+        for hit in self.store.search(vector, None, &thresholded, limit).await? {
             if hit.score >= min {
                 let w = batch.current(hit.memory);
                 if matches_filter(&w.memory, filter) {

@@ -347,6 +347,7 @@ impl MemoryStore for EdgeStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let min_score = filter.min_score;
         let filter = search_filter(filter)?;
         let dense = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
             VectorInternal::Dense(vector.to_vec()),
@@ -357,7 +358,7 @@ impl MemoryStore for EdgeStore {
                 prefetches: Vec::new(),
                 query: Some(dense),
                 filter: Some(filter),
-                score_threshold: None,
+                score_threshold: min_score.map(qdrant_edge::external::ordered_float::OrderedFloat),
                 limit,
                 offset: 0,
                 params: None,

@@ -143,6 +143,11 @@ pub struct SearchFilter {
     /// Further payload keys that must equal these values (`scope_level`,
     /// `role_id`, `team_id`, …), for the indexer's consolidation lookups.
     pub exact: Vec<(String, String)>,
+    /// Dense-only searches: leave out hits whose cosine is below this. The
+    /// engine applies it while scoring, so a lookup like "anything at 0.88
+    /// or more among 100" does not read and decode a hundred payloads to
+    /// keep two. Hybrid searches ignore it (their order is not the cosine).
+    pub min_score: Option<f32>,
 }
 
 /// Which memories a scan reads, for browsing and aggregates. `org_id` is

@@ -272,14 +272,18 @@ impl MemoryStore for QdrantStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let min_score = filter.min_score;
         let filter = search_filter(filter);
         let Some(sparse) = bm25_query(text) else {
-            let request = QueryPointsBuilder::new(&self.memories)
+            let mut request = QueryPointsBuilder::new(&self.memories)
                 .query(vector.to_vec())
                 .using(VECTOR_NAME)
                 .filter(filter)
                 .limit(limit as u64)
                 .with_payload(true);
+            if let Some(min) = min_score {
+                request = request.score_threshold(min);
+            }
             let response = self.client.query(request).await.map_err(server_error)?;
             return response
                 .result

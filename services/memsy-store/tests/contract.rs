@@ -64,6 +64,7 @@ macro_rules! contract {
 }
 
 contract!(
+    min_score_leaves_out_weaker_hits,
     nearest_first_with_full_payload,
     org_isolation,
     actor_filter,
@@ -194,6 +195,19 @@ async fn nearest_first_with_full_payload(store: &dyn MemoryStore) {
     assert!(hits[2].score.abs() < 1e-4, "orthogonal vector scores {}", hits[2].score);
     // The payload round-trips to the very same record.
     assert_eq!(hits[0].memory, exact);
+}
+
+async fn min_score_leaves_out_weaker_hits(store: &dyn MemoryStore) {
+    let exact = memory("org", "alice");
+    let near = memory("org", "alice");
+    let far = memory("org", "alice");
+    put(store, &[(&far, axis(1)), (&exact, axis(0)), (&near, vec![0.9, 0.1, 0.0, 0.0])]).await;
+
+    let f = SearchFilter { min_score: Some(0.9), ..filter("org") };
+    let hits = store.search(&axis(0), None, &f, 10).await.unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h.memory.memory_id.as_str()).collect();
+    assert_eq!(ids, [&exact.memory_id, &near.memory_id]);
+    assert!(hits.iter().all(|h| h.score >= 0.9));
 }
 
 async fn org_isolation(store: &dyn MemoryStore) {
