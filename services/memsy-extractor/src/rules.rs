@@ -130,9 +130,8 @@ impl RulesEngine {
         // A transcript line ("Caroline: I went to …") names who speaks: the
         // label is taken off before splitting, so that it does not stick to
         // the first sentence only, and every memory of the line says whose
-        // it is (see `attribute`).
-        // Tool results and app events are not spoken: their "Error: …" or
-        // "Status: …" is a field name.
+        // it is (see `attribute`). Tool results and app events are not
+        // spoken: their "Error: …" or "Status: …" is a field name.
         let (speaker, body) = match source {
             Source::Tool | Source::App => (None, trimmed),
             _ => transcript_speaker(trimmed),
