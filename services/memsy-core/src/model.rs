@@ -72,14 +72,18 @@ pub struct Memory {
     pub context: Option<String>,
 }
 
+/// A transcript's leading speaker label and what follows it ("Caroline: I
+/// moved …" → ("Caroline", "I moved …")): a label of at most three words
+/// within the first 40 bytes, followed by ": ". None when there is none.
+pub fn split_speaker_label(text: &str) -> Option<(&str, &str)> {
+    let i = text.find(": ")?;
+    (i <= 40 && text[..i].split_whitespace().count() <= 3).then(|| (&text[..i], &text[i + 2..]))
+}
+
 /// `text` without a transcript's leading speaker label ("Caroline: I moved
-/// …" → "I moved …"): a label of at most three words within the first 40
-/// bytes, followed by ": ".
+/// …" → "I moved …"; see [`split_speaker_label`]).
 pub fn without_speaker_label(text: &str) -> &str {
-    match text.find(": ") {
-        Some(i) if i <= 40 && text[..i].split_whitespace().count() <= 3 => &text[i + 2..],
-        _ => text,
-    }
+    split_speaker_label(text).map_or(text, |(_, said)| said)
 }
 
 /// Most characters of a message kept as a memory's `context`.

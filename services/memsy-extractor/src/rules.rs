@@ -192,11 +192,10 @@ const NOT_SPEAKERS: &[&str] = &[
 /// for "Caroline: I went to …" (one to three capitalised words before the
 /// colon), None and the whole text otherwise.
 fn transcript_speaker(text: &str) -> (Option<&str>, &str) {
-    let said = memsy_core::model::without_speaker_label(text);
-    if said.len() == text.len() {
+    let Some((label, said)) = memsy_core::model::split_speaker_label(text) else {
         return (None, text);
-    }
-    let label = text[..text.len() - said.len()].trim_end().trim_end_matches(':').trim();
+    };
+    let label = label.trim_end_matches(':').trim();
     let is_name = label.split_whitespace().all(|w| w.chars().next().is_some_and(char::is_uppercase))
         && !is_in(NOT_SPEAKERS, &label.to_lowercase());
     if is_name && !said.trim().is_empty() {
