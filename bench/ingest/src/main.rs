@@ -3,19 +3,24 @@
 //!
 //! 1. Embedder baseline: `OnnxEngine` (model_int8.onnx) embedding the
 //!    pipeline texts in batches of 32, before anything else runs.
-//! 2. Starts its own nats-server + redis-server (testkit) and `memsy serve`.
-//! 3. Ingest: gateway `POST /v1/ingest` (1- and 50-event batches, 8 in
-//!    flight, closed loop) vs raw JetStream async publish of the same JSON
-//!    event bodies to a stream of our own on the same nats-server; then a
-//!    50-event open loop at half the measured gateway rate.
+//! 2. Ingest, against the gateway deployed on its own (`memsy status` +
+//!    `memsy gateway`, no stage consuming), on its own nats-server and
+//!    redis-server (testkit): gateway `POST /v1/ingest` (1- and 50-event
+//!    batches, 8 in flight, closed loop) vs raw JetStream async publish of the
+//!    same JSON event bodies to a stream of our own on the same nats-server;
+//!    then a 50-event open loop at half the measured gateway rate.
+//! 3. Fresh servers and `memsy serve` (every service in one process).
 //! 4. Pipeline: N statements from ingest to `completed` vs the embedder alone.
 //! 5. Freshness: 1 event / 200 ms; time from the ingest 200 until a search by
 //!    that actor returns the new memory.
+//! 6. For reference: 50-event batches through the gateway of `memsy serve`,
+//!    whose pipeline drains them on the same cores, vs raw JetStream.
 //!
 //! Prints one JSON document on stdout. Environment: `MEMSY_BIN` (default
 //! /work/cargo-target/release/memsy), `MEMSY_MODEL_DIR` (default
 //! <workspace>/models/all-minilm-l6-v2), `BENCH_SECS` (default 10),
-//! `BENCH_PIPELINE_N` (default 2000).
+//! `BENCH_PIPELINE_N` (default 2000), `BENCH_SKIP_INGEST=1` (pipeline and
+//! freshness only).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -74,10 +79,11 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// `memsy serve`, killed when dropped.
+/// A memsy process (`serve`, `gateway` or `status`), killed when dropped.
 struct Memsy {
     child: Child,
     log: PathBuf,
+    what: String,
 }
 
 impl Drop for Memsy {
@@ -88,10 +94,67 @@ impl Drop for Memsy {
 }
 
 impl Memsy {
+    fn spawn(bin: &str, args: &[&str], env: &[(&str, String)], log: PathBuf) -> Res<Memsy> {
+        let logf = std::fs::File::create(&log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::from(logf.try_clone()?))
+            .stderr(Stdio::from(logf))
+            .spawn()
+            .map_err(|e| format!("spawn {bin}: {e}"))?;
+        Ok(Memsy { child, log, what: format!("memsy {}", args[0]) })
+    }
+
     fn tail_log(&self) -> String {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits for `GET <base>/livez`; returns the seconds it took.
+    async fn wait_live(&mut self, http: &reqwest::Client, base: &str) -> Res<f64> {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(r) = http.get(format!("{base}/livez")).send().await {
+                if r.status().is_success() {
+                    return Ok(t0.elapsed().as_secs_f64());
+                }
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Err(format!("{} exited with {st}:\n{}", self.what, self.tail_log()).into());
+            }
+            if t0.elapsed() > Duration::from_secs(120) {
+                return Err(format!("{} not live after 120 s:\n{}", self.what, self.tail_log()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Mints a read/write key for org `bench` and waits until `api_base`'s
+/// gateway, which learns of keys through a watch, accepts it.
+async fn bench_api(bin: &str, env: &[(&str, String)], http: reqwest::Client, base: String) -> Res<Api> {
+    let out = Command::new(bin)
+        .args(["keys", "create", "--org", "bench", "--scopes", "read,write"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("memsy keys create failed: {}", String::from_utf8_lossy(&out.stdout)).into());
+    }
+    let key = String::from_utf8(out.stdout)?.trim().to_string();
+    let api = Api { http, base, key };
+    let t_key = Instant::now();
+    loop {
+        let (code, v) = api.post("/v1/status", &json!({ "event_ids": [] })).await?;
+        if code == 200 {
+            return Ok(api);
+        }
+        if t_key.elapsed() > Duration::from_secs(30) {
+            return Err(format!("key not accepted after 30 s: {code} {v}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -392,6 +455,20 @@ async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duratio
     out
 }
 
+/// A JetStream context with the baseline's own stream (`BENCH`, subjects
+/// `bench.>`, file storage) on the server at `url`.
+async fn raw_stream(url: &str) -> Res<jetstream::Context> {
+    let js = jetstream::new(async_nats::connect(url).await?);
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: "BENCH".into(),
+        subjects: vec!["bench.>".into()],
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js)
+}
+
 // ---------------------------------------------------------------- main
 
 #[tokio::main]
@@ -412,7 +489,86 @@ async fn main() -> Res<()> {
     let embed = tokio::task::block_in_place(|| embedder_baseline(&model_dir, &texts))?;
     eprintln!("[bench] {embed}");
 
-    // 2. Infrastructure and memsy serve.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let skip_ingest = env_or("BENCH_SKIP_INGEST", "0") == "1";
+
+    // 2. Ingest, against the gateway deployed on its own: `memsy status` and
+    //    `memsy gateway`, no pipeline stage consuming (the raw JetStream
+    //    baseline has no consumer either), on a nats-server and redis-server
+    //    of their own.
+    let mut ingest = serde_json::Map::new();
+    if !skip_ingest {
+        let nats = NatsServer::start();
+        let redis = RedisServer::start();
+        let data = tempfile::tempdir()?;
+        let status_port = free_port();
+        let env: Vec<(&str, String)> = vec![
+            ("MEMSY__NATS__URL", nats.url()),
+            ("MEMSY__REDIS__URL", redis.url()),
+            ("MEMSY__STATUS__GRPC_ADDR", format!("127.0.0.1:{status_port}")),
+            ("MEMSY__STATUS__URL", format!("http://127.0.0.1:{status_port}")),
+            ("MEMSY__EMBEDDER__MODEL_DIR", model_dir.display().to_string()),
+            // A gateway on its own reads memories from a Qdrant server, and
+            // none can run here; ingest never touches it (only search does),
+            // and the client connects lazily, so a port with no server will do.
+            ("MEMSY__QDRANT__URL", format!("http://127.0.0.1:{}", free_port())),
+            ("RUST_LOG", "warn".into()),
+        ];
+        let status_ops = format!("127.0.0.1:{}", free_port());
+        let mut status = Memsy::spawn(
+            &memsy_bin,
+            &["status", "--http-addr", &status_ops],
+            &env,
+            data.path().join("status.log"),
+        )?;
+        status.wait_live(&http, &format!("http://{status_ops}")).await?;
+        let port = free_port();
+        let mut gateway = Memsy::spawn(
+            &memsy_bin,
+            &["gateway", "--http-addr", &format!("127.0.0.1:{port}")],
+            &env,
+            data.path().join("gateway.log"),
+        )?;
+        let base = format!("http://127.0.0.1:{port}");
+        gateway.wait_live(&http, &base).await?;
+        let api = bench_api(&memsy_bin, &env, http.clone(), base).await?;
+        let js = raw_stream(&nats.url()).await?;
+        for batch in [1usize, 50] {
+            eprintln!("[bench] raw JetStream, batch {batch}");
+            let raw = raw_closed(&js, &format!("r{batch}"), batch, dur).await;
+            eprintln!("[bench] {}", raw.to_json());
+            eprintln!("[bench] gateway alone, batch {batch}");
+            let gw = gateway_closed(&api, &format!("g{batch}"), batch, dur).await;
+            eprintln!("[bench] {}", gw.to_json());
+            let ratio = (gw.events as f64 / gw.secs) / (raw.events as f64 / raw.secs);
+            ingest.insert(
+                format!("batch_{batch}"),
+                json!({
+                    "raw_jetstream": raw.to_json(),
+                    "gateway": gw.to_json(),
+                    "ratio_events_per_s_gateway_over_raw": round3(ratio),
+                    "ratio_p50_gateway_over_raw": round3(pct(&gw.lat, 50.0) / pct(&raw.lat, 50.0)),
+                    "ratio_p99_gateway_over_raw": round3(pct(&gw.lat, 99.0) / pct(&raw.lat, 99.0)),
+                }),
+            );
+            if batch == 50 {
+                let half_eps = gw.events as f64 / gw.secs / 2.0;
+                let rps = half_eps / 50.0;
+                eprintln!("[bench] gateway alone, open loop, batch 50 at {rps:.1} req/s");
+                let open = gateway_open(&api, "h50", 50, rps, dur).await;
+                eprintln!("[bench] {}", open.to_json());
+                let mut j = open.to_json();
+                j["target_events_per_s"] = json!(round1(half_eps));
+                j["target_requests_per_s"] = json!(round3(rps));
+                ingest.insert("batch_50_half_rate_open_loop".into(), j);
+            }
+        }
+        drop(gateway);
+        drop(status);
+    }
+
+    // 3. `memsy serve` (every service in one process) on fresh servers, for
+    //    the pipeline and freshness.
     let nats = NatsServer::start();
     let redis = RedisServer::start();
     let data = tempfile::tempdir()?;
@@ -425,111 +581,22 @@ async fn main() -> Res<()> {
         ("MEMSY__EMBEDDER__ONNX_FILE", "model_int8.onnx".into()),
         ("RUST_LOG", "warn".into()),
     ];
-    let log = data.path().join("memsy.log");
-    let logf = std::fs::File::create(&log)?;
-    let child = Command::new(&memsy_bin)
-        .args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data.path().join("qdrant"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::from(logf.try_clone()?))
-        .stderr(Stdio::from(logf))
-        .spawn()
-        .map_err(|e| format!("spawn {memsy_bin}: {e}"))?;
-    let mut memsy = Memsy { child, log };
+    let qdrant = data.path().join("qdrant").display().to_string();
+    let mut memsy = Memsy::spawn(
+        &memsy_bin,
+        &["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir", &qdrant],
+        &env,
+        data.path().join("memsy.log"),
+    )?;
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let t_start = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{base}/livez")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        if let Ok(Some(st)) = memsy.child.try_wait() {
-            return Err(format!("memsy serve exited with {st}:\n{}", memsy.tail_log()).into());
-        }
-        if t_start.elapsed() > Duration::from_secs(120) {
-            return Err(format!("memsy serve not live after 120 s:\n{}", memsy.tail_log()).into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let startup_s = t_start.elapsed().as_secs_f64();
+    let startup_s = memsy.wait_live(&http, &base).await?;
     eprintln!("[bench] memsy serve live after {startup_s:.2} s");
-    let out = Command::new(&memsy_bin)
-        .args(["keys", "create", "--org", "bench", "--scopes", "read,write"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stderr(Stdio::null())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("memsy keys create failed: {}", String::from_utf8_lossy(&out.stdout)).into());
-    }
-    let key = String::from_utf8(out.stdout)?.trim().to_string();
-    let api = Api { http, base, key };
-    // The gateway learns of the key through a watch: wait until it is accepted.
-    let t_key = Instant::now();
-    loop {
-        let (code, v) = api.post("/v1/status", &json!({ "event_ids": [] })).await?;
-        if code == 200 {
-            break;
-        }
-        if t_key.elapsed() > Duration::from_secs(30) {
-            return Err(format!("key not accepted after 30 s: {code} {v}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let api = bench_api(&memsy_bin, &env, http.clone(), base).await?;
     // Readiness: one event all the way through.
     let warm = api
         .ingest(&[json!({"actor_id":"warm","session_id":"warm","kind":"user_message","content":"I like warm soup."})])
         .await?;
     api.drain(&warm, Duration::from_secs(60)).await?;
-
-    // 3. Ingest.
-    let client = async_nats::connect(nats.url()).await?;
-    let js = jetstream::new(client);
-    js.create_stream(jetstream::stream::Config {
-        name: "BENCH".into(),
-        subjects: vec!["bench.>".into()],
-        storage: jetstream::stream::StorageType::File,
-        ..Default::default()
-    })
-    .await?;
-
-    let mut ingest = serde_json::Map::new();
-    for batch in [1usize, 50] {
-        eprintln!("[bench] raw JetStream, batch {batch}");
-        let raw = raw_closed(&js, &format!("r{batch}"), batch, dur).await;
-        eprintln!("[bench] {}", raw.to_json());
-        eprintln!("[bench] gateway, batch {batch}");
-        let gw = gateway_closed(&api, &format!("g{batch}"), batch, dur).await;
-        eprintln!("[bench] {}", gw.to_json());
-        let backlog = api.drain(&gw.last_ids, Duration::from_secs(300)).await?;
-        eprintln!("[bench] backlog drained after {:.2} s", backlog.as_secs_f64());
-        let ratio = (gw.events as f64 / gw.secs) / (raw.events as f64 / raw.secs);
-        ingest.insert(
-            format!("batch_{batch}"),
-            json!({
-                "raw_jetstream": raw.to_json(),
-                "gateway": gw.to_json(),
-                "ratio_events_per_s_gateway_over_raw": round3(ratio),
-                "ratio_p50_gateway_over_raw": round3(pct(&gw.lat, 50.0) / pct(&raw.lat, 50.0)),
-                "ratio_p99_gateway_over_raw": round3(pct(&gw.lat, 99.0) / pct(&raw.lat, 99.0)),
-                "pipeline_backlog_drain_s_after_run": round3(backlog.as_secs_f64()),
-            }),
-        );
-        if batch == 50 {
-            let half_eps = gw.events as f64 / gw.secs / 2.0;
-            let rps = half_eps / 50.0;
-            eprintln!("[bench] gateway open loop, batch 50 at {rps:.1} req/s");
-            let open = gateway_open(&api, "h50", 50, rps, dur).await;
-            eprintln!("[bench] {}", open.to_json());
-            let backlog = api.drain(&open.last_ids, Duration::from_secs(300)).await?;
-            let mut j = open.to_json();
-            j["target_events_per_s"] = json!(round1(half_eps));
-            j["target_requests_per_s"] = json!(round3(rps));
-            j["pipeline_backlog_drain_s_after_run"] = json!(round3(backlog.as_secs_f64()));
-            ingest.insert("batch_50_half_rate_open_loop".into(), j);
-        }
-    }
 
     // 4. Pipeline: N statements, ingest → completed.
     eprintln!("[bench] pipeline: {n_pipeline} statements");
@@ -669,6 +736,30 @@ async fn main() -> Res<()> {
     });
     eprintln!("[bench] {freshness}");
 
+    // 6. For reference: the gateway of `memsy serve`, sharing the cores with
+    //    the pipeline that drains what it accepts.
+    if !skip_ingest {
+        let js = raw_stream(&nats.url()).await?;
+        eprintln!("[bench] raw JetStream next to memsy serve, batch 50");
+        let raw = raw_closed(&js, "sr50", 50, dur).await;
+        eprintln!("[bench] {}", raw.to_json());
+        eprintln!("[bench] memsy serve gateway, batch 50");
+        let gw = gateway_closed(&api, "s50", 50, dur).await;
+        eprintln!("[bench] {}", gw.to_json());
+        let backlog = api.drain(&gw.last_ids, Duration::from_secs(300)).await?;
+        eprintln!("[bench] backlog drained after {:.2} s", backlog.as_secs_f64());
+        let ratio = (gw.events as f64 / gw.secs) / (raw.events as f64 / raw.secs);
+        ingest.insert(
+            "serve_batch_50".into(),
+            json!({
+                "raw_jetstream": raw.to_json(),
+                "gateway": gw.to_json(),
+                "ratio_events_per_s_gateway_over_raw": round3(ratio),
+                "pipeline_backlog_drain_s_after_run": round3(backlog.as_secs_f64()),
+            }),
+        );
+    }
+
     let result = json!({
         "memsy_bin": memsy_bin,
         "concurrency": CONCURRENCY,
@@ -685,5 +776,6 @@ async fn main() -> Res<()> {
     drop(memsy);
     drop(redis);
     drop(nats);
+    drop(data);
     Ok(())
 }

@@ -51,8 +51,7 @@ impl IndexerStage {
         // the redelivery finds the new memories missing and plans again,
         // while the reverse order would leave them stored and the changes
         // they imply (a supersession, a reinforcement) lost.
-        self.store.replace_memories(&plan.replaces).await?;
-        self.store.upsert_memories(&plan.inserts).await
+        self.store.write_memories(&plan.replaces, &plan.inserts).await
     }
 }
 

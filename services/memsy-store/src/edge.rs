@@ -101,6 +101,56 @@ pub struct EdgeStore {
 }
 
 impl EdgeStore {
+    /// The insert (or replacement) of `points`, vectors and BM25 weights included.
+    fn upsert_memories_op(&self, points: &[MemoryPoint]) -> Result<Option<UpdateOperation>, StoreError> {
+        if points.is_empty() {
+            return Ok(None);
+        }
+        let mut persisted = Vec::with_capacity(points.len());
+        for point in points {
+            self.check_dimension(&point.vector)?;
+            let id = Uuid::parse_str(&point.memory.memory_id)
+                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", point.memory.memory_id)))?;
+            persisted.push(PointStructPersisted {
+                id: PointId::Uuid(id),
+                vector: VectorStructPersisted::Named(
+                    [
+                        (VECTOR_NAME.to_string(), VectorPersisted::Dense(point.vector.clone())),
+                        (SPARSE_NAME.to_string(), VectorPersisted::Sparse(bm25_document(&point.memory))),
+                    ]
+                    .into(),
+                ),
+                payload: Some(to_payload(&point.memory)?),
+            });
+        }
+        Ok(Some(upsert_op(persisted)))
+    }
+
+    /// Payload overwrites for those of `memories` stored under their org.
+    async fn replace_ops(&self, memories: &[Memory]) -> Result<Vec<UpdateOperation>, StoreError> {
+        if memories.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The engine applies an overwrite to the listed ids only (a filter
+        // next to them is ignored) and fails on an unknown id: so only points
+        // stored under the same org are written, checked here first.
+        let ids: Vec<String> = memories.iter().map(|m| m.memory_id.clone()).collect();
+        let stored: std::collections::HashMap<String, String> =
+            self.get_memories_any_org(&ids).await?.into_iter().map(|m| (m.memory_id, m.org_id)).collect();
+        let mut ops = Vec::with_capacity(memories.len());
+        for m in memories.iter().filter(|m| stored.get(&m.memory_id) == Some(&m.org_id)) {
+            let id = Uuid::parse_str(&m.memory_id)
+                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
+            ops.push(UpdateOperation::PayloadOperation(PayloadOps::OverwritePayload(SetPayloadOp {
+                payload: to_payload(m)?,
+                points: Some(vec![PointId::Uuid(id)]),
+                filter: None,
+                key: None,
+            })));
+        }
+        Ok(ops)
+    }
+
     /// Opens (or creates) the shards under `dir`. Reopening with a different
     /// `dimension` fails: the stored vectors cannot be reinterpreted.
     pub fn open(dir: &Path, dimension: usize) -> Result<Self, StoreError> {
@@ -267,51 +317,18 @@ impl MemoryStore for EdgeStore {
     }
 
     async fn upsert_memories(&self, points: &[MemoryPoint]) -> Result<(), StoreError> {
-        if points.is_empty() {
-            return Ok(());
-        }
-        let mut persisted = Vec::with_capacity(points.len());
-        for point in points {
-            self.check_dimension(&point.vector)?;
-            let id = Uuid::parse_str(&point.memory.memory_id)
-                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", point.memory.memory_id)))?;
-            persisted.push(PointStructPersisted {
-                id: PointId::Uuid(id),
-                vector: VectorStructPersisted::Named(
-                    [
-                        (VECTOR_NAME.to_string(), VectorPersisted::Dense(point.vector.clone())),
-                        (SPARSE_NAME.to_string(), VectorPersisted::Sparse(bm25_document(&point.memory))),
-                    ]
-                    .into(),
-                ),
-                payload: Some(to_payload(&point.memory)?),
-            });
-        }
-        let op = upsert_op(persisted);
-        blocking(&self.memories, move |s| s.write(vec![op])).await
+        self.write_memories(&[], points).await
     }
 
     async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError> {
-        if memories.is_empty() {
-            return Ok(());
-        }
-        // The engine applies an overwrite to the listed ids only (a filter
-        // next to them is ignored) and fails on an unknown id: so only points
-        // stored under the same org are written, checked here first.
-        let ids: Vec<String> = memories.iter().map(|m| m.memory_id.clone()).collect();
-        let stored: std::collections::HashMap<String, String> =
-            self.get_memories_any_org(&ids).await?.into_iter().map(|m| (m.memory_id, m.org_id)).collect();
-        let mut ops = Vec::with_capacity(memories.len());
-        for m in memories.iter().filter(|m| stored.get(&m.memory_id) == Some(&m.org_id)) {
-            let id = Uuid::parse_str(&m.memory_id)
-                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
-            ops.push(UpdateOperation::PayloadOperation(PayloadOps::OverwritePayload(SetPayloadOp {
-                payload: to_payload(m)?,
-                points: Some(vec![PointId::Uuid(id)]),
-                filter: None,
-                key: None,
-            })));
-        }
+        self.write_memories(memories, &[]).await
+    }
+
+    /// One shard write, so one flush, for both: the flush is most of what a
+    /// write costs, whatever its size.
+    async fn write_memories(&self, replaces: &[Memory], inserts: &[MemoryPoint]) -> Result<(), StoreError> {
+        let mut ops = self.replace_ops(replaces).await?;
+        ops.extend(self.upsert_memories_op(inserts)?);
         if ops.is_empty() {
             return Ok(());
         }

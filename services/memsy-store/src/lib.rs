@@ -246,6 +246,14 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// ids that are not stored are ignored.
     async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError>;
 
+    /// `replace_memories(replaces)`, then `upsert_memories(inserts)`, as one
+    /// write where the store can make it one (the embedded engine flushes
+    /// once instead of twice); the replacements are applied first either way.
+    async fn write_memories(&self, replaces: &[Memory], inserts: &[MemoryPoint]) -> Result<(), StoreError> {
+        self.replace_memories(replaces).await?;
+        self.upsert_memories(inserts).await
+    }
+
     /// Inserts or replaces raw events by `event_id`.
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError>;
 

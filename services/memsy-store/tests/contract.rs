@@ -80,6 +80,7 @@ contract!(
     scan_memories_filters_and_caps,
     scan_events_filters,
     replace_keeps_vectors_and_tenants,
+    write_memories_replaces_then_inserts,
     hybrid_finds_a_keyword_match_far_from_the_vector,
     hybrid_scores_are_dense_cosines,
     hybrid_filters_apply_to_both_sources,
@@ -569,6 +570,31 @@ async fn replace_keeps_vectors_and_tenants(store: &dyn MemoryStore) {
     assert!(hit_ids(store, &other).await.is_empty());
     let scan = MemoryScan { slot: Some("residence".into()), ..MemoryScan::org("org") };
     assert_eq!(store.scan_memories(&scan, 10).await.unwrap().items, vec![changed]);
+}
+
+async fn write_memories_replaces_then_inserts(store: &dyn MemoryStore) {
+    let old = memory("org", "alice");
+    put(store, &[(&old, axis(1))]).await;
+    let superseded = Memory { status: "superseded".into(), strength: 2.0, ..old.clone() };
+    let new = memory("org", "alice");
+    // A replacement of an id never stored is ignored, as in replace_memories.
+    let unknown = memory("org", "bob");
+    store
+        .write_memories(&[superseded.clone(), unknown.clone()], &[MemoryPoint { memory: new.clone(), vector: axis(2) }])
+        .await
+        .unwrap();
+    let ids = vec![old.memory_id.clone(), new.memory_id.clone(), unknown.memory_id.clone()];
+    let mut got = store.get_memories("org", &ids).await.unwrap();
+    got.sort_by_key(|m| ids.iter().position(|i| *i == m.memory_id));
+    assert_eq!(got, vec![superseded.clone(), new.clone()]);
+    // The replaced memory keeps its vector; the inserted one has its own.
+    let hits = store.search(&axis(1), None, &filter("org"), 1).await.unwrap();
+    assert_eq!(hits[0].memory, superseded);
+    assert!(hits[0].score > 0.99);
+    let active = SearchFilter { status: Some("active".into()), ..filter("org") };
+    assert_eq!(hit_ids(store, &active).await, vec![new.memory_id.clone()]);
+    // Nothing at all is a no-op.
+    store.write_memories(&[], &[]).await.unwrap();
 }
 
 // ------------------------------------------------------------- edge only
