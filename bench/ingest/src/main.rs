@@ -515,12 +515,8 @@ async fn main() -> Res<()> {
             ("RUST_LOG", "warn".into()),
         ];
         let status_ops = format!("127.0.0.1:{}", free_port());
-        let mut status = Memsy::spawn(
-            &memsy_bin,
-            &["status", "--http-addr", &status_ops],
-            &env,
-            data.path().join("status.log"),
-        )?;
+        let mut status =
+            Memsy::spawn(&memsy_bin, &["status", "--http-addr", &status_ops], &env, data.path().join("status.log"))?;
         status.wait_live(&http, &format!("http://{status_ops}")).await?;
         let port = free_port();
         let mut gateway = Memsy::spawn(

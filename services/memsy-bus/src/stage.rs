@@ -74,15 +74,34 @@ pub trait StageHandler: Send + Sync + 'static {
     async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String>;
 }
 
+/// How a stage gathers its batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Most messages per batch.
+    pub size: usize,
+    /// Once a message is in hand, how long to wait for each next one before
+    /// handling a short batch. Short for a stage whose cost grows with the
+    /// batch; longer for one that pays a fixed cost per batch (the indexer's
+    /// store flush), where fuller batches are cheaper per event.
+    pub wait: Duration,
+}
+
+impl Batching {
+    pub fn new(size: usize, wait_ms: u64) -> Self {
+        Self { size: size.max(1), wait: Duration::from_millis(wait_ms) }
+    }
+}
+
 /// Runs `handler` on `stage` until `shutdown` is cancelled, then returns
 /// after the batch in hand is settled.
 pub async fn run_stage(
     bus: Bus,
     stage: Stage,
     handler: Arc<dyn StageHandler>,
-    batch_size: usize,
+    batching: Batching,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
+    let batch_size = batching.size;
     let consumer = bus.consumer(stage).await?;
     let max_deliver = bus.config().max_deliver;
     // One long-lived pull subscription: the server pushes messages as they
@@ -90,16 +109,17 @@ pub async fn run_stage(
     // is lost to a pull request that expired in flight.
     let mut incoming = consumer
         .stream()
-        .max_messages_per_batch(batch_size.max(1))
+        .max_messages_per_batch(batch_size)
         .expires(Duration::from_secs(30))
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
         .map_err(BusError::unavailable)?;
-    info!(stage = stage.name, batch_size, "stage started");
+    info!(stage = stage.name, batch_size, batch_wait_ms = batching.wait.as_millis() as u64, "stage started");
     loop {
-        // Wait for one message, then take whatever else is already here, up
-        // to the batch size: batches grow with load, latency stays low.
+        // Wait for one message, then take whatever else comes within the
+        // batch wait of the last, up to the batch size: batches grow with
+        // load, and at low load a message waits at most that long.
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             m = incoming.next() => m,
@@ -115,7 +135,7 @@ pub async fn run_stage(
             None => return Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
         }
         while msgs.len() < batch_size {
-            match tokio::time::timeout(Duration::from_millis(2), incoming.next()).await {
+            match tokio::time::timeout(batching.wait, incoming.next()).await {
                 Ok(Some(Ok(m))) => msgs.push(m),
                 Ok(Some(Err(e))) => {
                     debug!(stage = stage.name, error = %e, "pull hiccup");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use memsy_bus::topology::{self, EXTRACTOR};
-use memsy_bus::{run_stage, Bus, Delivery, OutMessage, Outcome, StageHandler};
+use memsy_bus::{run_stage, Batching, Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::config::NatsConfig;
 use memsy_proto::DeadLetter;
 use memsy_testkit::NatsServer;
@@ -103,7 +103,7 @@ async fn stage_acks_retries_and_dead_letters() {
 
     let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), 10, stop.clone()));
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), Batching::new(10, 2), stop.clone()));
 
     // flaky: attempts 1, 2, 3 (max_deliver) then dead-lettered; outage:
     // five attempts (back-off 0.5 + 1 + 2 + 4 s) and then done.
@@ -153,7 +153,7 @@ async fn a_panicking_stage_dead_letters_instead_of_dying() {
     bus.publish_all(vec![msg("acme", "1", "panic")]).await.unwrap();
     let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), 10, stop.clone()));
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), Batching::new(10, 2), stop.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while rec.dead.lock().await.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

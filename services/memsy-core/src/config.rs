@@ -121,6 +121,8 @@ pub struct ExtractorConfig {
     pub engine: String,
     /// Most events handled per batch.
     pub batch_size: usize,
+    /// How long a batch waits for each next event before it is handled short.
+    pub batch_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +130,11 @@ pub struct ExtractorConfig {
 pub struct IndexerConfig {
     /// Most events written per store call (each call ends with a flush).
     pub batch_size: usize,
+    /// How long a batch waits for each next event before it is written
+    /// short. A store write costs a flush whatever its size, so under load
+    /// fuller batches are much cheaper per event; at low load this is what a
+    /// lone event waits (see docs/BENCHMARKS.md, pipeline).
+    pub batch_wait_ms: u64,
     /// A new memory this close (cosine) to an active memory of the same
     /// actor reinforces it instead of being stored as a twin.
     pub duplicate_similarity: f32,
@@ -340,7 +347,7 @@ impl Default for EmbedderConfig {
 
 impl Default for ExtractorConfig {
     fn default() -> Self {
-        Self { engine: "rules".into(), batch_size: 64 }
+        Self { engine: "rules".into(), batch_size: 64, batch_wait_ms: 2 }
     }
 }
 
@@ -348,6 +355,7 @@ impl Default for IndexerConfig {
     fn default() -> Self {
         Self {
             batch_size: 128,
+            batch_wait_ms: 50,
             duplicate_similarity: 0.93,
             promotion_similarity: 0.88,
             promotion_min_actors: 3,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use memsy_bus::topology::{self, EMBEDDER};
-use memsy_bus::{run_stage, Bus, OutMessage};
+use memsy_bus::{run_stage, Batching, Bus, OutMessage};
 use memsy_core::config::NatsConfig;
 use memsy_embedder::{EmbedderStage, GrpcEmbedder, LocalEmbedder, MiniLm, QueryEmbedder};
 use memsy_proto::{CandidateMemory, EmbeddedEvent, Event, ExtractedEvent};
@@ -52,7 +52,7 @@ async fn embeds_extracted_events_and_serves_queries() {
     .unwrap();
     let stop = CancellationToken::new();
     let stage = EmbedderStage::new(bus.clone(), local.clone(), status);
-    let task = tokio::spawn(run_stage(bus.clone(), EMBEDDER, Arc::new(stage), 8, stop.clone()));
+    let task = tokio::spawn(run_stage(bus.clone(), EMBEDDER, Arc::new(stage), Batching::new(8, 2), stop.clone()));
 
     let stream = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
     let consumer = stream

@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use futures::StreamExt;
 use memsy_bus::topology::{self, EXTRACTOR, HIERARCHY_BUCKET};
-use memsy_bus::{run_stage, Bus, OutMessage};
+use memsy_bus::{run_stage, Batching, Bus, OutMessage};
 use memsy_core::config::{LlmConfig, NatsConfig};
 use memsy_extractor::{Engine, ExtractorError, ExtractorStage, LlmEngine};
 use memsy_llm::{ChatClient, LlmError};
@@ -167,7 +167,7 @@ async fn the_stage_asks_with_prompts_and_window_and_forwards_validated_candidate
 
     let stop = CancellationToken::new();
     let stage = ExtractorStage::with_engine(env.bus.clone(), env.status.clone(), Engine::Llm(llm.clone()));
-    let task = tokio::spawn(run_stage(env.bus.clone(), EXTRACTOR, Arc::new(stage), 16, stop.clone()));
+    let task = tokio::spawn(run_stage(env.bus.clone(), EXTRACTOR, Arc::new(stage), Batching::new(16, 2), stop.clone()));
 
     let stream = env.bus.jetstream().get_stream(topology::EXTRACTED_STREAM).await.unwrap();
     let consumer = stream
@@ -300,7 +300,7 @@ async fn a_failing_provider_fails_the_event_with_its_reason() {
         .unwrap();
     let stop = CancellationToken::new();
     let stage = ExtractorStage::with_engine(env.bus.clone(), env.status.clone(), Engine::Llm(llm));
-    let task = tokio::spawn(run_stage(env.bus.clone(), EXTRACTOR, Arc::new(stage), 16, stop.clone()));
+    let task = tokio::spawn(run_stage(env.bus.clone(), EXTRACTOR, Arc::new(stage), Batching::new(16, 2), stop.clone()));
 
     let ids = vec![e.event_id.clone()];
     let mut status = None;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use memsy_bus::topology::{self, EXTRACTOR};
-use memsy_bus::{run_stage, Bus, OutMessage};
+use memsy_bus::{run_stage, Batching, Bus, OutMessage};
 use memsy_core::config::NatsConfig;
 use memsy_extractor::ExtractorStage;
 use memsy_proto::{Event, ExtractedEvent};
@@ -62,7 +62,7 @@ async fn extracts_and_forwards_every_event() {
         bus.clone(),
         EXTRACTOR,
         Arc::new(ExtractorStage::new(bus.clone(), status)),
-        16,
+        Batching::new(16, 2),
         stop.clone(),
     ));
 

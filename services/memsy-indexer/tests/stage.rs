@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memsy_bus::topology::{self, INDEXER};
-use memsy_bus::{run_stage, Bus, OutMessage};
+use memsy_bus::{run_stage, Batching, Bus, OutMessage};
 use memsy_core::config::NatsConfig;
 use memsy_indexer::IndexerStage;
 use memsy_proto::{CandidateMemory, EmbeddedEvent, EmbeddedMemory, Event};
@@ -79,7 +79,7 @@ async fn stores_memories_and_marks_completed_idempotently() {
             status.clone(),
             (&memsy_core::config::IndexerConfig::default()).into(),
         )),
-        1,
+        Batching::new(1, 2),
         stop.clone(),
     ));
     let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();

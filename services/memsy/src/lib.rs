@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
-use memsy_bus::{run_stage, Bus, StageHandler};
+use memsy_bus::{run_stage, Batching, Bus, StageHandler};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder, RemoteEngine};
 use memsy_gateway::hierarchy::LlmGenerator;
@@ -204,11 +204,24 @@ fn spawn_stage(
     bus: &Bus,
     stage: memsy_bus::topology::Stage,
     handler: Arc<dyn StageHandler>,
-    batch: usize,
+    batching: Batching,
     token: &CancellationToken,
 ) {
     let (bus, token) = (bus.clone(), token.clone());
-    tasks.spawn(async move { run_stage(bus, stage, handler, batch, token).await.map_err(Into::into) });
+    tasks.spawn(async move { run_stage(bus, stage, handler, batching, token).await.map_err(Into::into) });
+}
+
+fn extractor_batching(config: &Config) -> Batching {
+    Batching::new(config.extractor.batch_size, config.extractor.batch_wait_ms)
+}
+
+/// The stage gathers events as briefly as its batcher gathers texts.
+fn embedder_batching(config: &Config) -> Batching {
+    Batching::new(config.embedder.batch_size, config.embedder.batch_wait_ms)
+}
+
+fn indexer_batching(config: &Config) -> Batching {
+    Batching::new(config.indexer.batch_size, config.indexer.batch_wait_ms)
 }
 
 async fn wait(mut tasks: JoinSet<anyhow::Result<()>>, token: CancellationToken) -> anyhow::Result<()> {
@@ -253,11 +266,11 @@ impl SingleNode {
         let mut tasks = JoinSet::new();
         let engine = extraction_engine(&config, &bus).await?;
         let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status.clone(), engine);
-        spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), config.extractor.batch_size, &token);
+        spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), extractor_batching(&config), &token);
         let embedder = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
-        spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(embedder), config.embedder.batch_size, &token);
+        spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(embedder), embedder_batching(&config), &token);
         let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone(), (&config.indexer).into());
-        spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), config.indexer.batch_size, &token);
+        spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), indexer_batching(&config), &token);
 
         let (state, recalls) = gateway_state(&config, bus, status, Arc::new(local), store).await?;
         tasks.spawn(async move {
@@ -384,7 +397,7 @@ async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
     let engine = extraction_engine(&config, &bus).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
-    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(stage), config.extractor.batch_size, &token);
+    spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(stage), extractor_batching(&config), &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
     wait(tasks, token).await
 }
@@ -401,7 +414,7 @@ async fn embedder(config: Arc<Config>) -> anyhow::Result<()> {
         &bus,
         EMBEDDER,
         Arc::new(memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status)),
-        config.embedder.batch_size,
+        embedder_batching(&config),
         &token,
     );
     let grpc = addr(&config.embedder.grpc_addr, "embedder.grpc_addr")?;
@@ -419,7 +432,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
-    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), config.indexer.batch_size, &token);
+    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), indexer_batching(&config), &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
     wait(tasks, token).await
 }
