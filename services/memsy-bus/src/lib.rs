@@ -12,4 +12,4 @@ pub mod topology;
 
 pub use bus::{Bus, OutMessage};
 pub use error::BusError;
-pub use stage::{run_stage, Batching, Delivery, Outcome, StageHandler};
+pub use stage::{run_stage, Batching, Delivery, Outcome, StageHandler, GATHER_WAITS};

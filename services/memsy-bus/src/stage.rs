@@ -80,11 +80,16 @@ pub struct Batching {
     /// Most messages per batch.
     pub size: usize,
     /// Once a message is in hand, how long to wait for each next one before
-    /// handling a short batch. Short for a stage whose cost grows with the
-    /// batch; longer for one that pays a fixed cost per batch (the indexer's
-    /// store flush), where fuller batches are cheaper per event.
+    /// handling a short batch; never more than [`GATHER_WAITS`] times this in
+    /// all, so a steady trickle cannot hold a batch back until it is full.
+    /// Short for a stage whose cost grows with the batch; longer for one that
+    /// pays a fixed cost per batch (the indexer's store flush), where fuller
+    /// batches are cheaper per event.
     pub wait: Duration,
 }
+
+/// The longest a batch gathers, in batch waits.
+pub const GATHER_WAITS: u32 = 4;
 
 impl Batching {
     pub fn new(size: usize, wait_ms: u64) -> Self {
@@ -118,8 +123,9 @@ pub async fn run_stage(
     info!(stage = stage.name, batch_size, batch_wait_ms = batching.wait.as_millis() as u64, "stage started");
     loop {
         // Wait for one message, then take whatever else comes within the
-        // batch wait of the last, up to the batch size: batches grow with
-        // load, and at low load a message waits at most that long.
+        // batch wait of the last (and GATHER_WAITS waits of the first), up
+        // to the batch size: batches grow with load, and at low load a
+        // message waits at most one batch wait.
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             m = incoming.next() => m,
@@ -134,8 +140,13 @@ pub async fn run_stage(
             }
             None => return Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
         }
+        let deadline = tokio::time::Instant::now() + batching.wait * GATHER_WAITS;
         while msgs.len() < batch_size {
-            match tokio::time::timeout(batching.wait, incoming.next()).await {
+            let wait = batching.wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if wait.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(wait, incoming.next()).await {
                 Ok(Some(Ok(m))) => msgs.push(m),
                 Ok(Some(Err(e))) => {
                     debug!(stage = stage.name, error = %e, "pull hiccup");

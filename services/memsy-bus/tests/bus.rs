@@ -168,3 +168,32 @@ async fn a_panicking_stage_dead_letters_instead_of_dying() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// A steady trickle, each message within the batch wait of the last, must
+/// not hold a batch back until it is full: a batch gathers for at most
+/// GATHER_WAITS waits.
+#[tokio::test]
+async fn a_trickle_does_not_hold_a_batch_until_it_is_full() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
+    let stop = CancellationToken::new();
+    // Messages 20 ms apart, a 100 ms wait between them, room for all 60:
+    // without the cap they would all go in one batch, ~1.2 s after the first.
+    let batching = Batching::new(1_000, 100);
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), batching, stop.clone()));
+    for i in 0..60 {
+        bus.publish_all(vec![msg("acme", &format!("t{i}"), "ok")]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rec.seen.lock().await.len() < 60 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(rec.seen.lock().await.len(), 60);
+    // 1.2 s of trickle in batches of at most 400 ms: at least 3 of them.
+    let calls = rec.calls.load(Ordering::SeqCst);
+    assert!(calls >= 3, "60 trickled messages went in {calls} batch(es)");
+}
