@@ -132,8 +132,8 @@ impl Memsy {
     }
 }
 
-/// Mints a read/write key for org `bench` and waits until `api_base`'s
-/// gateway, which learns of keys through a watch, accepts it.
+/// Mints a read/write key for org `bench` and waits until the gateway at
+/// `base`, which learns of keys through a watch, accepts it.
 async fn bench_api(bin: &str, env: &[(&str, String)], http: reqwest::Client, base: String) -> Res<Api> {
     let out = Command::new(bin)
         .args(["keys", "create", "--org", "bench", "--scopes", "read,write"])

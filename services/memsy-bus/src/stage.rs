@@ -106,7 +106,7 @@ pub async fn run_stage(
     batching: Batching,
     shutdown: CancellationToken,
 ) -> Result<(), BusError> {
-    let batch_size = batching.size;
+    let batch_size = batching.size.max(1);
     let consumer = bus.consumer(stage).await?;
     let max_deliver = bus.config().max_deliver;
     // One long-lived pull subscription: the server pushes messages as they
@@ -142,10 +142,9 @@ pub async fn run_stage(
         }
         let deadline = tokio::time::Instant::now() + batching.wait * GATHER_WAITS;
         while msgs.len() < batch_size {
+            // A zero wait (past the deadline, or configured) still takes a
+            // message that is already here: `timeout` polls it first.
             let wait = batching.wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            if wait.is_zero() {
-                break;
-            }
             match tokio::time::timeout(wait, incoming.next()).await {
                 Ok(Some(Ok(m))) => msgs.push(m),
                 Ok(Some(Err(e))) => {
