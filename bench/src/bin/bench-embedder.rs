@@ -199,7 +199,7 @@ fn main() {
     let mut fp32_reference: Option<PyResult> = None;
 
     for onnx_file in ["model_int8.onnx", "model.onnx"] {
-        let engine = OnnxEngine::load(&model_dir, onnx_file, Some(&dylib), 0).expect("load OnnxEngine");
+        let engine = OnnxEngine::load(&model_dir, onnx_file, Some(&dylib), 0, true).expect("load OnnxEngine");
         let ours: Vec<f64> = SIZES
             .iter()
             .map(|&size| {

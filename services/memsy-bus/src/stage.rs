@@ -20,6 +20,8 @@ use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use memsy_proto::DeadLetter;
 use prost::Message as _;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -86,6 +88,14 @@ pub struct Batching {
     /// pays a fixed cost per batch (the indexer's store flush), where fuller
     /// batches are cheaper per event.
     pub wait: Duration,
+    /// How many batches may be in the stage's hands at once. 1 means the
+    /// next batch is gathered only after the last is settled, which a stage
+    /// needs when a batch must see the previous batch's writes (the
+    /// indexer's consolidation). More lets a stage whose batches are
+    /// independent start the next one while the last one's output is
+    /// published and its messages acked, so that the engine behind it (the
+    /// embedding model) never waits for the broker.
+    pub in_flight: usize,
 }
 
 /// The longest a batch gathers, in batch waits.
@@ -93,12 +103,17 @@ pub const GATHER_WAITS: u32 = 4;
 
 impl Batching {
     pub fn new(size: usize, wait_ms: u64) -> Self {
-        Self { size: size.max(1), wait: Duration::from_millis(wait_ms) }
+        Self { size: size.max(1), wait: Duration::from_millis(wait_ms), in_flight: 1 }
+    }
+
+    /// Up to `n` (at least 1) batches in the stage's hands at once.
+    pub fn in_flight(self, n: usize) -> Self {
+        Self { in_flight: n.max(1), ..self }
     }
 }
 
 /// Runs `handler` on `stage` until `shutdown` is cancelled, then returns
-/// after the batch in hand is settled.
+/// after every batch in hand is settled.
 pub async fn run_stage(
     bus: Bus,
     stage: Stage,
@@ -108,7 +123,6 @@ pub async fn run_stage(
 ) -> Result<(), BusError> {
     let batch_size = batching.size.max(1);
     let consumer = bus.consumer(stage).await?;
-    let max_deliver = bus.config().max_deliver;
     // One long-lived pull subscription: the server pushes messages as they
     // arrive (no polling while idle, no gap between batches), and nothing
     // is lost to a pull request that expired in flight.
@@ -120,14 +134,25 @@ pub async fn run_stage(
         .messages()
         .await
         .map_err(BusError::unavailable)?;
-    info!(stage = stage.name, batch_size, batch_wait_ms = batching.wait.as_millis() as u64, "stage started");
-    loop {
+    let in_flight = batching.in_flight.max(1);
+    info!(stage = stage.name, batch_size, batch_wait_ms = batching.wait.as_millis() as u64, in_flight, "stage started");
+    // A slot is taken before the first message of a batch is awaited, so
+    // with one slot the next batch is not even gathered until the last one
+    // is settled.
+    let slots = Arc::new(Semaphore::new(in_flight));
+    let mut batches = JoinSet::new();
+    let result = loop {
+        while batches.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+        };
         // Wait for one message, then take whatever else comes within the
         // batch wait of the last (and GATHER_WAITS waits of the first), up
         // to the batch size: batches grow with load, and at low load a
         // message waits at most one batch wait.
         let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break Ok(()),
             m = incoming.next() => m,
         };
         let mut msgs: Vec<Message> = Vec::new();
@@ -138,7 +163,7 @@ pub async fn run_stage(
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
-            None => return Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
+            None => break Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
         }
         let deadline = tokio::time::Instant::now() + batching.wait * GATHER_WAITS;
         while msgs.len() < batch_size {
@@ -154,47 +179,62 @@ pub async fn run_stage(
                 _ => break,
             }
         }
-        let deliveries: Vec<Delivery> = msgs
-            .iter()
-            .map(|m| Delivery {
-                payload: m.payload.clone(),
-                subject: m.subject.to_string(),
-                traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
-                attempt: m.info().map(|i| i.delivered).unwrap_or(1),
-            })
-            .collect();
-        // Keep the batch's messages ours while the stage works on them.
-        let every = Duration::from_secs(bus.config().ack_wait_secs.max(3) / 3);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let work = AssertUnwindSafe(handler.handle(&deliveries)).catch_unwind();
-        tokio::pin!(work);
-        let result = loop {
-            tokio::select! {
-                r = &mut work => break r,
-                _ = tick.tick() => {
-                    for m in &msgs {
-                        let _ = m.ack_with(AckKind::Progress).await;
-                    }
+        let (bus, handler) = (bus.clone(), handler.clone());
+        batches.spawn(async move {
+            handle_batch(&bus, stage, handler.as_ref(), msgs).await;
+            drop(slot);
+        });
+    };
+    // Whatever the reason for stopping, the batches in hand are settled
+    // first: their work is done or under way, and an unsettled message
+    // would only be redelivered after the ack wait.
+    while batches.join_next().await.is_some() {}
+    info!(stage = stage.name, "stage stopped");
+    result
+}
+
+/// Hands one batch to the stage and settles each message by its outcome.
+async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHandler, msgs: Vec<Message>) {
+    let max_deliver = bus.config().max_deliver;
+    let deliveries: Vec<Delivery> = msgs
+        .iter()
+        .map(|m| Delivery {
+            payload: m.payload.clone(),
+            subject: m.subject.to_string(),
+            traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
+            attempt: m.info().map(|i| i.delivered).unwrap_or(1),
+        })
+        .collect();
+    // Keep the batch's messages ours while the stage works on them.
+    let every = Duration::from_secs(bus.config().ack_wait_secs.max(3) / 3);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let started = std::time::Instant::now();
+    let work = AssertUnwindSafe(handler.handle(&deliveries)).catch_unwind();
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = tick.tick() => {
+                for m in &msgs {
+                    let _ = m.ack_with(AckKind::Progress).await;
                 }
             }
-        };
-        let outcomes = result.unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            error!(stage = stage.name, panic = what, "stage panicked on a batch");
-            vec![Outcome::Fail(format!("stage panicked: {what}")); msgs.len()]
-        });
-        for (i, msg) in msgs.iter().enumerate() {
-            let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
-            let d = &deliveries[i];
-            settle(&bus, stage, handler.as_ref(), msg, d, outcome, max_deliver).await;
         }
+    };
+    let outcomes = result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        error!(stage = stage.name, panic = what, "stage panicked on a batch");
+        vec![Outcome::Fail(format!("stage panicked: {what}")); msgs.len()]
+    });
+    debug!(stage = stage.name, messages = msgs.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch handled");
+    for (i, msg) in msgs.iter().enumerate() {
+        let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
+        settle(bus, stage, handler, msg, &deliveries[i], outcome, max_deliver).await;
     }
-    info!(stage = stage.name, "stage stopped");
-    Ok(())
 }
 
 async fn settle(

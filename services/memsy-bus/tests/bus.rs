@@ -197,3 +197,70 @@ async fn a_trickle_does_not_hold_a_batch_until_it_is_full() {
     let calls = rec.calls.load(Ordering::SeqCst);
     assert!(calls >= 3, "60 trickled messages went in {calls} batch(es)");
 }
+
+/// Counts the batches in its hands at once; each takes a while.
+struct Slow {
+    active: AtomicUsize,
+    most: AtomicUsize,
+    handled: AtomicUsize,
+}
+
+#[async_trait]
+impl StageHandler for Slow {
+    async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        self.handled.fetch_add(batch.len(), Ordering::SeqCst);
+        vec![Outcome::Done; batch.len()]
+    }
+
+    async fn on_dead_letter(&self, _: &[u8], _: &str) -> Result<(String, Vec<String>), String> {
+        Err("nothing should be dead-lettered".into())
+    }
+}
+
+/// Runs `Slow` over six one-message batches with `in_flight` slots,
+/// stopping as soon as the stage holds as many batches as it may; returns
+/// (most batches in hand at once, messages handled, messages the consumer
+/// still holds unsettled) once the runner has returned.
+async fn run_slow(in_flight: usize) -> (usize, usize, u64) {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    let msgs = (0..6).map(|i| msg("acme", &format!("s{i}"), "slow")).collect();
+    bus.publish_all(msgs).await.unwrap();
+    let slow = Arc::new(Slow { active: AtomicUsize::new(0), most: AtomicUsize::new(0), handled: AtomicUsize::new(0) });
+    let stop = CancellationToken::new();
+    let batching = Batching::new(1, 0).in_flight(in_flight);
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, slow.clone(), batching, stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while slow.active.load(Ordering::SeqCst) < in_flight && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Stop while the batches are in the stage's hands: the runner must
+    // settle them before it returns.
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let handled = slow.handled.load(Ordering::SeqCst);
+    // What was handled is acked and what was not is still pending: the
+    // consumer holds exactly the unhandled messages.
+    let left = bus.pending(EXTRACTOR).await.unwrap();
+    (slow.most.load(Ordering::SeqCst), handled, left)
+}
+
+#[tokio::test]
+async fn batches_in_flight_overlap_and_are_settled_on_stop() {
+    let (most, handled, left) = run_slow(2).await;
+    assert_eq!(most, 2, "two slots: the second batch starts while the first is in hand");
+    assert!(handled >= 2, "the batches in hand at the stop were handled, not dropped ({handled})");
+    assert_eq!(left, 6 - handled as u64, "every handled message is acked before the runner returns");
+}
+
+#[tokio::test]
+async fn one_batch_in_flight_waits_for_the_last_to_settle() {
+    let (most, handled, left) = run_slow(1).await;
+    assert_eq!(most, 1, "one slot: a batch is not started until the last is settled");
+    assert!(handled >= 1);
+    assert_eq!(left, 6 - handled as u64);
+}

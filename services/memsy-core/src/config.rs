@@ -107,7 +107,17 @@ pub struct EmbedderConfig {
     pub batch_texts: usize,
     /// How long the batcher waits for more texts before a short batch.
     pub batch_wait_ms: u64,
+    /// Stage batches in hand at once: with 2, the next batch reaches the
+    /// engine while the last one's vectors are published and acked, so
+    /// the model is not idle waiting for the broker.
+    pub in_flight: usize,
+    /// ONNX Runtime threads, 0 = one per core.
     pub threads: usize,
+    /// Let ONNX Runtime's threads busy-wait between ops (its own default):
+    /// faster for an embedder on cores of its own; turn it off where the
+    /// engine shares its cores, since the spinning takes CPU from the rest
+    /// (a tenth of all CPU during the pipeline benchmark, docs/BENCHMARKS.md).
+    pub spin: bool,
     pub grpc_addr: String,
     /// How the gateway reaches the embedder when it runs in another process.
     pub url: String,
@@ -338,7 +348,9 @@ impl Default for EmbedderConfig {
             batch_size: 32,
             batch_texts: 64,
             batch_wait_ms: 2,
+            in_flight: 2,
             threads: 0,
+            spin: true,
             grpc_addr: "127.0.0.1:50052".into(),
             url: "http://127.0.0.1:50052".into(),
         }

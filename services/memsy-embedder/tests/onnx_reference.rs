@@ -41,7 +41,7 @@ fn load(onnx_file: &str) -> OnnxEngine {
         model.display()
     );
     assert!(dylib.is_file(), "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first", dylib.display());
-    OnnxEngine::load(&dir, onnx_file, Some(&dylib), 0).expect("ONNX model loads")
+    OnnxEngine::load(&dir, onnx_file, Some(&dylib), 0, true).expect("ONNX model loads")
 }
 
 /// Loading takes a moment, so the tests share the engines.

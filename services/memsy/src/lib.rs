@@ -116,9 +116,14 @@ fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
             let recorded =
                 dir.parent().map(|p| p.join("onnxruntime.path")).and_then(|f| std::fs::read_to_string(f).ok());
             let dylib = e.onnxruntime_path.clone().or_else(|| recorded.map(|s| s.trim().into()));
-            let engine = OnnxEngine::load(dir, &e.onnx_file, dylib.as_deref(), e.threads).with_context(|| {
-                format!("loading {} from {} with ONNX Runtime (run scripts/fetch-onnx.sh)", e.onnx_file, dir.display())
-            })?;
+            let engine =
+                OnnxEngine::load(dir, &e.onnx_file, dylib.as_deref(), e.threads, e.spin).with_context(|| {
+                    format!(
+                        "loading {} from {} with ONNX Runtime (run scripts/fetch-onnx.sh)",
+                        e.onnx_file,
+                        dir.display()
+                    )
+                })?;
             Ok(Arc::new(engine))
         }
         "remote" => {
@@ -215,9 +220,13 @@ fn extractor_batching(config: &Config) -> Batching {
     Batching::new(config.extractor.batch_size, config.extractor.batch_wait_ms)
 }
 
-/// The stage gathers events as briefly as its batcher gathers texts.
+/// The stage gathers events as briefly as its batcher gathers texts; its
+/// batches are independent, so more than one may be in hand. The extractor
+/// keeps one (its LLM engine remembers each session's last events, in
+/// order), and so does the indexer, whose consolidation must see the last
+/// batch's writes.
 fn embedder_batching(config: &Config) -> Batching {
-    Batching::new(config.embedder.batch_size, config.embedder.batch_wait_ms)
+    Batching::new(config.embedder.batch_size, config.embedder.batch_wait_ms).in_flight(config.embedder.in_flight)
 }
 
 fn indexer_batching(config: &Config) -> Batching {

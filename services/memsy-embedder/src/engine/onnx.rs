@@ -99,12 +99,18 @@ impl OnnxEngine {
     /// ONNX Runtime library to load; `None` means `ORT_DYLIB_PATH`, then
     /// `libonnxruntime.so` on the loader's search path. The library is
     /// loaded once per process: a later engine asking for a different one
-    /// gets an error. `threads` is the intra-op thread count (0 = all cores).
+    /// gets an error. `threads` is the intra-op thread count (0 = all
+    /// cores). `spin` lets those threads busy-wait between ops: a little
+    /// faster when the engine has the cores to itself, but the spinning
+    /// takes cores from everything else in the process (the pipeline's
+    /// other stages, the broker and store clients), so a service that
+    /// shares its cores turns it off.
     pub fn load(
         model_dir: &Path,
         onnx_file: &str,
         dylib: Option<&Path>,
         threads: usize,
+        spin: bool,
     ) -> Result<OnnxEngine, EmbedError> {
         let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
         let model_path = [model_dir.join("onnx").join(onnx_file), model_dir.join(onnx_file)]
@@ -124,6 +130,7 @@ impl OnnxEngine {
         let session = Session::builder(&env)
             .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            .and_then(|b| b.with_intra_op_spinning(spin).map_err(Into::into))
             // One op at a time; the parallelism is inside the ops.
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .and_then(|mut b| b.commit_from_file(&model_path))
