@@ -550,16 +550,17 @@ async fn main() -> Res<()> {
             ("MEMSY__QDRANT__URL", format!("http://127.0.0.1:{}", free_port())),
             ("RUST_LOG", env_or("BENCH_RUST_LOG", "warn")),
         ];
+        let logs = log_dir(&data);
         let status_ops = format!("127.0.0.1:{}", free_port());
         let mut status =
-            Memsy::spawn(&memsy_bin, &["status", "--http-addr", &status_ops], &env, log_dir(&data).join("status.log"))?;
+            Memsy::spawn(&memsy_bin, &["status", "--http-addr", &status_ops], &env, logs.join("status.log"))?;
         status.wait_live(&http, &format!("http://{status_ops}")).await?;
         let port = free_port();
         let mut gateway = Memsy::spawn(
             &memsy_bin,
             &["gateway", "--http-addr", &format!("127.0.0.1:{port}")],
             &env,
-            log_dir(&data).join("gateway.log"),
+            logs.join("gateway.log"),
         )?;
         let base = format!("http://127.0.0.1:{port}");
         gateway.wait_live(&http, &base).await?;

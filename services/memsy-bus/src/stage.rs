@@ -94,7 +94,7 @@ pub struct Batching {
     /// indexer's consolidation). More lets a stage whose batches are
     /// independent start the next one while the last one's output is
     /// published and its messages acked, so that the engine behind it (the
-    /// embedding model) never waits for the broker.
+    /// embedding model) need not wait for the broker between batches.
     pub in_flight: usize,
 }
 

@@ -107,9 +107,8 @@ pub struct EmbedderConfig {
     pub batch_texts: usize,
     /// How long the batcher waits for more texts before a short batch.
     pub batch_wait_ms: u64,
-    /// Stage batches in hand at once: with 2, the next batch reaches the
-    /// engine while the last one's vectors are published and acked, so
-    /// the model is not idle waiting for the broker.
+    /// Stage batches in hand at once: with 2, the next batch can reach the
+    /// engine while the last one's vectors are published and acked.
     pub in_flight: usize,
     /// ONNX Runtime threads, 0 = one per core.
     pub threads: usize,

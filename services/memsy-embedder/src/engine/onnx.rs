@@ -100,11 +100,10 @@ impl OnnxEngine {
     /// `libonnxruntime.so` on the loader's search path. The library is
     /// loaded once per process: a later engine asking for a different one
     /// gets an error. `threads` is the intra-op thread count (0 = all
-    /// cores). `spin` lets those threads busy-wait between ops: a little
-    /// faster when the engine has the cores to itself, but the spinning
-    /// takes cores from everything else in the process (the pipeline's
-    /// other stages, the broker and store clients), so a service that
-    /// shares its cores turns it off.
+    /// cores). `spin` lets those threads busy-wait between ops: faster when
+    /// the engine has the cores to itself, but the spinning takes CPU from
+    /// whatever else runs on them (the pipeline's other stages, the broker
+    /// and store clients).
     pub fn load(
         model_dir: &Path,
         onnx_file: &str,
