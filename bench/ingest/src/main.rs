@@ -2,14 +2,16 @@
 //! baseline measured in the same run on the same machine.
 //!
 //! 1. Embedder baseline: `OnnxEngine` (model_int8.onnx) embedding the
-//!    pipeline texts in batches of 32 and of 64, with and without spinning
-//!    threads (the fastest counts), before anything else runs.
+//!    pipeline texts in batches of 32 and of 64, as one session with both
+//!    threads in every op (spinning or not) and as one session per core
+//!    (the fastest counts), before anything else runs.
 //! 2. Ingest, against the gateway deployed on its own (`memsy status` +
 //!    `memsy gateway`, no stage consuming), on its own nats-server and
 //!    redis-server (testkit): gateway `POST /v1/ingest` (1- and 50-event
 //!    batches, 8 in flight, closed loop) vs raw JetStream async publish of the
 //!    same JSON event bodies to a stream of our own on the same nats-server;
-//!    then a 50-event open loop at half the measured gateway rate.
+//!    then a 50-event open loop at half the measured gateway rate, through
+//!    the gateway and, as its baseline, straight to JetStream.
 //! 3. Fresh servers and `memsy serve` (every service in one process).
 //! 4. Pipeline: N statements from ingest to `completed` vs the embedder alone.
 //! 5. Freshness: 1 event / 200 ms; time from the ingest 200 until a search by
@@ -31,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use memsy_embedder::{Engine, OnnxEngine};
+use memsy_embedder::{Engine, OnnxEngine, OnnxThreads};
 use memsy_testkit::{free_port, workspace_root, NatsServer, RedisServer};
 use serde_json::{json, Value};
 
@@ -189,38 +191,52 @@ impl Api {
             .collect())
     }
 
-    /// (completed, failed, pending) counts for `ids`, in chunks of 1,000.
-    async fn status(&self, ids: &[String]) -> Res<(usize, usize, usize, Vec<String>)> {
-        let (mut c, mut f, mut p) = (0, 0, 0);
-        let mut pending_ids = Vec::new();
-        for chunk in ids.chunks(1000) {
-            let (code, v) = self.post("/v1/status", &json!({ "event_ids": chunk })).await?;
-            if code != 200 {
-                return Err(format!("status answered {code}: {v}").into());
-            }
-            let n = |k: &str| v[k].as_array().map_or(0, |a| a.len());
-            c += n("completedIds");
-            f += n("failedIds");
-            p += n("pendingIds");
-            if let Some(a) = v["pendingIds"].as_array() {
-                pending_ids.extend(a.iter().filter_map(|x| x.as_str().map(String::from)));
-            }
+    /// States of up to 1000 ids: (completed, failed, still pending ids).
+    async fn status(&self, ids: &[String]) -> Res<(usize, usize, Vec<String>)> {
+        let (code, v) = self.post("/v1/status", &json!({ "event_ids": ids })).await?;
+        if code != 200 {
+            return Err(format!("status answered {code}: {v}").into());
         }
-        Ok((c, f, p, pending_ids))
+        let n = |k: &str| v[k].as_array().map_or(0, |a| a.len());
+        let pending = v["pendingIds"]
+            .as_array()
+            .map_or_else(Vec::new, |a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect());
+        Ok((n("completedIds"), n("failedIds"), pending))
     }
 
-    /// Waits until none of `ids` is pending (or `limit` passes); returns the time taken.
-    async fn drain(&self, ids: &[String], limit: Duration) -> Res<Duration> {
+    /// Waits until none of `ids` is pending (or `limit` passes); returns
+    /// how many completed and failed, and the time taken. Completed and
+    /// failed are final, so each round asks only about the ids still
+    /// pending, 1000 at a time in ingest order, and stops at the first
+    /// thousand that still has one (the rest cannot all be done yet, and
+    /// they will be asked next round): the polling stays a small load next
+    /// to the pipeline it measures, instead of re-reading every id's state
+    /// ten times a second.
+    async fn drain(&self, ids: &[String], limit: Duration) -> Res<(usize, usize, Duration)> {
         let t0 = Instant::now();
+        let (mut completed, mut failed) = (0, 0);
         let mut left: Vec<String> = ids.to_vec();
         while !left.is_empty() && t0.elapsed() < limit {
-            let (_, _, _, pending) = self.status(&left).await?;
-            left = pending;
+            let mut still = Vec::new();
+            let mut asked = 0;
+            for chunk in left.chunks(1000) {
+                let (c, f, pending) = self.status(chunk).await?;
+                completed += c;
+                failed += f;
+                asked += chunk.len();
+                let more = !pending.is_empty();
+                still.extend(pending);
+                if more {
+                    break;
+                }
+            }
+            still.extend_from_slice(&left[asked..]);
+            left = still;
             if !left.is_empty() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        Ok(t0.elapsed())
+        Ok((completed, failed, t0.elapsed()))
     }
 }
 
@@ -246,15 +262,21 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
     let dylib = std::fs::read_to_string(&dylib_file)?.trim().to_string();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // The pipeline's stage batches are 32 events and its batcher merges
-    // them up to 64 texts, and the engine may spin between ops or not, so
-    // it is measured every way and the fastest is the baseline. Three
-    // passes over all texts each; the median is the number (the machine
-    // is shared).
+    // them up to 64 texts, and the engine may run one session with every
+    // thread in each op (spinning between ops or not) or one session per
+    // core, so it is measured every way and the fastest is the baseline.
+    // Three passes over all texts each; the median is the number (the
+    // machine is shared).
     let mut ways = serde_json::Map::new();
     let mut best = (String::new(), 0.0f64);
     let mut n = 0;
-    for spin in [true, false] {
-        let engine = OnnxEngine::load(model_dir, "model_int8.onnx", Some(Path::new(&dylib)), 0, spin)?;
+    let layouts = [
+        ("one_session_spin", OnnxThreads { threads: 0, sessions: 1, spin: true }),
+        ("one_session_no_spin", OnnxThreads { threads: 0, sessions: 1, spin: false }),
+        ("session_per_core", OnnxThreads { threads: 0, sessions: 0, spin: false }),
+    ];
+    for (layout, threads) in layouts {
+        let engine = OnnxEngine::load(model_dir, "model_int8.onnx", Some(Path::new(&dylib)), threads)?;
         // Warm-up (graph optimisation, allocator).
         engine.embed(&refs[..32.min(refs.len())])?;
         for batch in [32usize, 64] {
@@ -269,7 +291,7 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
             }
             let mut sorted = rates.clone();
             sorted.sort_by(f64::total_cmp);
-            let way = format!("batch_{batch}_spin_{spin}");
+            let way = format!("batch_{batch}_{layout}");
             ways.insert(
                 way.clone(),
                 json!({
@@ -409,18 +431,7 @@ async fn raw_closed(js: &jetstream::Context, run: &str, batch: usize, dur: Durat
                     })
                     .collect();
                 let s = Instant::now();
-                let mut acks = Vec::with_capacity(batch);
-                let mut ok = true;
-                for p in payloads {
-                    match js.publish(format!("bench.events.{w}"), p.into()).await {
-                        Ok(a) => acks.push(a),
-                        Err(_) => ok = false,
-                    }
-                }
-                for r in futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
-                    ok &= r.is_ok();
-                }
-                if ok {
+                if publish_acked(&js, w, payloads).await {
                     lat.push(s.elapsed());
                     events += batch as u64;
                 } else {
@@ -443,10 +454,59 @@ async fn raw_closed(js: &jetstream::Context, run: &str, batch: usize, dur: Durat
     out
 }
 
-/// Open loop: a 50-event request every `1/rps` s regardless of answers;
-/// latency counted from the scheduled send time (no coordinated omission).
-async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duration) -> LoadResult {
-    let errors = Arc::new(AtomicU64::new(0));
+/// Publishes `payloads` to `bench.events.{w}` asynchronously, then waits
+/// for every ack (what the gateway does with a batch); true if all acked.
+async fn publish_acked(js: &jetstream::Context, w: usize, payloads: Vec<Vec<u8>>) -> bool {
+    let mut acks = Vec::with_capacity(payloads.len());
+    let mut ok = true;
+    for p in payloads {
+        match js.publish(format!("bench.events.{w}"), p.into()).await {
+            Ok(a) => acks.push(a),
+            Err(_) => ok = false,
+        }
+    }
+    for r in futures::future::join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
+        ok &= r.is_ok();
+    }
+    ok
+}
+
+/// The baseline of [`gateway_open`]: the same batches at the same rate,
+/// published straight to JetStream, so the gateway's tail can be told from
+/// the broker's and the machine's.
+async fn raw_open(js: &jetstream::Context, run: &str, batch: usize, rps: f64, dur: Duration) -> LoadResult {
+    let (t0, tasks) = open_loop(rps, dur, |k, due| {
+        let js = js.clone();
+        let w = (k % 1000) as usize;
+        let payloads: Vec<Vec<u8>> =
+            (0..batch).map(|i| serde_json::to_vec(&filler_event(run, w, k * 1000 + i as u64)).expect("json")).collect();
+        tokio::spawn(async move { publish_acked(&js, w, payloads).await.then(|| due.elapsed()) })
+    })
+    .await;
+    let mut out = LoadResult { events: 0, requests: 0, errors: 0, secs: 0.0, lat: vec![], last_ids: vec![] };
+    for t in tasks {
+        match t.await.expect("request") {
+            Some(d) => {
+                out.lat.push(d);
+                out.requests += 1;
+                out.events += batch as u64;
+            }
+            None => out.errors += 1,
+        }
+    }
+    out.secs = t0.elapsed().as_secs_f64();
+    out.lat.sort();
+    out
+}
+
+/// Starts request `k` with `start(k, due)` at its due time, one every
+/// `1/rps` s for `dur`, whatever the answers; returns the start instant and
+/// the requests' tasks.
+async fn open_loop<T>(
+    rps: f64,
+    dur: Duration,
+    mut start: impl FnMut(u64, Instant) -> tokio::task::JoinHandle<T>,
+) -> (Instant, Vec<tokio::task::JoinHandle<T>>) {
     let interval = Duration::from_secs_f64(1.0 / rps);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -454,13 +514,23 @@ async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duratio
     loop {
         let due = t0 + interval.mul_f64(k as f64);
         if due.duration_since(t0) >= dur {
-            break;
+            return (t0, tasks);
         }
         tokio::time::sleep_until(due.into()).await;
+        tasks.push(start(k, due));
+        k += 1;
+    }
+}
+
+/// Open loop: a 50-event request every `1/rps` s regardless of answers;
+/// latency counted from the scheduled send time (no coordinated omission).
+async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duration) -> LoadResult {
+    let errors = Arc::new(AtomicU64::new(0));
+    let (t0, tasks) = open_loop(rps, dur, |k, due| {
         let api = api.clone();
         let errors = errors.clone();
         let evs: Vec<Value> = (0..batch).map(|i| filler_event(run, (k % 1000) as usize, k * 1000 + i as u64)).collect();
-        tasks.push(tokio::spawn(async move {
+        tokio::spawn(async move {
             match api.ingest(&evs).await {
                 Ok(ids) => Some((due.elapsed(), ids)),
                 Err(e) => {
@@ -470,9 +540,9 @@ async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duratio
                     None
                 }
             }
-        }));
-        k += 1;
-    }
+        })
+    })
+    .await;
     let mut out = LoadResult { events: 0, requests: 0, errors: 0, secs: 0.0, lat: vec![], last_ids: vec![] };
     let n = tasks.len();
     for (i, t) in tasks.into_iter().enumerate() {
@@ -590,9 +660,14 @@ async fn main() -> Res<()> {
                 eprintln!("[bench] gateway alone, open loop, batch 50 at {rps:.1} req/s");
                 let open = gateway_open(&api, "h50", 50, rps, dur).await;
                 eprintln!("[bench] {}", open.to_json());
+                eprintln!("[bench] raw JetStream, open loop, batch 50 at {rps:.1} req/s");
+                let raw_half = raw_open(&js, "rh50", 50, rps, dur).await;
+                eprintln!("[bench] {}", raw_half.to_json());
                 let mut j = open.to_json();
                 j["target_events_per_s"] = json!(round1(half_eps));
                 j["target_requests_per_s"] = json!(round3(rps));
+                j["raw_jetstream_same_rate"] = raw_half.to_json();
+                j["ratio_p99_gateway_over_raw"] = json!(round3(pct(&open.lat, 99.0) / pct(&raw_half.lat, 99.0)));
                 ingest.insert("batch_50_half_rate_open_loop".into(), j);
             }
         }
@@ -671,16 +746,7 @@ async fn main() -> Res<()> {
         }
     }
     let ingest_s = t0.elapsed().as_secs_f64();
-    let (mut done, mut failed);
-    loop {
-        let (c, f, p, _) = api.status(&ids).await?;
-        done = c;
-        failed = f;
-        if p == 0 || t0.elapsed() > Duration::from_secs(600) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (done, failed, _) = api.drain(&ids, Duration::from_secs(600)).await?;
     let pipe_s = t0.elapsed().as_secs_f64();
     let pipe_eps = n_pipeline as f64 / pipe_s;
     let embed_tps = embed["texts_per_s"].as_f64().unwrap_or(f64::NAN);
@@ -779,7 +845,7 @@ async fn main() -> Res<()> {
         eprintln!("[bench] memsy serve gateway, batch 50");
         let gw = gateway_closed(&api, "s50", 50, dur).await;
         eprintln!("[bench] {}", gw.to_json());
-        let backlog = api.drain(&gw.last_ids, Duration::from_secs(300)).await?;
+        let (_, _, backlog) = api.drain(&gw.last_ids, Duration::from_secs(300)).await?;
         eprintln!("[bench] backlog drained after {:.2} s", backlog.as_secs_f64());
         let ratio = (gw.events as f64 / gw.secs) / (raw.events as f64 / raw.secs);
         ingest.insert(

@@ -110,12 +110,18 @@ pub struct EmbedderConfig {
     /// Stage batches in hand at once: with 2, the next batch can reach the
     /// engine while the last one's vectors are published and acked.
     pub in_flight: usize,
-    /// ONNX Runtime threads, 0 = one per core.
+    /// ONNX Runtime threads in all, 0 = one per core.
     pub threads: usize,
-    /// Let ONNX Runtime's threads busy-wait between ops (its own default):
-    /// faster for an embedder on cores of its own; turn it off where the
-    /// engine shares its cores, since the spinning takes CPU from the rest
-    /// (a tenth of all CPU during the pipeline benchmark, docs/BENCHMARKS.md).
+    /// ONNX Runtime sessions side by side, sharing `threads` among them;
+    /// 0 = one per thread: each sub-batch of an engine call runs on one
+    /// core, and no thread waits for another between ops (the fastest on
+    /// cores shared with the rest of the pipeline, docs/BENCHMARKS.md).
+    /// 1 = one session whose threads share every op.
+    pub sessions: usize,
+    /// Let ONNX Runtime's threads busy-wait between ops (its own default;
+    /// only matters with several threads per session): faster for an
+    /// embedder on cores of its own; turn it off where the engine shares
+    /// its cores, since the spinning takes CPU from the rest.
     pub spin: bool,
     pub grpc_addr: String,
     /// How the gateway reaches the embedder when it runs in another process.
@@ -349,6 +355,7 @@ impl Default for EmbedderConfig {
             batch_wait_ms: 2,
             in_flight: 2,
             threads: 0,
+            sessions: 0,
             spin: true,
             grpc_addr: "127.0.0.1:50052".into(),
             url: "http://127.0.0.1:50052".into(),

@@ -11,6 +11,12 @@ pub const EVENT_KINDS: [&str; 4] = ["user_message", "assistant_message", "tool_r
 /// At most this many `source_metadata` entries ride on a memory.
 pub const MAX_SOURCE_METADATA: usize = 5;
 
+/// At most this many `source_event_ids` ride on a memory: the first (the
+/// event it came from) and the latest. A memory heard thousands of times
+/// would otherwise carry every id in its payload, read and rewritten with
+/// each reinforcement and returned with every search hit.
+pub const MAX_SOURCE_EVENTS: usize = 50;
+
 /// Bounds of `strength`: starts at 1.0, grows with recall, never above 5.0.
 pub const INITIAL_STRENGTH: f32 = 1.0;
 pub const MAX_STRENGTH: f32 = 5.0;
@@ -51,6 +57,8 @@ pub struct Memory {
     pub last_recalled_at: Option<String>,
     pub decay_half_life_days: f32,
     pub pinned: bool,
+    /// The event the memory came from first, then those that repeated it
+    /// (the latest ones when there were more than [`MAX_SOURCE_EVENTS`]).
     pub source_event_ids: Vec<String>,
     /// `{"event_id", "metadata": {…}}` for JSON-object metadata, else
     /// `{"event_id", "raw": "…"}`; at most [`MAX_SOURCE_METADATA`].

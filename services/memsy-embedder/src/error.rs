@@ -1,6 +1,6 @@
 //! The error type of `memsy-embedder`.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
     #[error("model files could not be loaded from {path}: {reason}")]
     Model { path: String, reason: String },

@@ -11,7 +11,7 @@ mod query;
 mod stage;
 
 pub use batcher::{Batcher, Priority};
-pub use engine::{Engine, MiniLm, OnnxEngine, RemoteEngine};
+pub use engine::{Engine, MiniLm, OnnxEngine, OnnxThreads, RemoteEngine};
 pub use error::EmbedError;
 pub use grpc::{serve, EmbedGrpcServer};
 pub use query::{GrpcEmbedder, LocalEmbedder, QueryEmbedder};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use memsy_embedder::{Engine, MiniLm, OnnxEngine};
+use memsy_embedder::{Engine, MiniLm, OnnxEngine, OnnxThreads};
 
 mod common;
 use common::{assert_unit, check_against_reference, cosine, model_dir, repo_root};
@@ -30,7 +30,7 @@ fn dylib_path() -> PathBuf {
     PathBuf::from(raw.trim())
 }
 
-fn load(onnx_file: &str) -> OnnxEngine {
+fn load(onnx_file: &str, threads: OnnxThreads) -> OnnxEngine {
     let dir = model_dir();
     let model = dir.join("onnx").join(onnx_file);
     let dylib = dylib_path();
@@ -41,18 +41,22 @@ fn load(onnx_file: &str) -> OnnxEngine {
         model.display()
     );
     assert!(dylib.is_file(), "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first", dylib.display());
-    OnnxEngine::load(&dir, onnx_file, Some(&dylib), 0, true).expect("ONNX model loads")
+    OnnxEngine::load(&dir, onnx_file, Some(&dylib), threads).expect("ONNX model loads")
 }
+
+/// Two sessions side by side whatever the machine, so that every test
+/// below also runs a call's sub-batches in parallel.
+const TWO_SESSIONS: OnnxThreads = OnnxThreads { threads: 2, sessions: 2, spin: true };
 
 /// Loading takes a moment, so the tests share the engines.
 fn fp32() -> &'static OnnxEngine {
     static ENGINE: OnceLock<OnnxEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| load("model.onnx"))
+    ENGINE.get_or_init(|| load("model.onnx", TWO_SESSIONS))
 }
 
 fn int8() -> &'static OnnxEngine {
     static ENGINE: OnceLock<OnnxEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| load("model_int8.onnx"))
+    ENGINE.get_or_init(|| load("model_int8.onnx", TWO_SESSIONS))
 }
 
 #[test]
@@ -86,6 +90,25 @@ fn long_and_empty_texts_and_caller_order() {
         let single = engine.embed(&[refs[i]]).expect("embeds");
         assert!(cosine(&batch[i], &single[0]) >= 0.9999, "text {i} out of place");
     }
+}
+
+/// One session with two threads inside each op, and two sessions each
+/// running whole sub-batches, give the same vectors in the caller's order.
+#[test]
+fn one_session_and_two_sessions_agree() {
+    let one = load("model.onnx", OnnxThreads { threads: 2, sessions: 1, spin: false });
+    // Three sub-batches of unequal length for two sessions.
+    let texts: Vec<String> = (0..75).map(|i| format!("fact {i}: {}", "more words ".repeat((i * 5) % 17))).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let a = one.embed(&refs).expect("embeds");
+    let b = fp32().embed(&refs).expect("embeds");
+    assert_eq!((a.len(), b.len()), (75, 75));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(cosine(x, y) >= 0.9999, "text {i}: {}", cosine(x, y));
+    }
+    // A single text and an empty call take the one-worker path.
+    assert_eq!(fp32().embed(&[refs[3]]).expect("embeds").len(), 1);
+    assert!(fp32().embed(&[]).expect("empty").is_empty());
 }
 
 fn texts_per_second(engine: &dyn Engine) -> f64 {

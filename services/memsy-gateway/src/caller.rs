@@ -130,14 +130,27 @@ pub struct Consumed(pub Vec<(Dimension, u64)>);
 
 /// How many memories each org holds, read from the store at most every
 /// couple of seconds per org (the figure behind `memories_stored`).
+///
+/// A request never waits for the store once the org's figure is known: a
+/// stale figure is served while one background read refreshes it. Waiting
+/// would put a store round trip, and every failure's timeout, into the
+/// admission of every request each time the figure expires, and all the
+/// requests arriving meanwhile would wait for it together.
 #[derive(Clone)]
 pub struct MemoryLevels {
     store: Arc<dyn MemoryStore>,
     meter: Meter,
-    /// org → (when read, count or None when the store failed): failures are
-    /// remembered as briefly as answers so an unreachable store is not
-    /// asked on every request.
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<u64>)>>>,
+    cache: Arc<Mutex<HashMap<String, Level>>>,
+}
+
+/// One org's figure: when it was read, the count (None when the store
+/// failed: failures are remembered as briefly as answers, so an unreachable
+/// store is not asked on every request), and whether a refresh is running.
+#[derive(Clone, Copy)]
+struct Level {
+    at: Instant,
+    count: Option<u64>,
+    refreshing: bool,
 }
 
 const LEVEL_TTL: Duration = Duration::from_secs(2);
@@ -147,11 +160,18 @@ impl MemoryLevels {
         Self { store, meter, cache: Arc::default() }
     }
 
-    /// The org's memory count, None when the store cannot say right now.
+    /// The org's memory count, None when the store cannot say. Only the
+    /// first request for an org waits for the store.
     pub async fn get(&self, org_id: &str) -> Option<u64> {
-        if let Some((at, n)) = self.cache.lock().await.get(org_id) {
-            if at.elapsed() < LEVEL_TTL {
-                return *n;
+        {
+            let mut cache = self.cache.lock().await;
+            if let Some(level) = cache.get_mut(org_id) {
+                if level.at.elapsed() >= LEVEL_TTL && !level.refreshing {
+                    level.refreshing = true;
+                    let (this, org) = (self.clone(), org_id.to_string());
+                    tokio::spawn(async move { this.fresh(&org).await });
+                }
+                return level.count;
             }
         }
         self.fresh(org_id).await
@@ -159,16 +179,16 @@ impl MemoryLevels {
 
     /// As [`Self::get`], read from the store now (for reports, not headers).
     pub async fn fresh(&self, org_id: &str) -> Option<u64> {
-        let n = match self.store.count_memories(org_id).await {
-            Ok(n) => n,
+        let count = match self.store.count_memories(org_id).await {
+            Ok(n) => Some(n),
             Err(e) => {
                 warn!(org_id, error = %e, "counting memories for usage failed");
-                self.cache.lock().await.insert(org_id.to_string(), (Instant::now(), None));
-                return None;
+                None
             }
         };
-        let previous = self.cache.lock().await.insert(org_id.to_string(), (Instant::now(), Some(n)));
-        if previous.and_then(|(_, p)| p) != Some(n) {
+        let level = Level { at: Instant::now(), count, refreshing: false };
+        let previous = self.cache.lock().await.insert(org_id.to_string(), level);
+        if let Some(n) = count.filter(|&n| previous.and_then(|p| p.count) != Some(n)) {
             // Record the level for the usage time series, off the request path.
             let (meter, org) = (self.meter.clone(), org_id.to_string());
             tokio::spawn(async move {
@@ -177,7 +197,7 @@ impl MemoryLevels {
                 }
             });
         }
-        Some(n)
+        count
     }
 }
 
@@ -285,5 +305,42 @@ pub fn usage_headers(
             put("X-RateLimit-Remaining".into(), rem.to_string());
             put("X-RateLimit-Reset".into(), r.reset.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memsy_store::{EdgeStore, MemoryPoint};
+    use memsy_testkit::{sample_memory, RedisServer};
+
+    async fn add_memory(store: &EdgeStore, text: &str) {
+        let memory = sample_memory("org", "alice", text, "2026-01-01T00:00:00Z");
+        store.upsert_memories(&[MemoryPoint { memory, vector: vec![1.0, 0.0, 0.0, 0.0] }]).await.unwrap();
+    }
+
+    /// Once an org's figure is known, an expired one is still answered at
+    /// once and refreshed behind the request; the next request sees the new count.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expired_level_is_served_while_it_refreshes() {
+        let redis = RedisServer::start();
+        let meter = Meter::new(redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EdgeStore::open(dir.path(), 4).unwrap());
+        store.ensure_schema().await.unwrap();
+        add_memory(&store, "one").await;
+        let levels = MemoryLevels::new(store.clone(), meter);
+
+        assert_eq!(levels.get("org").await, Some(1), "the first request reads the store");
+        add_memory(&store, "two").await;
+        assert_eq!(levels.get("org").await, Some(1), "within the TTL: cached");
+        tokio::time::sleep(LEVEL_TTL).await;
+        assert_eq!(levels.get("org").await, Some(1), "expired: the old figure, without waiting");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while levels.get("org").await != Some(2) {
+            assert!(Instant::now() < deadline, "the background refresh never landed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(levels.fresh("org").await, Some(2));
     }
 }

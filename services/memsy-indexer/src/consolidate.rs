@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use memsy_core::config::IndexerConfig;
-use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_METADATA, MAX_STRENGTH};
+use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SOURCE_METADATA, MAX_STRENGTH};
 use memsy_store::{cosine, MemoryPoint, MemoryScan, MemoryStore, SearchFilter, StoreError};
 use tracing::debug;
 use uuid::Uuid;
@@ -34,9 +34,6 @@ use uuid::Uuid;
 /// Namespace of promoted memories' ids (derived from the memory that
 /// triggered the promotion, so a redelivery promotes to the same id).
 const PROMOTED_NS: Uuid = Uuid::from_u128(0x6d65_6d73_795f_7072_6f6d_6f74_6564_0001);
-
-/// Most source event ids a promoted memory lists.
-const MAX_PROMOTED_SOURCES: usize = 50;
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -233,7 +230,7 @@ impl Consolidator {
                 let mut sources: Vec<String> = Vec::new();
                 for w in &holders {
                     for id in &w.memory.source_event_ids {
-                        if !sources.contains(id) && sources.len() < MAX_PROMOTED_SOURCES {
+                        if !sources.contains(id) && sources.len() < MAX_SOURCE_EVENTS {
                             sources.push(id.clone());
                         }
                     }
@@ -415,6 +412,13 @@ fn reinforce(m: &mut Memory, new: &Memory, step: f32) {
         if !m.source_event_ids.contains(id) {
             m.source_event_ids.push(id.clone());
         }
+    }
+    // The first event (where the memory came from) and the latest ones. A
+    // redelivery of an event that has dropped out would count again; it
+    // comes within the broker's ack wait, long before 49 newer ones do.
+    if m.source_event_ids.len() > MAX_SOURCE_EVENTS {
+        let excess = m.source_event_ids.len() - MAX_SOURCE_EVENTS;
+        m.source_event_ids.drain(1..=excess);
     }
     for meta in &new.source_metadata {
         if m.source_metadata.len() < MAX_SOURCE_METADATA && !m.source_metadata.contains(meta) {

@@ -87,6 +87,31 @@ async fn a_repetition_reinforces_instead_of_adding_a_twin() {
     assert_eq!(bob.source_metadata.len(), memsy_core::model::MAX_SOURCE_METADATA);
 }
 
+#[tokio::test]
+async fn a_memory_lists_its_first_and_latest_sources_only() {
+    let (_dir, store) = new_store().await;
+    let cap = memsy_core::model::MAX_SOURCE_EVENTS;
+    let points = (0..cap + 10)
+        .map(|i| {
+            let at = format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60);
+            point("alice", &format!("e{i:03}"), "I prefer green tea.", &at, [1.0, 0.0, 0.0, 0.0])
+        })
+        .collect();
+    apply(&store, points).await;
+    let ms = all(&store).await;
+    assert_eq!(ms.len(), 1, "{ms:#?}");
+    let ids = &ms[0].source_event_ids;
+    assert_eq!(ids.len(), cap);
+    assert_eq!(ids[0], "e000", "the origin stays");
+    assert_eq!(ids[1], "e011", "the oldest repetitions go");
+    assert_eq!(ids[cap - 1], format!("e{:03}", cap + 9));
+    // Later reinforcements keep the bound.
+    let late = point("alice", "late", "I prefer green tea.", "2026-02-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0]);
+    apply(&store, vec![late]).await;
+    let ids = &all(&store).await[0].source_event_ids;
+    assert_eq!((ids.len(), ids[0].as_str(), ids[cap - 1].as_str()), (cap, "e000", "late"));
+}
+
 async fn residence(store: &Arc<EdgeStore>) -> Vec<(String, String, Option<String>)> {
     all(store).await.into_iter().map(|m| (m.text, m.status, m.effective_to)).collect()
 }

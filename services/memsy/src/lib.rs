@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
 use memsy_bus::{run_stage, Batching, Bus, StageHandler};
 use memsy_core::Config;
-use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, QueryEmbedder, RemoteEngine};
+use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, OnnxThreads, QueryEmbedder, RemoteEngine};
 use memsy_gateway::hierarchy::LlmGenerator;
 use memsy_gateway::{AppState, Dedup, Hierarchy, KeyRegistry, MemoryLevels, Recalls};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
@@ -116,14 +116,10 @@ fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
             let recorded =
                 dir.parent().map(|p| p.join("onnxruntime.path")).and_then(|f| std::fs::read_to_string(f).ok());
             let dylib = e.onnxruntime_path.clone().or_else(|| recorded.map(|s| s.trim().into()));
-            let engine =
-                OnnxEngine::load(dir, &e.onnx_file, dylib.as_deref(), e.threads, e.spin).with_context(|| {
-                    format!(
-                        "loading {} from {} with ONNX Runtime (run scripts/fetch-onnx.sh)",
-                        e.onnx_file,
-                        dir.display()
-                    )
-                })?;
+            let threads = OnnxThreads { threads: e.threads, sessions: e.sessions, spin: e.spin };
+            let engine = OnnxEngine::load(dir, &e.onnx_file, dylib.as_deref(), threads).with_context(|| {
+                format!("loading {} from {} with ONNX Runtime (run scripts/fetch-onnx.sh)", e.onnx_file, dir.display())
+            })?;
             Ok(Arc::new(engine))
         }
         "remote" => {

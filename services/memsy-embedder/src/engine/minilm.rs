@@ -175,7 +175,8 @@ impl MiniLm {
 
 impl Engine for MiniLm {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        embed_by_length(&self.tokenizer, texts, SUB_BATCH, |seqs| self.embed_padded(seqs))
+        // One worker: the attention step has threads of its own.
+        embed_by_length(&self.tokenizer, texts, SUB_BATCH, 1, |_, seqs| self.embed_padded(seqs))
     }
 
     fn dimension(&self) -> usize {

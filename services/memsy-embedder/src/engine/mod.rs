@@ -7,8 +7,11 @@ mod onnx;
 mod remote;
 
 pub use minilm::MiniLm;
-pub use onnx::OnnxEngine;
+pub use onnx::{OnnxEngine, OnnxThreads};
 pub use remote::RemoteEngine;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use tokenizers::Tokenizer;
 
@@ -22,14 +25,27 @@ pub trait Engine: Send + Sync + 'static {
     fn model_name(&self) -> &str;
 }
 
+/// What one sub-batch gave.
+type Embedded = Result<Vec<Vec<f32>>, EmbedError>;
+
 /// Tokenises `texts`, runs `run` over sub-batches of similar length (so a
 /// sub-batch carries little padding) and puts the vectors back in the
 /// caller's order. Shared by every local engine.
+///
+/// With `workers` > 1 the sub-batches run side by side on that many threads
+/// (the caller's and `workers - 1` scoped ones), `run(worker, seqs)` being
+/// called with each thread's own index; the texts are then cut into at
+/// least one sub-batch per worker, and the longest sub-batches go first so
+/// that the threads finish together. An engine with one runtime session per
+/// worker uses this instead of parallelism inside each operation: the
+/// threads never wait for each other mid-call, which matters most when the
+/// cores are shared with other work (docs/BENCHMARKS.md).
 pub(crate) fn embed_by_length(
     tokenizer: &Tokenizer,
     texts: &[&str],
     sub_batch: usize,
-    mut run: impl FnMut(&[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError>,
+    workers: usize,
+    run: impl Fn(usize, &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> + Sync,
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
     let ids = texts
         .iter()
@@ -39,10 +55,65 @@ pub(crate) fn embed_by_length(
         .collect::<Result<Vec<_>, _>>()?;
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| ids[i].len());
-    let mut out = vec![Vec::new(); texts.len()];
-    for chunk in order.chunks(sub_batch.max(1)) {
+    let workers = workers.max(1);
+    let size = sub_batch.max(1).min(texts.len().div_ceil(workers)).max(1);
+    let chunks: Vec<&[usize]> = order.chunks(size).collect();
+    let run_chunk = |worker: usize, chunk: &[usize]| {
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-        for (&i, v) in chunk.iter().zip(run(&seqs)?) {
+        run(worker, &seqs)
+    };
+    // One entry per chunk; None: not run, because another one failed.
+    let results: Vec<Option<Embedded>> = if workers == 1 || chunks.len() == 1 {
+        let mut results: Vec<Option<Result<_, _>>> = chunks.iter().map(|_| None).collect();
+        for (slot, chunk) in results.iter_mut().zip(&chunks) {
+            let r = run_chunk(0, chunk);
+            let failed = r.is_err();
+            *slot = Some(r);
+            if failed {
+                break;
+            }
+        }
+        results
+    } else {
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let slots: Vec<Mutex<Option<Embedded>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
+        let work = |worker: usize| loop {
+            let taken = next.fetch_add(1, Ordering::Relaxed);
+            if taken >= chunks.len() || failed.load(Ordering::Relaxed) {
+                return;
+            }
+            // Longest first: the last sub-batch is the longest.
+            let c = chunks.len() - 1 - taken;
+            let r = run_chunk(worker, chunks[c]);
+            failed.fetch_or(r.is_err(), Ordering::Relaxed);
+            *slots[c].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        };
+        std::thread::scope(|s| {
+            for worker in 1..workers.min(chunks.len()) {
+                let work = &work;
+                s.spawn(move || work(worker));
+            }
+            work(0);
+        });
+        slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
+    };
+    if let Some(Some(Err(e))) = results.iter().find(|r| matches!(r, Some(Err(_)))) {
+        return Err(e.clone());
+    }
+    let mut out = vec![Vec::new(); texts.len()];
+    for (chunk, result) in chunks.iter().zip(results) {
+        let Some(Ok(vectors)) = result else {
+            return Err(EmbedError::Compute("a sub-batch was not embedded".into()));
+        };
+        if vectors.len() != chunk.len() {
+            return Err(EmbedError::Compute(format!(
+                "engine returned {} vectors for {} texts",
+                vectors.len(),
+                chunk.len()
+            )));
+        }
+        for (&i, v) in chunk.iter().zip(vectors) {
             out[i] = v;
         }
     }

@@ -69,16 +69,50 @@ fn environment(dylib: Option<&Path>) -> Result<Environment, EmbedError> {
     }
 }
 
+/// How an [`OnnxEngine`] uses the cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnnxThreads {
+    /// Cores to use in all, 0 = every core.
+    pub threads: usize,
+    /// ONNX Runtime sessions run side by side, each with `threads /
+    /// sessions` intra-op threads; 0 = one per thread. With one session per
+    /// thread a call's sub-batches run in parallel, one per core, and no
+    /// thread waits for another between ops; with one session the threads
+    /// share every op instead.
+    pub sessions: usize,
+    /// Let the intra-op threads busy-wait between ops (only matters with
+    /// more than one thread per session): faster when the engine has the
+    /// cores to itself, but the spinning takes CPU from whatever else runs
+    /// on them.
+    pub spin: bool,
+}
+
+impl Default for OnnxThreads {
+    fn default() -> Self {
+        Self { threads: 0, sessions: 0, spin: true }
+    }
+}
+
+impl OnnxThreads {
+    /// (sessions, intra-op threads per session) on a machine with `cores`.
+    fn layout(&self, cores: usize) -> (usize, usize) {
+        let threads = if self.threads == 0 { cores.max(1) } else { self.threads };
+        let sessions = if self.sessions == 0 { threads } else { self.sessions.min(threads) };
+        (sessions, threads / sessions)
+    }
+}
+
 /// The all-MiniLM-L6-v2 engine on ONNX Runtime's CPU provider.
 ///
-/// `Session::run` needs exclusive access, so concurrent callers take turns;
-/// each call already uses `threads` cores for its sub-batches.
+/// `Session::run` needs exclusive access: each worker thread of a call has
+/// a session of its own (see [`OnnxThreads::sessions`]); concurrent callers
+/// take turns.
 pub struct OnnxEngine {
     tokenizer: Tokenizer,
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
     pooled_output: bool,
     onnx_file: String,
-    threads: usize,
+    threads: OnnxThreads,
 }
 
 impl fmt::Debug for OnnxEngine {
@@ -99,17 +133,12 @@ impl OnnxEngine {
     /// ONNX Runtime library to load; `None` means `ORT_DYLIB_PATH`, then
     /// `libonnxruntime.so` on the loader's search path. The library is
     /// loaded once per process: a later engine asking for a different one
-    /// gets an error. `threads` is the intra-op thread count (0 = all
-    /// cores). `spin` lets those threads busy-wait between ops: faster when
-    /// the engine has the cores to itself, but the spinning takes CPU from
-    /// whatever else runs on them (the pipeline's other stages, the broker
-    /// and store clients).
+    /// gets an error.
     pub fn load(
         model_dir: &Path,
         onnx_file: &str,
         dylib: Option<&Path>,
-        threads: usize,
-        spin: bool,
+        threads: OnnxThreads,
     ) -> Result<OnnxEngine, EmbedError> {
         let tokenizer = load_tokenizer(&model_dir.join("tokenizer.json"))?;
         let model_path = [model_dir.join("onnx").join(onnx_file), model_dir.join(onnx_file)]
@@ -122,18 +151,21 @@ impl OnnxEngine {
         let model_err = |reason: String| EmbedError::Model { path: model_path.display().to_string(), reason };
 
         let env = environment(dylib)?;
-        let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let session = Session::builder(&env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
-            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .and_then(|b| b.with_intra_op_spinning(spin).map_err(Into::into))
-            // One op at a time; the parallelism is inside the ops.
-            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(&model_path))
-            .map_err(|e| model_err(e.to_string()))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (count, intra) = threads.layout(cores);
+        let mut sessions = Vec::with_capacity(count);
+        for _ in 0..count {
+            let session = Session::builder(&env)
+                .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
+                .and_then(|b| b.with_intra_threads(intra).map_err(Into::into))
+                .and_then(|b| b.with_intra_op_spinning(threads.spin).map_err(Into::into))
+                // One op at a time; any parallelism is across sessions or inside the ops.
+                .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+                .and_then(|mut b| b.commit_from_file(&model_path))
+                .map_err(|e| model_err(e.to_string()))?;
+            sessions.push(session);
+        }
+        let session = &sessions[0];
 
         let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
         for needed in ["input_ids", "attention_mask"] {
@@ -157,15 +189,15 @@ impl OnnxEngine {
 
         Ok(OnnxEngine {
             tokenizer,
-            session: Mutex::new(session),
+            sessions: sessions.into_iter().map(Mutex::new).collect(),
             pooled_output,
             onnx_file: onnx_file.to_string(),
-            threads,
+            threads: OnnxThreads { threads: count * intra, sessions: count, spin: threads.spin },
         })
     }
 
-    /// Runs one padded sub-batch; one normalised vector per sequence.
-    fn embed_padded(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Runs one padded sub-batch on session `worker`; one normalised vector per sequence.
+    fn embed_padded(&self, worker: usize, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let batch = seqs.len();
         let seq_len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
         if seq_len == 0 {
@@ -184,7 +216,9 @@ impl OnnxEngine {
         let ids = Tensor::from_array((shape, ids)).map_err(compute)?;
         let mask_tensor = Tensor::from_array((shape, mask.clone())).map_err(compute)?;
 
-        let mut session = self.session.lock().map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
+        let mut session = self.sessions[worker % self.sessions.len()]
+            .lock()
+            .map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
         let outputs = session
             .run(ort::inputs![
                 "input_ids" => ids,
@@ -218,7 +252,9 @@ impl OnnxEngine {
 
 impl Engine for OnnxEngine {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        embed_by_length(&self.tokenizer, texts, SUB_BATCH, |seqs| self.embed_padded(seqs))
+        embed_by_length(&self.tokenizer, texts, SUB_BATCH, self.sessions.len(), |worker, seqs| {
+            self.embed_padded(worker, seqs)
+        })
     }
 
     fn dimension(&self) -> usize {
@@ -233,6 +269,16 @@ impl Engine for OnnxEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_are_split_among_sessions() {
+        let t = |threads, sessions| OnnxThreads { threads, sessions, spin: true }.layout(4);
+        assert_eq!(t(0, 0), (4, 1), "one session per core");
+        assert_eq!(t(0, 1), (1, 4), "one session, every core inside each op");
+        assert_eq!(t(2, 0), (2, 1));
+        assert_eq!(t(4, 2), (2, 2));
+        assert_eq!(t(2, 8), (2, 1), "never more sessions than threads");
+    }
 
     #[test]
     fn normalise_gives_unit_length() {
