@@ -414,8 +414,9 @@ fn reinforce(m: &mut Memory, new: &Memory, step: f32) {
         }
     }
     // The first event (where the memory came from) and the latest ones. A
-    // redelivery of an event that has dropped out would count again; it
-    // comes within the broker's ack wait, long before 49 newer ones do.
+    // redelivery of an event that has dropped out counts again (one more
+    // step of strength and confidence, within their bounds); that takes 49
+    // newer repetitions of this memory between delivery and redelivery.
     if m.source_event_ids.len() > MAX_SOURCE_EVENTS {
         let excess = m.source_event_ids.len() - MAX_SOURCE_EVENTS;
         m.source_event_ids.drain(1..=excess);
