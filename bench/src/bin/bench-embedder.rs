@@ -172,6 +172,34 @@ struct Row {
     python: f64,
 }
 
+/// Texts/s of `engine` for every request size in [`SIZES`], in that order.
+fn measure_sizes(engine: &dyn Engine, name: &str, texts: &[&str], seconds: f64) -> Vec<f64> {
+    SIZES
+        .iter()
+        .map(|&size| {
+            let r = measure(engine, texts, size, seconds);
+            eprintln!("{name} size {size}: {r:.1} texts/s");
+            r
+        })
+        .collect()
+}
+
+/// One row per request size: `ours` and `python` are per [`SIZES`].
+fn rows_for<'a>(
+    engine: &'a str,
+    baseline: &'a str,
+    ours: &'a [f64],
+    python: &'a [f64],
+) -> impl Iterator<Item = Row> + 'a {
+    SIZES.iter().enumerate().map(move |(i, &size)| Row {
+        engine: engine.to_string(),
+        baseline: baseline.to_string(),
+        size,
+        ours: ours[i],
+        python: python[i],
+    })
+}
+
 fn main() {
     let seconds: f64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let model_dir = env_path("BENCH_MODEL_DIR", "models/all-minilm-l6-v2");
@@ -211,14 +239,7 @@ fn main() {
         let mut ours_first = Vec::new();
         for (layout, threads) in layouts {
             let engine = OnnxEngine::load(&model_dir, onnx_file, Some(&dylib), threads).expect("load OnnxEngine");
-            let ours: Vec<f64> = SIZES
-                .iter()
-                .map(|&size| {
-                    let r = measure(&engine, &refs, size, seconds);
-                    eprintln!("OnnxEngine {onnx_file} ({layout}) size {size}: {r:.1} texts/s");
-                    r
-                })
-                .collect();
+            let ours = measure_sizes(&engine, &format!("OnnxEngine {onnx_file} ({layout})"), &refs, seconds);
             ours_first = engine.embed(&refs[..1]).expect("embed")[0].clone();
             measured.push((layout, ours));
         }
@@ -229,16 +250,10 @@ fn main() {
             cosine(&ours_first, &py.first_vector),
             py.ort_version
         ));
+        let baseline = format!("Python ORT `{onnx_file}`");
         for (layout, ours) in measured {
-            for (i, &size) in SIZES.iter().enumerate() {
-                rows.push(Row {
-                    engine: format!("OnnxEngine `{onnx_file}` ({layout})"),
-                    baseline: format!("Python ORT `{onnx_file}`"),
-                    size,
-                    ours: ours[i],
-                    python: py.texts_per_s[i],
-                });
-            }
+            let engine = format!("OnnxEngine `{onnx_file}` ({layout})");
+            rows.extend(rows_for(&engine, &baseline, &ours, &py.texts_per_s));
         }
         if onnx_file == "model.onnx" {
             fp32_reference = Some(py);
@@ -246,29 +261,14 @@ fn main() {
     }
 
     let minilm = MiniLm::load(&model_dir, 0).expect("load MiniLm");
-    let ours: Vec<f64> = SIZES
-        .iter()
-        .map(|&size| {
-            let r = measure(&minilm, &refs, size, seconds);
-            eprintln!("MiniLm size {size}: {r:.1} texts/s");
-            r
-        })
-        .collect();
+    let ours = measure_sizes(&minilm, "MiniLm", &refs, seconds);
     let py = fp32_reference.expect("fp32 reference ran");
     let first = minilm.embed(&refs[..1]).expect("embed")[0].clone();
     notes.push(format!(
         "MiniLm (pure Rust) vs Python `model.onnx`, sentence 0: cosine {:.6}",
         cosine(&first, &py.first_vector)
     ));
-    for (i, &size) in SIZES.iter().enumerate() {
-        rows.push(Row {
-            engine: "MiniLm (pure Rust, fp32)".into(),
-            baseline: "Python ORT `model.onnx`".into(),
-            size,
-            ours: ours[i],
-            python: py.texts_per_s[i],
-        });
-    }
+    rows.extend(rows_for("MiniLm (pure Rust, fp32)", "Python ORT `model.onnx`", &ours, &py.texts_per_s));
     let _ = std::fs::remove_file(&sentences_file);
 
     println!("| engine | baseline | texts/request | ours texts/s | python texts/s | ratio ours/python |");

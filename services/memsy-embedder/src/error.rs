@@ -1,6 +1,6 @@
 //! The error type of `memsy-embedder`.
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     #[error("model files could not be loaded from {path}: {reason}")]
     Model { path: String, reason: String },

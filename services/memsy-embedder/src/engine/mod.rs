@@ -62,44 +62,36 @@ pub(crate) fn embed_by_length(
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
         run(worker, &seqs)
     };
-    // One entry per chunk; None: not run, because another one failed.
-    let results: Vec<Option<Embedded>> = if workers == 1 || chunks.len() == 1 {
-        let mut results: Vec<Option<Result<_, _>>> = chunks.iter().map(|_| None).collect();
-        for (slot, chunk) in results.iter_mut().zip(&chunks) {
-            let r = run_chunk(0, chunk);
-            let failed = r.is_err();
-            *slot = Some(r);
-            if failed {
-                break;
-            }
+    // Each worker takes the next sub-batch, longest first (the last is the
+    // longest), until none is left or one has failed. With one worker (or
+    // one sub-batch) no thread is spawned: the caller runs them all.
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // One entry per sub-batch; None: not run, because another one failed.
+    let slots: Vec<Mutex<Option<Embedded>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
+    let work = |worker: usize| loop {
+        let taken = next.fetch_add(1, Ordering::Relaxed);
+        if taken >= chunks.len() || failed.load(Ordering::Relaxed) {
+            return;
         }
-        results
-    } else {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let slots: Vec<Mutex<Option<Embedded>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
-        let work = |worker: usize| loop {
-            let taken = next.fetch_add(1, Ordering::Relaxed);
-            if taken >= chunks.len() || failed.load(Ordering::Relaxed) {
-                return;
-            }
-            // Longest first: the last sub-batch is the longest.
-            let c = chunks.len() - 1 - taken;
-            let r = run_chunk(worker, chunks[c]);
-            failed.fetch_or(r.is_err(), Ordering::Relaxed);
-            *slots[c].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-        };
-        std::thread::scope(|s| {
-            for worker in 1..workers.min(chunks.len()) {
-                let work = &work;
-                s.spawn(move || work(worker));
-            }
-            work(0);
-        });
-        slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
+        let c = chunks.len() - 1 - taken;
+        let r = run_chunk(worker, chunks[c]);
+        failed.fetch_or(r.is_err(), Ordering::Relaxed);
+        *slots[c].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
-    if let Some(Some(Err(e))) = results.iter().find(|r| matches!(r, Some(Err(_)))) {
-        return Err(e.clone());
+    std::thread::scope(|s| {
+        for worker in 1..workers.min(chunks.len()) {
+            let work = &work;
+            s.spawn(move || work(worker));
+        }
+        work(0);
+    });
+    let mut results: Vec<Option<Embedded>> =
+        slots.into_iter().map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
+    if let Some(i) = results.iter().position(|r| matches!(r, Some(Err(_)))) {
+        if let Some(Err(e)) = results.swap_remove(i) {
+            return Err(e);
+        }
     }
     let mut out = vec![Vec::new(); texts.len()];
     for (chunk, result) in chunks.iter().zip(results) {
