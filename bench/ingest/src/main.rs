@@ -23,7 +23,9 @@
 //! /work/cargo-target/release/memsy), `MEMSY_MODEL_DIR` (default
 //! <workspace>/models/all-minilm-l6-v2), `BENCH_SECS` (default 10),
 //! `BENCH_PIPELINE_N` (default 2000), `BENCH_SKIP_INGEST=1` (pipeline and
-//! freshness only), `BENCH_LOG_DIR` (keep the servers' logs there), `BENCH_RUST_LOG`
+//! freshness only), `BENCH_ONLY_INGEST=1` (part 2 only), `BENCH_TRACE_SLOW=1`
+//! (print each gateway open-loop request slower than 30 ms with when it
+//! was sent), `BENCH_LOG_DIR` (keep the servers' logs there), `BENCH_RUST_LOG`
 //! (the servers' `RUST_LOG`, default `warn`).
 
 use std::path::{Path, PathBuf};
@@ -545,8 +547,14 @@ async fn gateway_open(api: &Api, run: &str, batch: usize, rps: f64, dur: Duratio
     .await;
     let mut out = LoadResult { events: 0, requests: 0, errors: 0, secs: 0.0, lat: vec![], last_ids: vec![] };
     let n = tasks.len();
+    let trace_slow = env_or("BENCH_TRACE_SLOW", "0") == "1";
     for (i, t) in tasks.into_iter().enumerate() {
         if let Some((d, ids)) = t.await.expect("request") {
+            // Where in the run the slow requests fall tells a stall of
+            // everything (a burst at one moment) from queueing (spread out).
+            if d > Duration::from_millis(30) && trace_slow {
+                eprintln!("[slow] sent at {:.3} s: {:.1} ms", i as f64 / rps, d.as_secs_f64() * 1e3);
+            }
             out.lat.push(d);
             out.requests += 1;
             out.events += ids.len() as u64;
@@ -589,14 +597,20 @@ async fn main() -> Res<()> {
     ));
     let texts: Vec<String> = (0..n_pipeline).map(statement).collect();
     let load_start = loadavg();
+    let skip_ingest = env_or("BENCH_SKIP_INGEST", "0") == "1";
+    let only_ingest = env_or("BENCH_ONLY_INGEST", "0") == "1";
 
     // 1. The embedder alone, before anything else competes for the cores.
-    eprintln!("[bench] embedder baseline: {} texts", texts.len());
-    let embed = tokio::task::block_in_place(|| embedder_baseline(&model_dir, &texts))?;
-    eprintln!("[bench] {embed}");
+    let embed = if only_ingest {
+        Value::Null
+    } else {
+        eprintln!("[bench] embedder baseline: {} texts", texts.len());
+        let embed = tokio::task::block_in_place(|| embedder_baseline(&model_dir, &texts))?;
+        eprintln!("[bench] {embed}");
+        embed
+    };
 
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let skip_ingest = env_or("BENCH_SKIP_INGEST", "0") == "1";
 
     // 2. Ingest, against the gateway deployed on its own: `memsy status` and
     //    `memsy gateway`, no pipeline stage consuming (the raw JetStream
@@ -619,6 +633,11 @@ async fn main() -> Res<()> {
             // and the client connects lazily, so a port with no server will do.
             ("MEMSY__QDRANT__URL", format!("http://127.0.0.1:{}", free_port())),
             ("RUST_LOG", env_or("BENCH_RUST_LOG", "warn")),
+            // The default plan's rate limit (60,000 requests a minute per
+            // key) is a deployment's policy, and the 1-event closed loop
+            // alone can pass it: 429s would cut the runs after it short.
+            ("MEMSY__USAGE__DEFAULT_PLAN", "bench".into()),
+            ("MEMSY__USAGE__PLANS__BENCH__REQUESTS_PER_MINUTE", "0".into()),
         ];
         let logs = log_dir(&data);
         let status_ops = format!("127.0.0.1:{}", free_port());
@@ -657,7 +676,15 @@ async fn main() -> Res<()> {
             if batch == 50 {
                 let half_eps = gw.events as f64 / gw.secs / 2.0;
                 let rps = half_eps / 50.0;
-                eprintln!("[bench] gateway alone, open loop, batch 50 at {rps:.1} req/s");
+                // Every event the gateway publishes carries a `Nats-Msg-Id`,
+                // which nats-server keeps in a table for the stream's
+                // de-duplication window; how full it is when the open loop
+                // starts decides whether that table grows during the run.
+                let mut events_stream = js.get_stream(memsy_bus::topology::EVENTS_STREAM).await?;
+                let in_window = events_stream.info().await?.state.messages;
+                eprintln!(
+                    "[bench] gateway alone, open loop, batch 50 at {rps:.1} req/s ({in_window} ids in the window)"
+                );
                 let open = gateway_open(&api, "h50", 50, rps, dur).await;
                 eprintln!("[bench] {}", open.to_json());
                 eprintln!("[bench] raw JetStream, open loop, batch 50 at {rps:.1} req/s");
@@ -666,6 +693,7 @@ async fn main() -> Res<()> {
                 let mut j = open.to_json();
                 j["target_events_per_s"] = json!(round1(half_eps));
                 j["target_requests_per_s"] = json!(round3(rps));
+                j["msg_ids_in_gateway_stream_window_at_start"] = json!(in_window);
                 j["raw_jetstream_same_rate"] = raw_half.to_json();
                 j["ratio_p99_gateway_over_raw"] = json!(round3(pct(&open.lat, 99.0) / pct(&raw_half.lat, 99.0)));
                 ingest.insert("batch_50_half_rate_open_loop".into(), j);
@@ -673,6 +701,18 @@ async fn main() -> Res<()> {
         }
         drop(gateway);
         drop(status);
+    }
+    if only_ingest {
+        let result = json!({
+            "memsy_bin": memsy_bin,
+            "concurrency": CONCURRENCY,
+            "duration_s_per_load_run": secs,
+            "loadavg_start": load_start,
+            "loadavg_end": loadavg(),
+            "ingest": Value::Object(ingest),
+        });
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
     }
 
     // 3. `memsy serve` (every service in one process) on fresh servers, for
@@ -688,6 +728,8 @@ async fn main() -> Res<()> {
         ("MEMSY__EMBEDDER__ENGINE", "onnx".into()),
         ("MEMSY__EMBEDDER__ONNX_FILE", "model_int8.onnx".into()),
         ("RUST_LOG", env_or("BENCH_RUST_LOG", "warn")),
+        ("MEMSY__USAGE__DEFAULT_PLAN", "bench".into()),
+        ("MEMSY__USAGE__PLANS__BENCH__REQUESTS_PER_MINUTE", "0".into()),
     ];
     let qdrant = data.path().join("qdrant").display().to_string();
     let mut memsy = Memsy::spawn(

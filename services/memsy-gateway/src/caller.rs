@@ -128,6 +128,11 @@ impl<S: Scope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
 #[derive(Clone, Debug, Default)]
 pub struct Consumed(pub Vec<(Dimension, u64)>);
 
+/// What a handler counted itself (dimension → the month's new total), put
+/// in the response's extensions for [`admit`]'s usage headers.
+#[derive(Clone, Debug, Default)]
+pub struct Counted(pub Vec<(Dimension, u64)>);
+
 /// How many memories each org holds, read from the store at most every
 /// couple of seconds per org (the figure behind `memories_stored`).
 ///
@@ -238,7 +243,10 @@ pub async fn admit(State(s): State<AppState>, mut req: Request, next: Next) -> R
             req.extensions_mut().insert(caller);
             let resp = next.run(req).await;
             let consumed = resp.extensions().get::<Consumed>().cloned().filter(|_| resp.status().is_success());
-            let counters = count_consumed(&s.meter, &key, consumed, counters).await;
+            let mut counters = count_consumed(&s.meter, &key, consumed, counters).await;
+            if let Some(Counted(totals)) = resp.extensions().get::<Counted>() {
+                counters.extend(totals.iter().copied());
+            }
             (resp, counters)
         }
     };

@@ -1,9 +1,10 @@
 //! `POST /ingest`: validate the whole batch (nothing is stored when any
 //! event is bad), resolve the de-duplication window, mark the new events
-//! pending while publishing them to JetStream, and wait for every broker ack. Only
-//! then 200: a 200 means every returned id is durable. Any failure after
-//! validation is a 503; retrying the same batch within the de-duplication
-//! window gets the same ids and stores each event once.
+//! pending and count them while publishing them to JetStream, and wait for
+//! every broker ack. Only then 200: a 200 means every returned id is
+//! durable. Any failure after validation is a 503; retrying the same batch
+//! within the de-duplication window gets the same ids and stores each event
+//! once.
 
 use std::collections::HashSet;
 
@@ -11,19 +12,19 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
+use chrono::Utc;
 use memsy_bus::topology::events_subject;
 use memsy_bus::OutMessage;
 use memsy_core::model::EVENT_KINDS;
 use memsy_core::{ids, telemetry, time};
 use memsy_proto::Event;
-use memsy_status::EventState;
 use prost::Message;
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
 use crate::caller::{Authorized, Write};
 use crate::fields::{check_id_len, opt_str, read_object, reject_org_id, req_str, type_of};
-use crate::{dedup, ApiError, AppState, Consumed};
+use crate::{dedup, ApiError, AppState, Counted};
 use memsy_usage::Dimension;
 
 pub async fn ingest(
@@ -31,7 +32,7 @@ pub async fn ingest(
     caller: Authorized<Write>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(Extension<Consumed>, Json<Value>), ApiError> {
+) -> Result<(Extension<Counted>, Json<Value>), ApiError> {
     let key = &caller.key;
     let limits = &s.config.limits;
     let obj = read_object(&headers, body, limits.max_body_bytes).await?;
@@ -68,28 +69,39 @@ pub async fn ingest(
             to_store.push(event);
         }
     }
-    store(&s, &key.org_id, &to_store).await?;
-    memsy_core::metrics::add("memsy_events_ingested_total", (total - duplicates) as u64);
-    info!(org_id = key.org_id, accepted = total - duplicates, duplicates, "ingested");
-    let consumed = Consumed(vec![(Dimension::EventsIngested, (total - duplicates) as u64)]);
-    Ok((Extension(consumed), Json(json!({ "event_ids": returned }))))
+    let accepted = (total - duplicates) as u64;
+    let month_total = store(&s, &key.org_id, &key.key_id, &to_store, accepted).await?;
+    memsy_core::metrics::add("memsy_events_ingested_total", accepted);
+    info!(org_id = key.org_id, accepted, duplicates, "ingested");
+    let counted = Counted(vec![(Dimension::EventsIngested, month_total)]);
+    Ok((Extension(counted), Json(json!({ "event_ids": returned }))))
 }
 
-/// Marks the events pending and publishes them, waiting for every ack;
-/// both must succeed before the 200, so a returned id is never `not_found`.
-/// The two run at once: `pending` never overwrites a state already recorded,
-/// so a pipeline that completes an event before its pending mark lands is
-/// not rolled back.
-async fn store(s: &AppState, org_id: &str, events: &[Event]) -> Result<(), ApiError> {
-    if events.is_empty() {
-        return Ok(());
-    }
+/// Marks the events pending and counts the `accepted` new ones (one Redis
+/// round trip) while publishing them, waiting for every ack; both must
+/// succeed before the 200, so a returned id is never `not_found`. Returns
+/// the org's month total of ingested events.
+///
+/// The marks are written here rather than through the status service: they
+/// go with the count in one atomic round trip, where a call to the status
+/// service would add a hop (and its own Redis round trip) to every ingest.
+/// They run alongside the publish: `pending` never overwrites a state
+/// already recorded, so a pipeline that completes an event before its
+/// pending mark lands is not rolled back. The new events are counted once,
+/// when they are claimed: a retry after a 503 finds them claimed (the same
+/// ids, as duplicates) and does not count them again.
+async fn store(s: &AppState, org_id: &str, key_id: &str, events: &[Event], accepted: u64) -> Result<u64, ApiError> {
     if !s.bus.is_connected() {
         return Err(ApiError::unavailable("message broker", "not connected"));
     }
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
+    let ttl = s.config.redis.status_ttl_secs;
     let pending = async {
-        s.status.mark(org_id, &ids, EventState::Pending, "").await.map_err(|e| ApiError::unavailable("status store", e))
+        let mark = |pipe: &mut redis::Pipeline| memsy_status::mark_pending(pipe, org_id, &ids, ttl);
+        s.meter
+            .add_with(org_id, Some(key_id), Dimension::EventsIngested, accepted, Utc::now(), mark)
+            .await
+            .map_err(|e| ApiError::unavailable("status store", e))
     };
     let traceparent = telemetry::new_traceparent();
     let msgs = events
@@ -107,7 +119,7 @@ async fn store(s: &AppState, org_id: &str, events: &[Event]) -> Result<(), ApiEr
             ApiError::unavailable("message broker", e)
         })
     };
-    tokio::try_join!(pending, publish).map(|_| ())
+    tokio::try_join!(pending, publish).map(|(total, ())| total)
 }
 
 /// Every event checked before anything is stored.

@@ -36,7 +36,7 @@ use memsy_store::MemoryStore;
 use memsy_usage::Meter;
 
 pub use auth::{ApiKeyRecord, KeyRegistry};
-pub use caller::{Caller, Consumed, MemoryLevels};
+pub use caller::{Caller, Consumed, Counted, MemoryLevels};
 pub use dedup::Dedup;
 pub use error::ApiError;
 pub use hierarchy::Hierarchy;
@@ -124,5 +124,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    // `into_make_service` prepares the routes once; serving the `Router`
+    // itself rebuilds every route for each new connection, which a burst of
+    // new connections (clients opening more while answers are slow) turns
+    // into a stall of the accept loop.
+    axum::serve(listener, router(state).into_make_service()).with_graceful_shutdown(shutdown).await
 }

@@ -6,7 +6,9 @@
 //!
 //! [`StatusApi`] is what callers use: [`StatusStore`] talks to Redis
 //! directly (single process), [`GrpcStatus`] reaches a status service in
-//! another process; [`serve`] exposes a store over gRPC.
+//! another process; [`serve`] exposes a store over gRPC. The gateway writes
+//! the `pending` marks itself ([`mark_pending`]), in the same Redis round
+//! trip as the usage count of the events it accepts.
 
 mod error;
 mod grpc;
@@ -15,7 +17,7 @@ mod store;
 pub use error::StatusError;
 pub use grpc::{serve, GrpcStatus, StatusGrpcServer};
 pub use memsy_proto::EventState;
-pub use store::{redis_connection, StatusStore};
+pub use store::{mark_pending, redis_connection, StatusStore};
 
 use async_trait::async_trait;
 

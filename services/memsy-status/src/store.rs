@@ -44,6 +44,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 "#;
 
+/// Adds to `pipe` the commands that mark `event_ids` pending (their replies
+/// ignored): `SET … NX`, so a state already recorded is never overwritten.
+/// For the gateway, which writes the marks in the same round trip as the
+/// usage count of the events it accepts.
+pub fn mark_pending(pipe: &mut redis::Pipeline, org_id: &str, event_ids: &[String], ttl_secs: u64) {
+    for id in event_ids {
+        pipe.cmd("SET").arg(key(org_id, id)).arg("pending").arg("EX").arg(ttl_secs).arg("NX").ignore();
+    }
+}
+
 impl StatusStore {
     pub async fn connect(url: &str, ttl_secs: u64) -> Result<Self, StatusError> {
         Ok(Self { conn: redis_connection(url).await?, ttl_secs })
@@ -74,12 +84,12 @@ impl StatusApi for StatusStore {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for id in event_ids {
-            let cmd = pipe.cmd("SET").arg(key(org_id, id)).arg(&value).arg("EX").arg(self.ttl_secs);
-            if state == EventState::Pending {
-                cmd.arg("NX");
+        if state == EventState::Pending {
+            mark_pending(&mut pipe, org_id, event_ids, self.ttl_secs);
+        } else {
+            for id in event_ids {
+                pipe.cmd("SET").arg(key(org_id, id)).arg(&value).arg("EX").arg(self.ttl_secs).ignore();
             }
-            cmd.ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())

@@ -292,7 +292,8 @@ impl Meter {
         Ok(Admission { verdict, rate, counters })
     }
 
-    /// Adds `n` to a flow dimension for the org (and the key, when given).
+    /// Adds `n` to a flow dimension for the org (and the key, when given);
+    /// returns the month's new total.
     pub async fn add(
         &self,
         org_id: &str,
@@ -301,11 +302,27 @@ impl Meter {
         n: u64,
         now: DateTime<Utc>,
     ) -> Result<u64, UsageError> {
+        self.add_with(org_id, key_id, dim, n, now, |_| {}).await
+    }
+
+    /// As [`Self::add`], in one atomic round trip with the commands `also`
+    /// puts first (their replies must be ignored): a caller whose own
+    /// writes go with the count pays one round trip for both.
+    pub async fn add_with(
+        &self,
+        org_id: &str,
+        key_id: Option<&str>,
+        dim: Dimension,
+        n: u64,
+        now: DateTime<Utc>,
+        also: impl FnOnce(&mut redis::Pipeline),
+    ) -> Result<u64, UsageError> {
         if dim.is_level() {
             return Err(UsageError::Invalid(format!("{} is a level; set it instead", dim.as_str())));
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
+        also(&mut pipe);
         pipe.cmd("INCRBY").arg(month_key(org_id, dim, now)).arg(n);
         pipe.cmd("EXPIRE").arg(month_key(org_id, dim, now)).arg(DAY_TTL_SECS).ignore();
         pipe.cmd("INCRBY").arg(day_key(org_id, dim, now)).arg(n).ignore();

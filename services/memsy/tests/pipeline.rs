@@ -316,14 +316,34 @@ async fn a_rejected_batch_stores_nothing() {
 async fn duplicates_within_the_window_return_the_original_id() {
     let app = spawn_app().await;
     let key = app.key("acme", &["read", "write"]).await;
-    let first = app.ingest(&key, json!([ev("a", "s", "I prefer tea over coffee.")])).await;
-    let again = app
-        .ingest(&key, json!([ev("a", "s", "I prefer tea over coffee."), ev("a", "s", "I prefer tea over coffee.")]))
-        .await;
+    // The ingest answer carries the month's count of ingested events, which
+    // the gateway writes with the pending marks: duplicates are not counted.
+    let ingest = |events: Value| {
+        let (app, key) = (&app, &key);
+        async move {
+            let (code, v, headers) = app.call("POST", Some(key), "/v1/ingest", Some(json!({ "events": events }))).await;
+            assert_eq!(code, 200, "{v}");
+            let ids: Vec<String> =
+                v["event_ids"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().into()).collect();
+            let counted: u64 = headers["x-usage-eventsingested"].to_str().unwrap().parse().unwrap();
+            (ids, counted)
+        }
+    };
+    let (first, counted) = ingest(json!([ev("a", "s", "I prefer tea over coffee.")])).await;
+    assert_eq!(counted, 1);
+    // Every returned id is known to the status service at once.
+    let (_, v, _) = app.call("POST", Some(&key), "/v1/status", Some(json!({ "event_ids": first }))).await;
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["pendingIds"].as_array().unwrap().len() + v["completedIds"].as_array().unwrap().len(), 1, "{v}");
+    let (again, counted) =
+        ingest(json!([ev("a", "s", "I prefer tea over coffee."), ev("a", "s", "I prefer tea over coffee.")])).await;
     assert_eq!(again, vec![first[0].clone(), first[0].clone()]);
-    let other_session = app.ingest(&key, json!([ev("a", "s2", "I prefer tea over coffee.")])).await;
+    assert_eq!(counted, 1, "duplicates are not counted");
+    let (other_session, counted) = ingest(json!([ev("a", "s2", "I prefer tea over coffee.")])).await;
     assert_ne!(other_session[0], first[0]);
+    assert_eq!(counted, 2);
     assert_eq!(app.events_in_broker().await, 2);
+    app.wait_completed(&key, &[first[0].clone(), other_session[0].clone()]).await;
     app.stop().await;
 }
 
