@@ -40,6 +40,8 @@ use memsy_testkit::{free_port, workspace_root, NatsServer, RedisServer};
 use serde_json::{json, Value};
 
 const CONCURRENCY: usize = 8;
+/// The pause before each open loop (see there).
+const SETTLE: Duration = Duration::from_secs(5);
 const THINGS: [&str; 16] = [
     "apples",
     "jazz",
@@ -685,9 +687,14 @@ async fn main() -> Res<()> {
                 eprintln!(
                     "[bench] gateway alone, open loop, batch 50 at {rps:.1} req/s ({in_window} ids in the window)"
                 );
+                // The closed loop just ran the servers flat out; let what it
+                // left behind (broker and Redis housekeeping, their garbage)
+                // settle before measuring a service at half its capacity.
+                tokio::time::sleep(SETTLE).await;
                 let open = gateway_open(&api, "h50", 50, rps, dur).await;
                 eprintln!("[bench] {}", open.to_json());
                 eprintln!("[bench] raw JetStream, open loop, batch 50 at {rps:.1} req/s");
+                tokio::time::sleep(SETTLE).await;
                 let raw_half = raw_open(&js, "rh50", 50, rps, dur).await;
                 eprintln!("[bench] {}", raw_half.to_json());
                 let mut j = open.to_json();
