@@ -319,6 +319,22 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
 
 /// Where the servers' logs go: `BENCH_LOG_DIR` if set (kept after the
 /// run), else the run's temporary directory.
+/// What every `memsy` child of the bench is started with: its servers, the
+/// model, its log level, and a plan without a rate limit. The default plan's
+/// limit (60,000 requests a minute per key) is a deployment's policy, and
+/// the 1-event closed loop alone can pass it: 429s would cut the runs after
+/// it short.
+fn server_env(nats: &NatsServer, redis: &RedisServer, model_dir: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("MEMSY__NATS__URL", nats.url()),
+        ("MEMSY__REDIS__URL", redis.url()),
+        ("MEMSY__EMBEDDER__MODEL_DIR", model_dir.display().to_string()),
+        ("RUST_LOG", env_or("BENCH_RUST_LOG", "warn")),
+        ("MEMSY__USAGE__DEFAULT_PLAN", "bench".into()),
+        ("MEMSY__USAGE__PLANS__BENCH__REQUESTS_PER_MINUTE", "0".into()),
+    ]
+}
+
 fn log_dir(data: &tempfile::TempDir) -> PathBuf {
     match std::env::var_os("BENCH_LOG_DIR") {
         Some(d) => {
@@ -624,23 +640,15 @@ async fn main() -> Res<()> {
         let redis = RedisServer::start();
         let data = tempfile::tempdir()?;
         let status_port = free_port();
-        let env: Vec<(&str, String)> = vec![
-            ("MEMSY__NATS__URL", nats.url()),
-            ("MEMSY__REDIS__URL", redis.url()),
+        let mut env = server_env(&nats, &redis, &model_dir);
+        env.extend([
             ("MEMSY__STATUS__GRPC_ADDR", format!("127.0.0.1:{status_port}")),
             ("MEMSY__STATUS__URL", format!("http://127.0.0.1:{status_port}")),
-            ("MEMSY__EMBEDDER__MODEL_DIR", model_dir.display().to_string()),
             // A gateway on its own reads memories from a Qdrant server, and
             // none can run here; ingest never touches it (only search does),
             // and the client connects lazily, so a port with no server will do.
             ("MEMSY__QDRANT__URL", format!("http://127.0.0.1:{}", free_port())),
-            ("RUST_LOG", env_or("BENCH_RUST_LOG", "warn")),
-            // The default plan's rate limit (60,000 requests a minute per
-            // key) is a deployment's policy, and the 1-event closed loop
-            // alone can pass it: 429s would cut the runs after it short.
-            ("MEMSY__USAGE__DEFAULT_PLAN", "bench".into()),
-            ("MEMSY__USAGE__PLANS__BENCH__REQUESTS_PER_MINUTE", "0".into()),
-        ];
+        ]);
         let logs = log_dir(&data);
         let status_ops = format!("127.0.0.1:{}", free_port());
         let mut status =
@@ -693,8 +701,8 @@ async fn main() -> Res<()> {
                 tokio::time::sleep(SETTLE).await;
                 let open = gateway_open(&api, "h50", 50, rps, dur).await;
                 eprintln!("[bench] {}", open.to_json());
-                eprintln!("[bench] raw JetStream, open loop, batch 50 at {rps:.1} req/s");
                 tokio::time::sleep(SETTLE).await;
+                eprintln!("[bench] raw JetStream, open loop, batch 50 at {rps:.1} req/s");
                 let raw_half = raw_open(&js, "rh50", 50, rps, dur).await;
                 eprintln!("[bench] {}", raw_half.to_json());
                 let mut j = open.to_json();
@@ -709,15 +717,16 @@ async fn main() -> Res<()> {
         drop(gateway);
         drop(status);
     }
+    // The result: these fields, then what each part measured.
+    let mut result = json!({
+        "memsy_bin": memsy_bin,
+        "concurrency": CONCURRENCY,
+        "duration_s_per_load_run": secs,
+        "loadavg_start": load_start,
+    });
     if only_ingest {
-        let result = json!({
-            "memsy_bin": memsy_bin,
-            "concurrency": CONCURRENCY,
-            "duration_s_per_load_run": secs,
-            "loadavg_start": load_start,
-            "loadavg_end": loadavg(),
-            "ingest": Value::Object(ingest),
-        });
+        result["loadavg_end"] = json!(loadavg());
+        result["ingest"] = Value::Object(ingest);
         println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(());
     }
@@ -728,16 +737,8 @@ async fn main() -> Res<()> {
     let redis = RedisServer::start();
     let data = tempfile::tempdir()?;
     let port = free_port();
-    let env: Vec<(&str, String)> = vec![
-        ("MEMSY__NATS__URL", nats.url()),
-        ("MEMSY__REDIS__URL", redis.url()),
-        ("MEMSY__EMBEDDER__MODEL_DIR", model_dir.display().to_string()),
-        ("MEMSY__EMBEDDER__ENGINE", "onnx".into()),
-        ("MEMSY__EMBEDDER__ONNX_FILE", "model_int8.onnx".into()),
-        ("RUST_LOG", env_or("BENCH_RUST_LOG", "warn")),
-        ("MEMSY__USAGE__DEFAULT_PLAN", "bench".into()),
-        ("MEMSY__USAGE__PLANS__BENCH__REQUESTS_PER_MINUTE", "0".into()),
-    ];
+    let mut env = server_env(&nats, &redis, &model_dir);
+    env.extend([("MEMSY__EMBEDDER__ENGINE", "onnx".into()), ("MEMSY__EMBEDDER__ONNX_FILE", "model_int8.onnx".into())]);
     let qdrant = data.path().join("qdrant").display().to_string();
     let mut memsy = Memsy::spawn(
         &memsy_bin,
@@ -908,18 +909,12 @@ async fn main() -> Res<()> {
         );
     }
 
-    let result = json!({
-        "memsy_bin": memsy_bin,
-        "concurrency": CONCURRENCY,
-        "duration_s_per_load_run": secs,
-        "memsy_startup_s": round3(startup_s),
-        "loadavg_start": load_start,
-        "loadavg_end": loadavg(),
-        "embedder_alone": embed,
-        "ingest": Value::Object(ingest),
-        "pipeline": pipeline,
-        "freshness": freshness,
-    });
+    result["memsy_startup_s"] = json!(round3(startup_s));
+    result["loadavg_end"] = json!(loadavg());
+    result["embedder_alone"] = embed;
+    result["ingest"] = Value::Object(ingest);
+    result["pipeline"] = pipeline;
+    result["freshness"] = freshness;
     println!("{}", serde_json::to_string_pretty(&result)?);
     drop(memsy);
     drop(redis);
