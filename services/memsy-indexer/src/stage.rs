@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use memsy_bus::{Delivery, Outcome, StageHandler};
@@ -39,20 +40,39 @@ impl IndexerStage {
     /// The events and the memories go to different shards, each write
     /// ending in its own flush: they run at once, and the batch counts as
     /// written only when both are.
+    ///
+    /// Under load the indexer sets the pipeline's pace, so each part of a
+    /// batch's work is logged with its time (debug level).
     async fn write(&self, writes: &[&Write]) -> Result<(), StoreError> {
         let events: Vec<StoredEvent> = writes.iter().map(|w| w.event.clone()).collect();
         let points: Vec<MemoryPoint> = writes.iter().flat_map(|w| w.points.iter().cloned()).collect();
-        futures::try_join!(self.store.upsert_events(&events), self.write_memories(points)).map(|_| ())
+        let events_write = async {
+            let t = Instant::now();
+            let r = self.store.upsert_events(&events).await;
+            debug!(events = events.len(), ms = ms_since(t), "events written");
+            r
+        };
+        futures::try_join!(events_write, self.write_memories(points)).map(|_| ())
     }
 
     async fn write_memories(&self, points: Vec<MemoryPoint>) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let n = points.len();
         let plan = self.consolidator.plan(points).await?;
+        debug!(memories = n, ms = ms_since(t), "consolidation planned");
         // Changes to stored memories first: if we stop before the inserts,
         // the redelivery finds the new memories missing and plans again,
         // while the reverse order would leave them stored and the changes
         // they imply (a supersession, a reinforcement) lost.
-        self.store.write_memories(&plan.replaces, &plan.inserts).await
+        let t = Instant::now();
+        let r = self.store.write_memories(&plan.replaces, &plan.inserts).await;
+        debug!(inserts = plan.inserts.len(), replaces = plan.replaces.len(), ms = ms_since(t), "memories written");
+        r
     }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Decodes one message into its writes, or says why it never can be.
