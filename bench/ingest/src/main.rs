@@ -4,7 +4,8 @@
 //! 1. Embedder baseline: `OnnxEngine` (model_int8.onnx) embedding the
 //!    pipeline texts in batches of 32 and of 64, as one session with both
 //!    threads in every op (spinning or not) and as one session per core
-//!    (the fastest counts), before anything else runs.
+//!    (the fastest counts), before anything else runs; texts per second and
+//!    per CPU-second of the bench process.
 //! 2. Ingest, against the gateway deployed on its own (`memsy status` +
 //!    `memsy gateway`, no stage consuming), on its own nats-server and
 //!    redis-server (testkit): gateway `POST /v1/ingest` (1- and 50-event
@@ -13,7 +14,12 @@
 //!    then a 50-event open loop at half the measured gateway rate, through
 //!    the gateway and, as its baseline, straight to JetStream.
 //! 3. Fresh servers and `memsy serve` (every service in one process).
-//! 4. Pipeline: N statements from ingest to `completed` vs the embedder alone.
+//! 4. Pipeline: N statements from ingest to `completed` vs the embedder alone,
+//!    with where the phase's CPU went (`/proc`: the model's threads, the
+//!    rest of `memsy serve`, nats-server, redis-server, the bench, the rest
+//!    of the machine) and the ratio as the product of two factors — the
+//!    cores the model kept busy and the texts per CPU-second it embedded,
+//!    each against the embedder alone.
 //! 5. Freshness: 1 event / 200 ms; time from the ingest 200 until a search by
 //!    that actor returns the new memory.
 //! 6. For reference: 50-event batches through the gateway of `memsy serve`,
@@ -259,6 +265,8 @@ fn statement(i: usize) -> String {
     format!("I like {} number {}.", THINGS[i % THINGS.len()], i)
 }
 
+mod cpu;
+
 // ---------------------------------------------------------------- embedder
 
 fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
@@ -272,7 +280,7 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
     // Three passes over all texts each; the median is the number (the
     // machine is shared).
     let mut ways = serde_json::Map::new();
-    let mut best = (String::new(), 0.0f64);
+    let mut best = (String::new(), 0.0f64, 0.0f64);
     let mut n = 0;
     let layouts = [
         ("one_session_spin", OnnxThreads { threads: 0, sessions: 1, spin: true }),
@@ -284,27 +292,31 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
         // Warm-up (graph optimisation, allocator).
         engine.embed(&refs[..32.min(refs.len())])?;
         for batch in [32usize, 64] {
-            let mut rates = Vec::new();
+            // (texts/s, texts per CPU-second of this process) per pass.
+            let mut passes = Vec::new();
             for _ in 0..3 {
-                let t0 = Instant::now();
+                let (t0, cpu0) = (Instant::now(), cpu::process(std::process::id()));
                 n = 0;
                 for chunk in refs.chunks(batch) {
                     n += engine.embed(chunk)?.len();
                 }
-                rates.push(n as f64 / t0.elapsed().as_secs_f64());
+                let cpu_s = cpu::process(std::process::id()).since(&cpu0);
+                passes.push((n as f64 / t0.elapsed().as_secs_f64(), n as f64 / cpu_s));
             }
-            let mut sorted = rates.clone();
-            sorted.sort_by(f64::total_cmp);
+            let rates: Vec<f64> = passes.iter().map(|p| p.0).collect();
+            passes.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let median = passes[1];
             let way = format!("batch_{batch}_{layout}");
             ways.insert(
                 way.clone(),
                 json!({
                     "passes_texts_per_s": rates.iter().map(|r| round1(*r)).collect::<Vec<_>>(),
-                    "texts_per_s": round1(sorted[1]),
+                    "texts_per_s": round1(median.0),
+                    "texts_per_cpu_s": round1(median.1),
                 }),
             );
-            if sorted[1] > best.1 {
-                best = (way, sorted[1]);
+            if median.0 > best.1 {
+                best = (way, median.0, median.1);
             }
         }
     }
@@ -314,6 +326,7 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
         "ways": Value::Object(ways),
         "fastest": best.0,
         "texts_per_s": round1(best.1),
+        "texts_per_cpu_s": round1(best.2),
     }))
 }
 
@@ -348,6 +361,73 @@ fn log_dir(data: &tempfile::TempDir) -> PathBuf {
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_string()
+}
+
+/// The CPU counters of the pipeline phase's processes at one instant.
+struct CpuSnapshot {
+    at: Instant,
+    machine: cpu::Machine,
+    memsy: cpu::Process,
+    nats: cpu::Process,
+    redis: cpu::Process,
+    bench: cpu::Process,
+}
+
+impl CpuSnapshot {
+    fn take(memsy: &Memsy, nats: &NatsServer, redis: &RedisServer) -> Self {
+        Self {
+            at: Instant::now(),
+            machine: cpu::machine(),
+            memsy: cpu::process(memsy.child.id()),
+            nats: cpu::process(nats.pid()),
+            redis: cpu::process(redis.pid()),
+            bench: cpu::process(std::process::id()),
+        }
+    }
+
+    /// Where the phase's CPU went (shares of all cores over the phase), and
+    /// the pipeline / embedder ratio as the product of two factors: how many
+    /// cores the model's threads kept busy, against the embedder alone, and
+    /// how many texts each of their CPU-seconds embedded, against the
+    /// embedder alone. The product is the ratio itself: the pipeline embeds
+    /// each statement once.
+    fn split_since(&self, start: &Self, texts: usize, embed: &Value) -> Value {
+        let wall = (self.at - start.at).as_secs_f64();
+        let cpu::MachineTime { busy, stolen, all } = self.machine.since(&start.machine);
+        let (memsy_rest, model) = self.memsy.split_since(&start.memsy, memsy_embedder::MODEL_THREAD_NAME);
+        let nats = self.nats.since(&start.nats);
+        let redis = self.redis.since(&start.redis);
+        let bench = self.bench.since(&start.bench);
+        let others = (busy - model - memsy_rest - nats - redis - bench).max(0.0);
+        let share = |s: f64| round3(s / all);
+        let base_tps = embed["texts_per_s"].as_f64().unwrap_or(f64::NAN);
+        let base_per_cpu_s = embed["texts_per_cpu_s"].as_f64().unwrap_or(f64::NAN);
+        let base_cores = base_tps / base_per_cpu_s;
+        let model_cores = model / wall;
+        let model_per_cpu_s = texts as f64 / model;
+        json!({
+            "wall_s": round3(wall),
+            "cpu_s_all_cores": round1(all),
+            "shares_of_all_cores": {
+                "busy": share(busy),
+                "memsy_model_threads": share(model),
+                "memsy_other_threads": share(memsy_rest),
+                "nats_server": share(nats),
+                "redis_server": share(redis),
+                "bench_client": share(bench),
+                "other_processes": share(others),
+                "stolen_by_the_hypervisor": share(stolen),
+            },
+            "model_cores_busy": round3(model_cores),
+            "embedder_alone_cores_busy": round3(base_cores),
+            "model_texts_per_cpu_s": round1(model_per_cpu_s),
+            "embedder_alone_texts_per_cpu_s": round1(base_per_cpu_s),
+            "ratio_factors": {
+                "model_cores_vs_alone": round3(model_cores / base_cores),
+                "texts_per_model_cpu_s_vs_alone": round3(model_per_cpu_s / base_per_cpu_s),
+            },
+        })
+    }
 }
 
 // ---------------------------------------------------------------- ingest
@@ -758,6 +838,7 @@ async fn main() -> Res<()> {
 
     // 4. Pipeline: N statements, ingest → completed.
     eprintln!("[bench] pipeline: {n_pipeline} statements");
+    let cpu0 = CpuSnapshot::take(&memsy, &nats, &redis);
     let t0 = Instant::now();
     let mut ids: Vec<String> = Vec::with_capacity(n_pipeline);
     {
@@ -798,6 +879,7 @@ async fn main() -> Res<()> {
     let ingest_s = t0.elapsed().as_secs_f64();
     let (done, failed, _) = api.drain(&ids, Duration::from_secs(600)).await?;
     let pipe_s = t0.elapsed().as_secs_f64();
+    let cpu_split = CpuSnapshot::take(&memsy, &nats, &redis).split_since(&cpu0, n_pipeline, &embed);
     let pipe_eps = n_pipeline as f64 / pipe_s;
     let embed_tps = embed["texts_per_s"].as_f64().unwrap_or(f64::NAN);
     // How many memories the statements made (one per statement expected).
@@ -817,6 +899,7 @@ async fn main() -> Res<()> {
         "ratio_pipeline_over_embedder": round3(pipe_eps / embed_tps),
         "probe_search_pipe7_hits_limit100": probe_hits,
         "probe_expected": n_pipeline / 20,
+        "cpu": cpu_split,
     });
     eprintln!("[bench] {pipeline}");
 

@@ -59,7 +59,7 @@ impl Batcher {
         let (bulk, bulk_rx) = crossbeam_channel::unbounded();
         let max_batch = max_batch.max(1);
         std::thread::Builder::new()
-            .name("memsy-embed".into())
+            .name(crate::MODEL_THREAD_NAME.into())
             .spawn(move || {
                 Worker { engine, query_rx, bulk_rx, max_batch, max_wait, queries: Vec::new(), bulk: VecDeque::new() }
                     .run()

@@ -16,3 +16,10 @@ pub use error::EmbedError;
 pub use grpc::{serve, EmbedGrpcServer};
 pub use query::{GrpcEmbedder, LocalEmbedder, QueryEmbedder};
 pub use stage::EmbedderStage;
+
+/// The name of every thread that runs the model: the batcher's worker, the
+/// scoped threads it starts per call, and ONNX Runtime's own threads (their
+/// sessions are created on a thread of this name, whose name they inherit),
+/// so that `top -H`, `perf` and benchmarks can tell the model's CPU time
+/// from the rest of the process.
+pub const MODEL_THREAD_NAME: &str = "memsy-embed";

@@ -111,6 +111,30 @@ fn one_session_and_two_sessions_agree() {
     assert!(fp32().embed(&[]).expect("empty").is_empty());
 }
 
+/// Ids of this process's threads named `name` (Linux).
+fn threads_named(name: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// ONNX Runtime's own threads carry the model's thread name, so that the
+/// model's CPU time can be told from the rest of the process. (Threads are
+/// compared by id: other tests load and drop engines meanwhile.)
+#[test]
+fn onnx_runtime_threads_carry_the_model_thread_name() {
+    let before = threads_named(memsy_embedder::MODEL_THREAD_NAME);
+    // One session with three threads: the caller and two of its own.
+    let engine = load("model_int8.onnx", OnnxThreads { threads: 3, sessions: 1, spin: false });
+    let after = threads_named(memsy_embedder::MODEL_THREAD_NAME);
+    let new = after.difference(&before).count();
+    assert!(new >= 2, "{new} new model threads after loading (before: {before:?}, after: {after:?})");
+    assert_eq!(engine.embed(&["still works"]).expect("embeds").len(), 1);
+}
+
 fn texts_per_second(engine: &dyn Engine) -> f64 {
     let texts: Vec<String> =
         (0..32).map(|i| format!("The user mentioned fact number {i} about their weekend plans.")).collect();

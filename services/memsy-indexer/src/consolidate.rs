@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memsy_core::config::IndexerConfig;
 use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SOURCE_METADATA, MAX_STRENGTH};
@@ -84,7 +85,7 @@ impl Consolidator {
 
     /// Decides what `points` (new actor memories, in event order) do.
     pub async fn plan(&self, points: Vec<MemoryPoint>) -> Result<Plan, StoreError> {
-        let mut batch = Batch { overlay: HashMap::new(), order: Vec::new() };
+        let mut batch = Batch { overlay: HashMap::new(), order: Vec::new(), lookups: Lookups::default() };
         // Ids already stored were consolidated by an earlier delivery.
         let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
         for p in &points {
@@ -102,6 +103,16 @@ impl Consolidator {
             }
             self.consolidate(&mut batch, p).await?;
         }
+        let l = &batch.lookups;
+        debug!(
+            duplicate_lookups = l.count[0],
+            duplicate_ms = l.ms(0),
+            holders_lookups = l.count[1],
+            holders_ms = l.ms(1),
+            promoted_lookups = l.count[2],
+            promoted_ms = l.ms(2),
+            "consolidation lookups"
+        );
         Ok(batch.into_plan())
     }
 
@@ -110,7 +121,8 @@ impl Consolidator {
 
         // 2. Reinforcement of a near-duplicate.
         let same_actor = actor_filter(&p.memory);
-        let dup = self.nearest(batch, &p.vector, &same_actor, self.policy.duplicate_similarity).await?;
+        let dup =
+            self.nearest(batch, Lookup::Duplicate, &p.vector, &same_actor, self.policy.duplicate_similarity).await?;
         if let Some(target) = dup.filter(|t| !different_slot_values(&t.memory, &p.memory)) {
             if !target.memory.source_event_ids.contains(&event_id) {
                 let mut m = target.memory.clone();
@@ -193,7 +205,8 @@ impl Consolidator {
         if level != "org" {
             members.exact.push((format!("{level}_id"), scope_id.clone()));
         }
-        let holders = self.within(batch, vector, &members, self.policy.promotion_similarity, 100).await?;
+        let holders =
+            self.within(batch, Lookup::Holders, vector, &members, self.policy.promotion_similarity, 100).await?;
         let actors: BTreeSet<&str> = holders.iter().filter_map(|w| w.memory.actor_id.as_deref()).collect();
         if actors.len() < self.policy.promotion_min_actors {
             return Ok(());
@@ -216,7 +229,7 @@ impl Consolidator {
             promoted_filter.exact.push((format!("{level}_id"), scope_id.clone()));
         }
         let event_id = m.source_event_ids.first().cloned().unwrap_or_default();
-        match self.nearest(batch, vector, &promoted_filter, self.policy.duplicate_similarity).await? {
+        match self.nearest(batch, Lookup::Promoted, vector, &promoted_filter, self.policy.duplicate_similarity).await? {
             Some(existing) => {
                 if !existing.memory.source_event_ids.contains(&event_id) {
                     let mut p = existing.memory.clone();
@@ -270,12 +283,13 @@ impl Consolidator {
     /// stored or decided in this batch, as this batch sees it.
     async fn nearest(
         &self,
-        batch: &Batch,
+        batch: &mut Batch,
+        kind: Lookup,
         vector: &[f32],
         filter: &SearchFilter,
         min: f32,
     ) -> Result<Option<Working>, StoreError> {
-        let mut found = self.within(batch, vector, filter, min, 5).await?;
+        let mut found = self.within(batch, kind, vector, filter, min, 5).await?;
         Ok(if found.is_empty() { None } else { Some(found.remove(0)) })
     }
 
@@ -283,7 +297,8 @@ impl Consolidator {
     /// the store's answer corrected by this batch's decisions.
     async fn within(
         &self,
-        batch: &Batch,
+        batch: &mut Batch,
+        kind: Lookup,
         vector: &[f32],
         filter: &SearchFilter,
         min: f32,
@@ -293,7 +308,10 @@ impl Consolidator {
         // Dense only (no text): consolidation asks "is this the same fact?",
         // which is what the cosine threshold measures.
         let thresholded = SearchFilter { min_score: Some(min), ..filter.clone() };
-        for hit in self.store.search(vector, None, &thresholded, limit).await? {
+        let started = Instant::now();
+        let hits = self.store.search(vector, None, &thresholded, limit).await?;
+        batch.lookups.add(kind, started);
+        for hit in hits {
             if hit.score >= min {
                 let w = batch.current(hit.memory);
                 if matches_filter(&w.memory, filter) {
@@ -321,6 +339,34 @@ struct Batch {
     overlay: HashMap<String, Working>,
     /// Ids in the order they entered the overlay (for deterministic plans).
     order: Vec<String>,
+    lookups: Lookups,
+}
+
+/// The store lookups a plan makes, by kind.
+#[derive(Clone, Copy)]
+enum Lookup {
+    Duplicate = 0,
+    Holders = 1,
+    Promoted = 2,
+}
+
+/// How many lookups of each kind a plan made and how long they took (the
+/// plan's debug log: under load the indexer sets the pipeline's pace).
+#[derive(Default)]
+struct Lookups {
+    count: [u32; 3],
+    time: [Duration; 3],
+}
+
+impl Lookups {
+    fn add(&mut self, kind: Lookup, started: Instant) {
+        self.count[kind as usize] += 1;
+        self.time[kind as usize] += started.elapsed();
+    }
+
+    fn ms(&self, i: usize) -> f64 {
+        self.time[i].as_secs_f64() * 1e3
+    }
 }
 
 impl Batch {
@@ -354,15 +400,17 @@ impl Batch {
     }
 }
 
-/// The actor's own active memories.
+/// The actor's own active memories. The actor is an exact condition, not
+/// `SearchFilter::actor_id`: that one widens to every org-level memory
+/// (what a search shows an actor), and the engine would score all of those
+/// only to drop them on `scope_level` — a third of the indexer's time when
+/// an org holds many promoted memories.
 fn actor_filter(m: &Memory) -> SearchFilter {
-    SearchFilter {
-        org_id: m.org_id.clone(),
-        actor_id: m.actor_id.clone(),
-        status: Some("active".into()),
-        exact: vec![("scope_level".into(), "actor".into())],
-        ..SearchFilter::default()
-    }
+    let mut exact = vec![("scope_level".to_string(), "actor".to_string())];
+    // A memory without an actor has no actor duplicates: `matches_filter`
+    // and the store both match no stored memory on an empty actor id.
+    exact.push(("actor_id".into(), m.actor_id.clone().unwrap_or_default()));
+    SearchFilter { org_id: m.org_id.clone(), status: Some("active".into()), exact, ..SearchFilter::default() }
 }
 
 /// Whether an in-batch memory meets a consolidation filter (which only
@@ -380,6 +428,7 @@ fn matches_filter(m: &Memory, f: &SearchFilter) -> bool {
     f.exact.iter().all(|(k, v)| {
         let field = match k.as_str() {
             "scope_level" => Some(m.scope_level.as_str()),
+            "actor_id" => m.actor_id.as_deref(),
             "role_id" => m.role_id.as_deref(),
             "team_id" => m.team_id.as_deref(),
             "slot" => m.slot.as_deref(),

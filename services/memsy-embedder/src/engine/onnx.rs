@@ -153,18 +153,31 @@ impl OnnxEngine {
         let env = environment(dylib)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (count, intra) = threads.layout(cores);
-        let mut sessions = Vec::with_capacity(count);
-        for _ in 0..count {
-            let session = Session::builder(&env)
-                .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
-                .and_then(|b| b.with_intra_threads(intra).map_err(Into::into))
-                .and_then(|b| b.with_intra_op_spinning(threads.spin).map_err(Into::into))
-                // One op at a time; any parallelism is across sessions or inside the ops.
-                .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-                .and_then(|mut b| b.commit_from_file(&model_path))
-                .map_err(|e| model_err(e.to_string()))?;
-            sessions.push(session);
-        }
+        // Created on a thread named like the model's others: ONNX Runtime
+        // starts each session's threads there, and they inherit its name.
+        let sessions = std::thread::scope(|s| {
+            let create = || -> Result<Vec<Session>, EmbedError> {
+                let mut sessions = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let session = Session::builder(&env)
+                        .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
+                        .and_then(|b| b.with_intra_threads(intra).map_err(Into::into))
+                        .and_then(|b| b.with_intra_op_spinning(threads.spin).map_err(Into::into))
+                        // One op at a time; any parallelism is across sessions or inside the ops.
+                        .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+                        .and_then(|mut b| b.commit_from_file(&model_path))
+                        .map_err(|e| model_err(e.to_string()))?;
+                    sessions.push(session);
+                }
+                Ok(sessions)
+            };
+            std::thread::Builder::new()
+                .name(crate::MODEL_THREAD_NAME.into())
+                .spawn_scoped(s, create)
+                .map_err(|e| model_err(format!("cannot start a thread: {e}")))?
+                .join()
+                .map_err(|_| model_err("session creation panicked".into()))?
+        })?;
         let session = &sessions[0];
 
         let inputs: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();

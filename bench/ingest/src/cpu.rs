@@ -1,0 +1,141 @@
+//! CPU time from `/proc` (Linux), to say where a phase's CPU went: the
+//! machine's busy time, and each process's, split by thread name.
+//!
+//! Times are in clock ticks of `USER_HZ`, which Linux fixes at 100 a second
+//! for `/proc/stat` and `/proc/<pid>/stat` on every architecture we run on.
+
+use std::collections::HashMap;
+
+const TICKS_PER_S: f64 = 100.0;
+
+/// Busy, stolen and total ticks of all cores (`/proc/stat`, line `cpu`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Machine {
+    busy: u64,
+    steal: u64,
+    total: u64,
+}
+
+pub fn machine() -> Machine {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+    let total: u64 = fields.iter().take(8).sum();
+    let steal = field(7);
+    Machine { busy: total.saturating_sub(field(3) + field(4) + steal), steal, total }
+}
+
+/// Seconds of all cores over an interval.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineTime {
+    /// Running this machine's processes.
+    pub busy: f64,
+    /// Taken by the hypervisor for other guests (a virtual machine's
+    /// cores are not always its own: part of why runs differ).
+    pub stolen: f64,
+    pub all: f64,
+}
+
+impl Machine {
+    pub fn since(&self, start: &Machine) -> MachineTime {
+        let s = |now: u64, then: u64| now.saturating_sub(then) as f64 / TICKS_PER_S;
+        MachineTime {
+            busy: s(self.busy, start.busy),
+            stolen: s(self.steal, start.steal),
+            all: s(self.total, start.total),
+        }
+    }
+}
+
+/// utime + stime of a `stat` line (the fields after the `(comm)`).
+fn ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = rest.get(11)?.parse().ok()?;
+    let stime: u64 = rest.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// One process's CPU: its total (live and exited threads) and its live
+/// threads' by thread id, with their names.
+#[derive(Debug, Clone, Default)]
+pub struct Process {
+    total: u64,
+    threads: HashMap<String, (String, u64)>,
+}
+
+pub fn process(pid: u32) -> Process {
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ticks(&s)).map_or(0, |t| t.1);
+    let mut threads = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in dir.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            if let Some(t) = ticks(&stat) {
+                threads.insert(task.file_name().to_string_lossy().into_owned(), t);
+            }
+        }
+    }
+    Process { total, threads }
+}
+
+impl Process {
+    /// Seconds since `start`.
+    pub fn since(&self, start: &Process) -> f64 {
+        self.total.saturating_sub(start.total) as f64 / TICKS_PER_S
+    }
+
+    /// Seconds since `start` of the threads *not* named `name`, and of the
+    /// rest of the process (threads named `name`, and threads that both
+    /// started and ended in between, which the kernel only adds to the
+    /// total). The second is exact for a name whose threads come and go
+    /// (scoped worker threads) while the others live on.
+    pub fn split_since(&self, start: &Process, name: &str) -> (f64, f64) {
+        let mut others = 0u64;
+        for (tid, (comm, now)) in &self.threads {
+            if comm == name {
+                continue;
+            }
+            let before = start.threads.get(tid).map_or(0, |t| t.1);
+            others += now.saturating_sub(before);
+        }
+        let total = self.total.saturating_sub(start.total);
+        (others as f64 / TICKS_PER_S, total.saturating_sub(others) as f64 / TICKS_PER_S)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_line_with_spaces_and_parens_in_the_name() {
+        let line = "4242 (tokio rt (x)) S 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0";
+        assert_eq!(ticks(line), Some(("tokio rt (x)".to_string(), 281)));
+    }
+
+    #[test]
+    fn this_process_uses_cpu() {
+        // Spin until the kernel has counted 0.1 s (at most 20 s of wall
+        // time on a crowded machine): only a /proc that says nothing fails.
+        let start = process(std::process::id());
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while process(std::process::id()).since(&start) < 0.1 && t.elapsed().as_secs() < 20 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        }
+        let now = process(std::process::id());
+        assert!(now.since(&start) >= 0.1, "{:?} → {:?}", start.total, now.total);
+        // This thread is alive and named otherwise, so it counts as "others".
+        let (others, _) = now.split_since(&start, "no such thread name");
+        assert!(others > 0.0);
+        let (m1, m0) = (machine(), Machine::default());
+        assert!(m1.since(&m0).busy > 0.0);
+    }
+}
