@@ -93,7 +93,8 @@ impl Process {
     /// rest of the process (threads named `name`, and threads that both
     /// started and ended in between, which the kernel only adds to the
     /// total). The second is exact for a name whose threads come and go
-    /// (scoped worker threads) while the others live on.
+    /// (scoped worker threads) while the others live on — as tokio's
+    /// blocking threads do through a busy phase (they end after 10 s idle).
     pub fn split_since(&self, start: &Process, name: &str) -> (f64, f64) {
         let mut others = 0u64;
         for (tid, (comm, now)) in &self.threads {

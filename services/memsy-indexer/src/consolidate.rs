@@ -105,12 +105,12 @@ impl Consolidator {
         }
         let l = &batch.lookups;
         debug!(
-            duplicate_lookups = l.count[0],
-            duplicate_ms = l.ms(0),
-            holders_lookups = l.count[1],
-            holders_ms = l.ms(1),
-            promoted_lookups = l.count[2],
-            promoted_ms = l.ms(2),
+            duplicate_lookups = l.count(Lookup::Duplicate),
+            duplicate_ms = l.ms(Lookup::Duplicate),
+            holders_lookups = l.count(Lookup::Holders),
+            holders_ms = l.ms(Lookup::Holders),
+            promoted_lookups = l.count(Lookup::Promoted),
+            promoted_ms = l.ms(Lookup::Promoted),
             "consolidation lookups"
         );
         Ok(batch.into_plan())
@@ -350,8 +350,8 @@ enum Lookup {
     Promoted = 2,
 }
 
-/// How many lookups of each kind a plan made and how long they took (the
-/// plan's debug log: under load the indexer sets the pipeline's pace).
+/// How many lookups of each kind a plan made and how long they took, for
+/// the plan's debug log: where a plan's time goes, by kind of lookup.
 #[derive(Default)]
 struct Lookups {
     count: [u32; 3],
@@ -364,8 +364,12 @@ impl Lookups {
         self.time[kind as usize] += started.elapsed();
     }
 
-    fn ms(&self, i: usize) -> f64 {
-        self.time[i].as_secs_f64() * 1e3
+    fn count(&self, kind: Lookup) -> u32 {
+        self.count[kind as usize]
+    }
+
+    fn ms(&self, kind: Lookup) -> f64 {
+        self.time[kind as usize].as_secs_f64() * 1e3
     }
 }
 
@@ -403,8 +407,8 @@ impl Batch {
 /// The actor's own active memories. The actor is an exact condition, not
 /// `SearchFilter::actor_id`: that one widens to every org-level memory
 /// (what a search shows an actor), and the engine would score all of those
-/// only to drop them on `scope_level` — a third of the indexer's time when
-/// an org holds many promoted memories.
+/// only to drop them on `scope_level` (a quarter of each lookup's time in
+/// an org with many promoted memories; docs/BENCHMARKS.md, 2026-12-03).
 fn actor_filter(m: &Memory) -> SearchFilter {
     let mut exact = vec![("scope_level".to_string(), "actor".to_string())];
     // A memory without an actor has no actor duplicates: `matches_filter`
