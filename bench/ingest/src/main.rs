@@ -34,6 +34,8 @@
 //! was sent), `BENCH_LOG_DIR` (keep the servers' logs there), `BENCH_RUST_LOG`
 //! (the servers' `RUST_LOG`, default `warn`).
 
+mod cpu;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -264,8 +266,6 @@ fn filler_event(run: &str, worker: usize, seq: u64) -> Value {
 fn statement(i: usize) -> String {
     format!("I like {} number {}.", THINGS[i % THINGS.len()], i)
 }
-
-mod cpu;
 
 // ---------------------------------------------------------------- embedder
 

@@ -410,10 +410,12 @@ impl Batch {
 /// only to drop them on `scope_level` (a quarter of each lookup's time in
 /// an org with many promoted memories; docs/BENCHMARKS.md, 2026-12-03).
 fn actor_filter(m: &Memory) -> SearchFilter {
-    let mut exact = vec![("scope_level".to_string(), "actor".to_string())];
     // A memory without an actor has no actor duplicates: `matches_filter`
     // and the store both match no stored memory on an empty actor id.
-    exact.push(("actor_id".into(), m.actor_id.clone().unwrap_or_default()));
+    let exact = vec![
+        ("scope_level".to_string(), "actor".to_string()),
+        ("actor_id".to_string(), m.actor_id.clone().unwrap_or_default()),
+    ];
     SearchFilter { org_id: m.org_id.clone(), status: Some("active".into()), exact, ..SearchFilter::default() }
 }
 
