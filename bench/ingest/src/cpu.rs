@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 const TICKS_PER_S: f64 = 100.0;
 
-/// Busy, stolen and total ticks of all cores (`/proc/stat`, line `cpu`).
+/// Busy, stolen and total ticks of all cores (`/proc/stat`, line `cpu`),
+/// or of one (line `cpuN`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Machine {
     busy: u64,
@@ -17,9 +18,18 @@ pub struct Machine {
 }
 
 pub fn machine() -> Machine {
+    stat_line("cpu")
+}
+
+/// Core `n` alone.
+pub fn core(n: usize) -> Machine {
+    stat_line(&format!("cpu{n}"))
+}
+
+fn stat_line(name: &str) -> Machine {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> =
-        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_default();
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal (guest is in user).
     let field = |i: usize| fields.get(i).copied().unwrap_or(0);
     let total: u64 = fields.iter().take(8).sum();
@@ -27,7 +37,7 @@ pub fn machine() -> Machine {
     Machine { busy: total.saturating_sub(field(3) + field(4) + steal), steal, total }
 }
 
-/// Seconds of all cores over an interval.
+/// Seconds of the cores over an interval.
 #[derive(Debug, Clone, Copy)]
 pub struct MachineTime {
     /// Running this machine's processes.
@@ -138,5 +148,9 @@ mod tests {
         assert!(others > 0.0);
         let (m1, m0) = (machine(), Machine::default());
         assert!(m1.since(&m0).busy > 0.0);
+        // Core 0 alone: busy since boot, and less than all cores together.
+        let c0 = core(0).since(&m0);
+        let all = machine().since(&m0);
+        assert!(c0.busy > 0.0 && c0.all <= all.all, "{c0:?} {all:?}");
     }
 }

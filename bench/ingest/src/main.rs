@@ -25,6 +25,11 @@
 //! 6. For reference: 50-event batches through the gateway of `memsy serve`,
 //!    whose pipeline drains them on the same cores, vs raw JetStream.
 //!
+//! With `BENCH_LAYOUT=dedicated`, only this instead (see `dedicated.rs`):
+//! the embedder alone on core 0 with one thread, then the pipeline with
+//! `memsy embedder` on core 0 and `memsy serve` (`embedder.external`),
+//! nats-server, redis-server and the bench on core 1.
+//!
 //! Prints one JSON document on stdout. Environment: `MEMSY_BIN` (default
 //! /work/cargo-target/release/memsy), `MEMSY_MODEL_DIR` (default
 //! <workspace>/models/all-minilm-l6-v2), `BENCH_SECS` (default 10),
@@ -35,6 +40,7 @@
 //! (the servers' `RUST_LOG`, default `warn`).
 
 mod cpu;
+mod dedicated;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -111,8 +117,22 @@ impl Drop for Memsy {
 
 impl Memsy {
     fn spawn(bin: &str, args: &[&str], env: &[(&str, String)], log: PathBuf) -> Res<Memsy> {
+        Self::spawn_on(None, bin, args, env, log)
+    }
+
+    /// `spawn`, confined to the cores `cpus` (a `taskset` list) if given.
+    fn spawn_on(cpus: Option<&str>, bin: &str, args: &[&str], env: &[(&str, String)], log: PathBuf) -> Res<Memsy> {
         let logf = std::fs::File::create(&log)?;
-        let child = Command::new(bin)
+        let mut command = match cpus {
+            // taskset execs `bin`: the child's pid stays the server's.
+            Some(cpus) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", cpus, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::from(logf.try_clone()?))
@@ -269,7 +289,14 @@ fn statement(i: usize) -> String {
 
 // ---------------------------------------------------------------- embedder
 
-fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
+/// The layouts the embedder baseline tries on all cores.
+const ALL_CORE_LAYOUTS: [(&str, OnnxThreads); 3] = [
+    ("one_session_spin", OnnxThreads { threads: 0, sessions: 1, spin: true }),
+    ("one_session_no_spin", OnnxThreads { threads: 0, sessions: 1, spin: false }),
+    ("session_per_core", OnnxThreads { threads: 0, sessions: 0, spin: false }),
+];
+
+fn embedder_baseline(model_dir: &Path, texts: &[String], layouts: &[(&str, OnnxThreads)]) -> Res<Value> {
     let dylib_file = workspace_root().join("models/onnxruntime.path");
     let dylib = std::fs::read_to_string(&dylib_file)?.trim().to_string();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -282,12 +309,7 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
     let mut ways = serde_json::Map::new();
     let mut best = (String::new(), 0.0f64, 0.0f64);
     let mut n = 0;
-    let layouts = [
-        ("one_session_spin", OnnxThreads { threads: 0, sessions: 1, spin: true }),
-        ("one_session_no_spin", OnnxThreads { threads: 0, sessions: 1, spin: false }),
-        ("session_per_core", OnnxThreads { threads: 0, sessions: 0, spin: false }),
-    ];
-    for (layout, threads) in layouts {
+    for &(layout, threads) in layouts {
         let engine = OnnxEngine::load(model_dir, "model_int8.onnx", Some(Path::new(&dylib)), threads)?;
         // Warm-up (graph optimisation, allocator).
         engine.embed(&refs[..32.min(refs.len())])?;
@@ -320,8 +342,9 @@ fn embedder_baseline(model_dir: &Path, texts: &[String]) -> Res<Value> {
             }
         }
     }
+    let threads: Vec<usize> = layouts.iter().map(|l| l.1.threads).collect();
     Ok(json!({
-        "engine": "onnx model_int8.onnx, threads=0 (all cores)",
+        "engine": format!("onnx model_int8.onnx, threads={threads:?} (0 = all cores)"),
         "texts": n,
         "ways": Value::Object(ways),
         "fastest": best.0,
@@ -428,6 +451,46 @@ impl CpuSnapshot {
             },
         })
     }
+}
+
+/// Ingests `texts` as user messages of 20 actors, 50 events per request,
+/// `CONCURRENCY` requests in flight; the event ids in text order.
+async fn ingest_statements(api: &Api, texts: &[String]) -> Res<Vec<String>> {
+    let mut ids: Vec<String> = Vec::with_capacity(texts.len());
+    let mut set = tokio::task::JoinSet::new();
+    let chunks: Vec<Vec<Value>> = texts
+        .chunks(50)
+        .enumerate()
+        .map(|(c, ch)| {
+            ch.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    json!({"actor_id": format!("pipe-{}", (c * 50 + i) % 20), "session_id": "pipe",
+                            "kind": "user_message", "content": t})
+                })
+                .collect()
+        })
+        .collect();
+    let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    for (c, evs) in chunks.into_iter().enumerate() {
+        let api = api.clone();
+        let permit = sem.clone().acquire_owned().await?;
+        set.spawn(async move {
+            let r = api.ingest(&evs).await;
+            drop(permit);
+            (c, r)
+        });
+    }
+    let mut parts = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let (c, r) = r?;
+        parts.push((c, r?));
+    }
+    parts.sort_by_key(|(c, _)| *c);
+    for (_, p) in parts {
+        ids.extend(p);
+    }
+    Ok(ids)
 }
 
 // ---------------------------------------------------------------- ingest
@@ -697,13 +760,22 @@ async fn main() -> Res<()> {
     let load_start = loadavg();
     let skip_ingest = env_or("BENCH_SKIP_INGEST", "0") == "1";
     let only_ingest = env_or("BENCH_ONLY_INGEST", "0") == "1";
+    if env_or("BENCH_LAYOUT", "shared") == "dedicated" {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        let mut result = dedicated::run(&memsy_bin, &model_dir, &texts, http).await?;
+        result["memsy_bin"] = json!(memsy_bin);
+        result["loadavg_start"] = json!(load_start);
+        result["loadavg_end"] = json!(loadavg());
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
 
     // 1. The embedder alone, before anything else competes for the cores.
     let embed = if only_ingest {
         Value::Null
     } else {
         eprintln!("[bench] embedder baseline: {} texts", texts.len());
-        let embed = tokio::task::block_in_place(|| embedder_baseline(&model_dir, &texts))?;
+        let embed = tokio::task::block_in_place(|| embedder_baseline(&model_dir, &texts, &ALL_CORE_LAYOUTS))?;
         eprintln!("[bench] {embed}");
         embed
     };
@@ -840,42 +912,7 @@ async fn main() -> Res<()> {
     eprintln!("[bench] pipeline: {n_pipeline} statements");
     let cpu0 = CpuSnapshot::take(&memsy, &nats, &redis);
     let t0 = Instant::now();
-    let mut ids: Vec<String> = Vec::with_capacity(n_pipeline);
-    {
-        let mut set = tokio::task::JoinSet::new();
-        let chunks: Vec<Vec<Value>> = texts
-            .chunks(50)
-            .enumerate()
-            .map(|(c, ch)| {
-                ch.iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        json!({"actor_id": format!("pipe-{}", (c * 50 + i) % 20), "session_id": "pipe",
-                                "kind": "user_message", "content": t})
-                    })
-                    .collect()
-            })
-            .collect();
-        let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-        for (c, evs) in chunks.into_iter().enumerate() {
-            let api = api.clone();
-            let permit = sem.clone().acquire_owned().await?;
-            set.spawn(async move {
-                let r = api.ingest(&evs).await;
-                drop(permit);
-                (c, r)
-            });
-        }
-        let mut parts = Vec::new();
-        while let Some(r) = set.join_next().await {
-            let (c, r) = r?;
-            parts.push((c, r?));
-        }
-        parts.sort_by_key(|(c, _)| *c);
-        for (_, p) in parts {
-            ids.extend(p);
-        }
-    }
+    let ids = ingest_statements(&api, &texts).await?;
     let ingest_s = t0.elapsed().as_secs_f64();
     let (done, failed, _) = api.drain(&ids, Duration::from_secs(600)).await?;
     let pipe_s = t0.elapsed().as_secs_f64();

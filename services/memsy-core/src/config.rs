@@ -126,6 +126,12 @@ pub struct EmbedderConfig {
     pub grpc_addr: String,
     /// How the gateway reaches the embedder when it runs in another process.
     pub url: String,
+    /// `memsy serve` only: leave the model to `memsy embedder` processes
+    /// (on cores or a GPU of their own) instead of loading it. The single
+    /// node then runs no embedding stage, asks `url` for query embeddings
+    /// and serves the status gRPC service (at `status.grpc_addr`) that the
+    /// embedders report to.
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,6 +368,7 @@ impl Default for EmbedderConfig {
             spin: true,
             grpc_addr: "127.0.0.1:50052".into(),
             url: "http://127.0.0.1:50052".into(),
+            external: false,
         }
     }
 }

@@ -254,30 +254,42 @@ pub struct SingleNode {
 
 impl SingleNode {
     /// Connects to NATS and Redis, loads the model, opens the store and
-    /// starts the gateway and the three stages.
+    /// starts the gateway and the three stages. With `embedder.external`,
+    /// the model and the embedding stage are left to `memsy embedder`
+    /// processes: query embeddings come from `embedder.url`, and the status
+    /// service those processes report to is served at `status.grpc_addr`.
     pub async fn start(config: Arc<Config>) -> anyhow::Result<Self> {
         check_extractor(&config)?;
         let token = CancellationToken::new();
         let bus = connect_bus(&config).await?;
         let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
-        let engine = load_engine(&config)?;
-        let local = local_embedder(&config, engine.clone());
-        let store = open_store(&config, engine.dimension(), true, true).await?;
+        let mut tasks = JoinSet::new();
+        let (embedder, store): (Arc<dyn QueryEmbedder>, _) = if config.embedder.external {
+            let embedder = memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?;
+            let grpc = addr(&config.status.grpc_addr, "status.grpc_addr")?;
+            let (s, t) = (status.clone(), token.clone());
+            tasks.spawn(async move { memsy_status::serve(grpc, s, t.cancelled_owned()).await.map_err(Into::into) });
+            (Arc::new(embedder), open_store(&config, model_dimension(&config), true, true).await?)
+        } else {
+            let engine = load_engine(&config)?;
+            let local = local_embedder(&config, engine.clone());
+            let store = open_store(&config, engine.dimension(), true, true).await?;
+            let stage = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
+            spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(stage), embedder_batching(&config), &token);
+            (Arc::new(local), store)
+        };
         let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;
         let bound = listener.local_addr()?;
 
-        let mut tasks = JoinSet::new();
         let engine = extraction_engine(&config, &bus).await?;
         let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status.clone(), engine);
         spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), extractor_batching(&config), &token);
-        let embedder = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
-        spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(embedder), embedder_batching(&config), &token);
         let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone(), (&config.indexer).into());
         spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), indexer_batching(&config), &token);
 
-        let (state, recalls) = gateway_state(&config, bus, status, Arc::new(local), store).await?;
+        let (state, recalls) = gateway_state(&config, bus, status, embedder, store).await?;
         tasks.spawn(async move {
             recalls.await;
             Ok(())
@@ -285,7 +297,12 @@ impl SingleNode {
         let t = token.clone();
         tasks
             .spawn(async move { memsy_gateway::serve(listener, state, t.cancelled_owned()).await.map_err(Into::into) });
-        info!(addr = %bound, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
+        if config.embedder.external {
+            info!(addr = %bound, embedder = config.embedder.url, status_grpc = config.status.grpc_addr,
+                "memsy serve: gateway, extractor, indexer and status running in one process; embedding in memsy embedder");
+        } else {
+            info!(addr = %bound, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
+        }
         Ok(Self { addr: bound, token, tasks })
     }
 
@@ -408,25 +425,47 @@ async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
 }
 
 async fn embedder(config: Arc<Config>) -> anyhow::Result<()> {
-    let token = CancellationToken::new();
-    stop_on_signal(token.clone());
-    let bus = connect_bus(&config).await?;
-    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
-    let local = local_embedder(&config, load_engine(&config)?);
-    let mut tasks = JoinSet::new();
-    spawn_stage(
-        &mut tasks,
-        &bus,
-        EMBEDDER,
-        Arc::new(memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status)),
-        embedder_batching(&config),
-        &token,
-    );
-    let grpc = addr(&config.embedder.grpc_addr, "embedder.grpc_addr")?;
-    let t = token.clone();
-    tasks.spawn(async move { memsy_embedder::serve(grpc, local, t.cancelled_owned()).await.map_err(Into::into) });
-    ops::spawn(&mut tasks, &config, bus, &token)?;
-    wait(tasks, token).await
+    let node = EmbedderNode::start(config).await?;
+    stop_on_signal(node.token.clone());
+    node.wait().await
+}
+
+/// `memsy embedder`: the embedding stage and the query-embedding gRPC
+/// service, started and running.
+pub struct EmbedderNode {
+    pub token: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl EmbedderNode {
+    /// Loads the model and starts the stage (reporting to the status
+    /// service at `status.url`), the gRPC service at `embedder.grpc_addr`
+    /// and the ops endpoints at `http.addr`.
+    pub async fn start(config: Arc<Config>) -> anyhow::Result<Self> {
+        let token = CancellationToken::new();
+        let bus = connect_bus(&config).await?;
+        let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+        let local = local_embedder(&config, load_engine(&config)?);
+        let mut tasks = JoinSet::new();
+        let stage = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status);
+        spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(stage), embedder_batching(&config), &token);
+        let grpc = addr(&config.embedder.grpc_addr, "embedder.grpc_addr")?;
+        let t = token.clone();
+        tasks.spawn(async move { memsy_embedder::serve(grpc, local, t.cancelled_owned()).await.map_err(Into::into) });
+        ops::spawn(&mut tasks, &config, bus, &token)?;
+        Ok(Self { token, tasks })
+    }
+
+    /// Runs until the token is cancelled or a service fails.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        wait(self.tasks, self.token).await
+    }
+
+    /// Stops the services and waits for them to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        self.wait().await
+    }
 }
 
 async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {

@@ -5,15 +5,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memsy::SingleNode;
+use memsy::{EmbedderNode, SingleNode};
 use memsy_bus::{topology, Bus};
 use memsy_core::Config;
 use memsy_gateway::KeyRegistry;
-use memsy_testkit::{model_dir, NatsServer, RedisServer};
+use memsy_testkit::{free_port, model_dir, NatsServer, RedisServer};
 use serde_json::{json, Value};
 
 struct App {
     node: Option<SingleNode>,
+    /// With `embedder.external`: the `memsy embedder` beside the node.
+    embedder: Option<EmbedderNode>,
     base: String,
     nats: NatsServer,
     _redis: RedisServer,
@@ -23,6 +25,12 @@ struct App {
 }
 
 async fn spawn_app() -> App {
+    spawn_app_with(false).await
+}
+
+/// `external`: the node leaves the model to an embedder service (what
+/// `memsy embedder` runs) that reports to the node's status service.
+async fn spawn_app_with(external: bool) -> App {
     memsy_core::telemetry::init_logging();
     let nats = NatsServer::start();
     let redis = RedisServer::start();
@@ -35,10 +43,22 @@ async fn spawn_app() -> App {
     config.http.data_dir = data.path().to_path_buf();
     config.embedder.model_dir = model_dir();
     config.qdrant.url = None;
+    let mut embedder = None;
+    if external {
+        let (status, grpc) = (free_port(), free_port());
+        config.embedder.external = true;
+        config.status.grpc_addr = format!("127.0.0.1:{status}");
+        config.status.url = format!("http://127.0.0.1:{status}");
+        config.embedder.grpc_addr = format!("127.0.0.1:{grpc}");
+        config.embedder.url = format!("http://127.0.0.1:{grpc}");
+        let mut alone = config.clone();
+        alone.http.addr = format!("127.0.0.1:{}", free_port());
+        embedder = Some(EmbedderNode::start(Arc::new(alone)).await.expect("embedder starts"));
+    }
     let config = Arc::new(config);
     let node = SingleNode::start(config.clone()).await.expect("node starts");
     let base = format!("http://{}", node.addr);
-    App { node: Some(node), base, nats, _redis: redis, _data: data, config, http: reqwest::Client::new() }
+    App { node: Some(node), embedder, base, nats, _redis: redis, _data: data, config, http: reqwest::Client::new() }
 }
 
 impl App {
@@ -110,6 +130,9 @@ impl App {
 
     async fn stop(mut self) {
         self.node.take().unwrap().stop().await.unwrap();
+        if let Some(e) = self.embedder.take() {
+            e.stop().await.unwrap();
+        }
     }
 }
 
@@ -212,6 +235,28 @@ async fn ingest_to_search_with_scoping_and_isolation() {
     assert_eq!(v["failedIds"].as_array().unwrap().len(), 2);
     assert_eq!(v["statuses"][&ids[0]], "not_found");
     assert_eq!(v["statuses"]["nope"], "not_found");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_with_an_external_embedder_completes_and_finds() {
+    let app = spawn_app_with(true).await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let ids = app
+        .ingest(
+            &key,
+            json!([ev("user_42", "s1", "My dog's name is Rex."), ev("user_7", "s2", "My cat is called Tom.")]),
+        )
+        .await;
+    // Completion is reported by the embedder process (through the node's
+    // status service) and then by the node's indexer.
+    let st = app.wait_completed(&key, &ids).await;
+    assert_eq!(st["completedIds"].as_array().unwrap().len(), 2, "{st}");
+    // Query embeddings come from the embedder process too.
+    let results = app.search(&key, json!({"query": "what is the dog called", "actor_id": "user_42"})).await;
+    assert!(contents(&results).first().is_some_and(|c| c.contains("Rex")), "{results:?}");
+    let results = app.search(&key, json!({"query": "pets", "actor_id": "user_7"})).await;
+    assert!(contents(&results).iter().all(|c| !c.contains("Rex")), "{results:?}");
     app.stop().await;
 }
 
