@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use memsy_core::config::IndexerConfig;
 use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SOURCE_METADATA, MAX_STRENGTH};
-use memsy_store::{cosine, MemoryPoint, MemoryScan, MemoryStore, SearchFilter, StoreError};
+use memsy_store::{cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, SearchFilter, SearchHit, StoreError};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -97,32 +97,60 @@ impl Consolidator {
                 stored.insert(m.memory_id);
             }
         }
-        for p in points {
-            if stored.contains(&p.memory.memory_id) || batch.overlay.contains_key(&p.memory.memory_id) {
+        let points: Vec<MemoryPoint> = points.into_iter().filter(|p| !stored.contains(&p.memory.memory_id)).collect();
+        // Every new memory's near-duplicate lookup, asked of the store at
+        // once: the store does not change while a plan is made, and what the
+        // batch itself decides before each memory is applied to its answer
+        // then (`Batch::correct`). One blocking call instead of one per
+        // memory took ~10 % of `memsy serve`'s CPU per event off
+        // (docs/BENCHMARKS.md, 2026-12-03).
+        let queries: Vec<DenseQuery> = points
+            .iter()
+            .map(|p| DenseQuery {
+                vector: p.vector.clone(),
+                filter: thresholded(&actor_filter(&p.memory), self.policy.duplicate_similarity),
+                limit: NEAREST_LIMIT,
+            })
+            .collect();
+        let started = Instant::now();
+        let answers = self.store.search_dense_many(&queries).await?;
+        batch.lookups.add_many(Lookup::Duplicate, started, answers.len(), answers.iter().map(Vec::len).sum());
+        for (p, stored_dups) in points.into_iter().zip(answers) {
+            if batch.overlay.contains_key(&p.memory.memory_id) {
                 continue;
             }
-            self.consolidate(&mut batch, p).await?;
+            self.consolidate(&mut batch, p, stored_dups).await?;
         }
         let l = &batch.lookups;
         debug!(
             duplicate_lookups = l.count(Lookup::Duplicate),
+            duplicate_hits = l.hits(Lookup::Duplicate),
             duplicate_ms = l.ms(Lookup::Duplicate),
             holders_lookups = l.count(Lookup::Holders),
+            holders_hits = l.hits(Lookup::Holders),
             holders_ms = l.ms(Lookup::Holders),
             promoted_lookups = l.count(Lookup::Promoted),
+            promoted_hits = l.hits(Lookup::Promoted),
             promoted_ms = l.ms(Lookup::Promoted),
             "consolidation lookups"
         );
         Ok(batch.into_plan())
     }
 
-    async fn consolidate(&self, batch: &mut Batch, p: MemoryPoint) -> Result<(), StoreError> {
+    /// `stored_dups`: the store's answer to the near-duplicate lookup of
+    /// `p` (see `plan`).
+    async fn consolidate(
+        &self,
+        batch: &mut Batch,
+        p: MemoryPoint,
+        stored_dups: Vec<SearchHit>,
+    ) -> Result<(), StoreError> {
         let event_id = p.memory.source_event_ids.first().cloned().unwrap_or_default();
 
         // 2. Reinforcement of a near-duplicate.
         let same_actor = actor_filter(&p.memory);
-        let dup =
-            self.nearest(batch, Lookup::Duplicate, &p.vector, &same_actor, self.policy.duplicate_similarity).await?;
+        let min = self.policy.duplicate_similarity;
+        let dup = batch.correct(stored_dups, &p.vector, &same_actor, min).into_iter().next();
         if let Some(target) = dup.filter(|t| !different_slot_values(&t.memory, &p.memory)) {
             if !target.memory.source_event_ids.contains(&event_id) {
                 let mut m = target.memory.clone();
@@ -289,8 +317,7 @@ impl Consolidator {
         filter: &SearchFilter,
         min: f32,
     ) -> Result<Option<Working>, StoreError> {
-        let mut found = self.within(batch, kind, vector, filter, min, 5).await?;
-        Ok(if found.is_empty() { None } else { Some(found.remove(0)) })
+        Ok(self.within(batch, kind, vector, filter, min, NEAREST_LIMIT).await?.into_iter().next())
     }
 
     /// Every memory within `filter` at `min` similarity or more (best first),
@@ -304,36 +331,23 @@ impl Consolidator {
         min: f32,
         limit: usize,
     ) -> Result<Vec<Working>, StoreError> {
-        let mut scored: Vec<(f32, Working)> = Vec::new();
-        // Dense only (no text): consolidation asks "is this the same fact?",
-        // which is what the cosine threshold measures.
-        let thresholded = SearchFilter { min_score: Some(min), ..filter.clone() };
         let started = Instant::now();
-        let hits = self.store.search(vector, None, &thresholded, limit).await?;
-        batch.lookups.add(kind, started);
-        for hit in hits {
-            if hit.score >= min {
-                let w = batch.current(hit.memory);
-                if matches_filter(&w.memory, filter) {
-                    scored.push((hit.score, w));
-                }
-            }
-        }
-        for id in &batch.order {
-            let w = &batch.overlay[id];
-            let Some(v) = w.vector.as_deref() else { continue };
-            if !w.new || !matches_filter(&w.memory, filter) {
-                continue;
-            }
-            let score = cosine(vector, v);
-            if score >= min && !scored.iter().any(|(_, s)| s.memory.memory_id == w.memory.memory_id) {
-                scored.push((score, w.clone()));
-            }
-        }
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.memory.memory_id.cmp(&b.1.memory.memory_id)));
-        Ok(scored.into_iter().map(|(_, w)| w).collect())
+        let hits = self.store.search(vector, None, &thresholded(filter, min), limit).await?;
+        batch.lookups.add(kind, started, hits.len());
+        Ok(batch.correct(hits, vector, filter, min))
     }
 }
+
+/// `filter` for a consolidation lookup: dense only (no text), since
+/// consolidation asks "is this the same fact?", which is what the cosine
+/// threshold measures; the engine leaves out what falls below it.
+fn thresholded(filter: &SearchFilter, min: f32) -> SearchFilter {
+    SearchFilter { min_score: Some(min), ..filter.clone() }
+}
+
+/// Store hits asked for per near-duplicate lookup: the nearest one may have
+/// left `filter` in this batch, and then the next one counts.
+const NEAREST_LIMIT: usize = 5;
 
 struct Batch {
     overlay: HashMap<String, Working>,
@@ -350,22 +364,33 @@ enum Lookup {
     Promoted = 2,
 }
 
-/// How many lookups of each kind a plan made and how long they took, for
-/// the plan's debug log: where a plan's time goes, by kind of lookup.
+/// How many lookups of each kind a plan made, how many memories the store
+/// returned (each one's payload is read and decoded) and how long they
+/// took, for the plan's debug log: where a plan's time goes, by kind.
 #[derive(Default)]
 struct Lookups {
     count: [u32; 3],
+    hits: [usize; 3],
     time: [Duration; 3],
 }
 
 impl Lookups {
-    fn add(&mut self, kind: Lookup, started: Instant) {
-        self.count[kind as usize] += 1;
+    fn add(&mut self, kind: Lookup, started: Instant, hits: usize) {
+        self.add_many(kind, started, 1, hits);
+    }
+
+    fn add_many(&mut self, kind: Lookup, started: Instant, lookups: usize, hits: usize) {
+        self.count[kind as usize] += lookups as u32;
+        self.hits[kind as usize] += hits;
         self.time[kind as usize] += started.elapsed();
     }
 
     fn count(&self, kind: Lookup) -> u32 {
         self.count[kind as usize]
+    }
+
+    fn hits(&self, kind: Lookup) -> usize {
+        self.hits[kind as usize]
     }
 
     fn ms(&self, kind: Lookup) -> f64 {
@@ -380,6 +405,34 @@ impl Batch {
             self.order.push(id.clone());
         }
         self.overlay.insert(id, w);
+    }
+
+    /// The store's `hits` for a lookup as this batch sees them: hits the
+    /// batch has since moved out of `filter` dropped, memories the batch
+    /// added within `filter` at `min` or more included; best first.
+    fn correct(&self, hits: Vec<SearchHit>, vector: &[f32], filter: &SearchFilter, min: f32) -> Vec<Working> {
+        let mut scored: Vec<(f32, Working)> = Vec::new();
+        for hit in hits {
+            if hit.score >= min {
+                let w = self.current(hit.memory);
+                if matches_filter(&w.memory, filter) {
+                    scored.push((hit.score, w));
+                }
+            }
+        }
+        for id in &self.order {
+            let w = &self.overlay[id];
+            let Some(v) = w.vector.as_deref() else { continue };
+            if !w.new || !matches_filter(&w.memory, filter) {
+                continue;
+            }
+            let score = cosine(vector, v);
+            if score >= min && !scored.iter().any(|(_, s)| s.memory.memory_id == w.memory.memory_id) {
+                scored.push((score, w.clone()));
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.memory.memory_id.cmp(&b.1.memory.memory_id)));
+        scored.into_iter().map(|(_, w)| w).collect()
     }
 
     /// A stored memory as this batch left it.

@@ -41,9 +41,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, EventScan, MemoryPoint, MemoryScan, MemoryStore,
-    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME,
-    VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryPoint, MemoryScan,
+    MemoryStore, Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE,
+    SPARSE_NAME, VECTOR_NAME,
 };
 
 /// A shard plus the lock that serialises its writers. `EdgeShard::flush`
@@ -364,30 +364,13 @@ impl MemoryStore for EdgeStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let min_score = filter.min_score;
-        let filter = search_filter(filter)?;
-        let dense = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
-            VectorInternal::Dense(vector.to_vec()),
-            VECTOR_NAME,
-        )));
         let Some(sparse) = bm25_query(text) else {
-            let request = QueryRequest {
-                prefetches: Vec::new(),
-                query: Some(dense),
-                filter: Some(filter),
-                score_threshold: min_score.map(qdrant_edge::external::ordered_float::OrderedFloat),
-                limit,
-                offset: 0,
-                params: None,
-                with_vector: WithVector::Bool(false),
-                with_payload: WithPayloadInterface::Bool(true),
-            };
+            let request = dense_request(vector, filter, limit)?;
             let points = blocking(&self.memories, move |s| s.engine.query(request).map_err(engine_error)).await?;
-            return points
-                .into_iter()
-                .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score, rank: p.score }))
-                .collect();
+            return dense_hits(points);
         };
+        let filter = search_filter(filter)?;
+        let dense = dense_query(vector);
         let sparse =
             ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(VectorInternal::Sparse(sparse), SPARSE_NAME)));
         let prefetch = |query| Prefetch {
@@ -416,6 +399,29 @@ impl MemoryStore for EdgeStore {
         };
         let points = blocking(&self.memories, move |s| s.engine.query(request).map_err(engine_error)).await?;
         points.into_iter().map(|p| fused_hit(p, vector)).collect()
+    }
+
+    async fn search_dense_many(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<SearchHit>>, StoreError> {
+        let mut requests = Vec::with_capacity(queries.len());
+        for q in queries {
+            self.check_dimension(&q.vector)?;
+            requests.push(dense_request(&q.vector, &q.filter, q.limit)?);
+        }
+        blocking(&self.memories, move |s| {
+            requests
+                .into_iter()
+                .map(
+                    |r| {
+                        if r.limit == 0 {
+                            Ok(Vec::new())
+                        } else {
+                            dense_hits(s.engine.query(r).map_err(engine_error)?)
+                        }
+                    },
+                )
+                .collect()
+        })
+        .await
     }
 
     async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
@@ -452,6 +458,33 @@ impl MemoryStore for EdgeStore {
         })
         .await
     }
+}
+
+fn dense_query(vector: &[f32]) -> ScoringQuery {
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(VectorInternal::Dense(vector.to_vec()), VECTOR_NAME)))
+}
+
+/// The `limit` nearest memories within `filter` (at `filter.min_score` or
+/// more), with their payloads.
+fn dense_request(vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<QueryRequest, StoreError> {
+    Ok(QueryRequest {
+        prefetches: Vec::new(),
+        query: Some(dense_query(vector)),
+        filter: Some(search_filter(filter)?),
+        score_threshold: filter.min_score.map(qdrant_edge::external::ordered_float::OrderedFloat),
+        limit,
+        offset: 0,
+        params: None,
+        with_vector: WithVector::Bool(false),
+        with_payload: WithPayloadInterface::Bool(true),
+    })
+}
+
+fn dense_hits(points: Vec<ScoredPoint>) -> Result<Vec<SearchHit>, StoreError> {
+    points
+        .into_iter()
+        .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score, rank: p.score }))
+        .collect()
 }
 
 /// A fused point as a hit: its dense cosine to `query` as the score.

@@ -222,6 +222,14 @@ pub struct SearchHit {
     pub rank: f32,
 }
 
+/// One query of [`MemoryStore::search_dense_many`].
+#[derive(Debug, Clone)]
+pub struct DenseQuery {
+    pub vector: Vec<f32>,
+    pub filter: SearchFilter,
+    pub limit: usize,
+}
+
 /// Both stores refuse a vector of the wrong size rather than let the engine fail later.
 fn check_dimension(vector: &[f32], dimension: usize) -> Result<(), StoreError> {
     if vector.len() != dimension {
@@ -270,6 +278,18 @@ pub trait MemoryStore: Send + Sync + 'static {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<SearchHit>, StoreError>;
+
+    /// Dense-only searches (`search` without text), answered in order. The
+    /// embedded engine runs them in one blocking call instead of one each:
+    /// the indexer asks one per new memory, and the hand-off to a blocking
+    /// thread and back costs as much as a small filtered search.
+    async fn search_dense_many(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<SearchHit>>, StoreError> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for q in queries {
+            answers.push(self.search(&q.vector, None, &q.filter, q.limit).await?);
+        }
+        Ok(answers)
+    }
 
     /// Memories of `org_id` by id; unknown ids and other orgs' ids are absent.
     async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError>;

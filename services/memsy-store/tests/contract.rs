@@ -7,7 +7,9 @@
 use chrono::Utc;
 use memsy_core::ids::new_event_id;
 use memsy_core::model::{Memory, StoredEvent};
-use memsy_store::{EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, QdrantStore, SearchFilter, StoreError};
+use memsy_store::{
+    DenseQuery, EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, QdrantStore, SearchFilter, StoreError,
+};
 use memsy_testkit::sample_memory;
 use uuid::Uuid;
 
@@ -85,6 +87,7 @@ contract!(
     hybrid_scores_are_dense_cosines,
     hybrid_filters_apply_to_both_sources,
     hybrid_limit_is_honoured,
+    dense_many_answers_each_query_as_search_does,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -209,6 +212,38 @@ async fn min_score_leaves_out_weaker_hits(store: &dyn MemoryStore) {
     let ids: Vec<&str> = hits.iter().map(|h| h.memory.memory_id.as_str()).collect();
     assert_eq!(ids, [&exact.memory_id, &near.memory_id]);
     assert!(hits.iter().all(|h| h.score >= 0.9));
+}
+
+async fn dense_many_answers_each_query_as_search_does(store: &dyn MemoryStore) {
+    let (a, b, c) = (memory("org", "alice"), memory("org", "bob"), memory("other", "alice"));
+    put(store, &[(&a, axis(0)), (&b, vec![0.9, 0.1, 0.0, 0.0]), (&c, axis(0))]).await;
+    let alice = SearchFilter { actor_id: Some("alice".into()), ..filter("org") };
+    let queries = vec![
+        DenseQuery { vector: axis(0), filter: filter("org"), limit: 10 },
+        DenseQuery { vector: axis(0), filter: alice.clone(), limit: 10 },
+        DenseQuery { vector: axis(1), filter: SearchFilter { min_score: Some(0.5), ..filter("org") }, limit: 10 },
+        DenseQuery { vector: axis(0), filter: filter("org"), limit: 1 },
+        DenseQuery { vector: axis(0), filter: filter("org"), limit: 0 },
+        DenseQuery { vector: axis(0), filter: filter("nobody"), limit: 10 },
+    ];
+    let answers = store.search_dense_many(&queries).await.unwrap();
+    assert_eq!(answers.len(), queries.len());
+    for (q, answer) in queries.iter().zip(&answers) {
+        let alone = store.search(&q.vector, None, &q.filter, q.limit).await.unwrap();
+        let ids = |hits: &[memsy_store::SearchHit]| hits.iter().map(|h| h.memory.memory_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(answer), ids(&alone), "{q:?}");
+    }
+    let ids: Vec<Vec<&str>> =
+        answers.iter().map(|hits| hits.iter().map(|h| h.memory.memory_id.as_str()).collect()).collect();
+    assert_eq!(ids[0], [&a.memory_id, &b.memory_id]);
+    assert_eq!(ids[1], [&a.memory_id]);
+    assert!(ids[2].is_empty(), "{:?}", ids[2]);
+    assert_eq!(ids[3], [&a.memory_id]);
+    assert!(ids[4].is_empty() && ids[5].is_empty());
+    assert_eq!(answers[0][0].memory, a);
+    // A wrong vector anywhere refuses the whole request.
+    let bad = vec![queries[0].clone(), DenseQuery { vector: vec![1.0; DIM - 1], filter: filter("org"), limit: 5 }];
+    assert!(matches!(store.search_dense_many(&bad).await.unwrap_err(), StoreError::Invalid(_)));
 }
 
 async fn org_isolation(store: &dyn MemoryStore) {
