@@ -1,8 +1,10 @@
 //! Wiring: which services a command runs and how they reach each other.
 //! `memsy serve` composes every service in one process and connects them
 //! directly (the status store and the embedding engine are shared in
-//! memory, the embedded vector store is used); the per-service commands run
-//! one service each and reach the others over gRPC and a Qdrant server.
+//! memory, the embedded vector store is used), or with `embedder.external`
+//! all but the embedder, which then runs as `memsy embedder` beside it; the
+//! per-service commands run one service each and reach the others over gRPC
+//! and a Qdrant server.
 
 pub mod cli;
 mod ops;
