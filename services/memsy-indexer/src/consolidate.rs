@@ -97,13 +97,24 @@ impl Consolidator {
                 stored.insert(m.memory_id);
             }
         }
-        let points: Vec<MemoryPoint> = points.into_iter().filter(|p| !stored.contains(&p.memory.memory_id)).collect();
+        // Each id once (a repeat within the batch is a redelivery), and not
+        // the ones stored already.
+        let mut seen = BTreeSet::new();
+        let points: Vec<MemoryPoint> = points
+            .into_iter()
+            .filter(|p| !stored.contains(&p.memory.memory_id) && seen.insert(p.memory.memory_id.clone()))
+            .collect();
+        if points.is_empty() {
+            return Ok(Plan::default());
+        }
         // Every new memory's near-duplicate lookup, asked of the store at
-        // once: the store does not change while a plan is made, and what the
-        // batch itself decides before each memory is applied to its answer
-        // then (`Batch::correct`). One blocking call instead of one per
-        // memory took ~10 % of `memsy serve`'s CPU per event off
-        // (docs/BENCHMARKS.md, 2026-12-03).
+        // once: this plan writes nothing until it is made, and what the
+        // batch decides before each memory is applied to that memory's
+        // answer when its turn comes (`Batch::correct`), as it was when each
+        // lookup was asked in turn. (Other writers — recalls, other
+        // replicas — were never isolated from a plan, per lookup or not.)
+        // One blocking call instead of one per memory took ~10 % of
+        // `memsy serve`'s CPU per event off (docs/BENCHMARKS.md, 2026-12-03).
         let queries: Vec<DenseQuery> = points
             .iter()
             .map(|p| DenseQuery {
@@ -116,6 +127,7 @@ impl Consolidator {
         let answers = self.store.search_dense_many(&queries).await?;
         batch.lookups.add_many(Lookup::Duplicate, started, answers.len(), answers.iter().map(Vec::len).sum());
         for (p, stored_dups) in points.into_iter().zip(answers) {
+            // An id the batch has decided about already is not decided twice.
             if batch.overlay.contains_key(&p.memory.memory_id) {
                 continue;
             }

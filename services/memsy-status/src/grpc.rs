@@ -59,6 +59,21 @@ pub async fn serve(
         .map_err(|e| StatusError::Unavailable(format!("status gRPC server on {addr}: {e}")))
 }
 
+/// [`serve`] on a listener the caller has bound already (so that a taken
+/// port fails the caller's start, not a task afterwards).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    inner: Arc<dyn StatusApi>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StatusError> {
+    let addr = listener.local_addr().map_err(|e| StatusError::Unavailable(format!("status gRPC listener: {e}")))?;
+    tonic::transport::Server::builder()
+        .add_service(StatusGrpcServer::new(inner))
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await
+        .map_err(|e| StatusError::Unavailable(format!("status gRPC server on {addr}: {e}")))
+}
+
 /// A [`StatusApi`] in another process.
 #[derive(Clone)]
 pub struct GrpcStatus {

@@ -15,7 +15,7 @@ mod grpc;
 mod store;
 
 pub use error::StatusError;
-pub use grpc::{serve, GrpcStatus, StatusGrpcServer};
+pub use grpc::{serve, serve_on, GrpcStatus, StatusGrpcServer};
 pub use memsy_proto::EventState;
 pub use store::{mark_pending, redis_connection, StatusStore};
 

@@ -265,33 +265,45 @@ impl SingleNode {
         let token = CancellationToken::new();
         let bus = connect_bus(&config).await?;
         let status: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
-        let mut tasks = JoinSet::new();
-        let (embedder, store): (Arc<dyn QueryEmbedder>, _) = if config.embedder.external {
-            let embedder = memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?;
+        // Everything that can fail (a taken port, a model that does not
+        // load) comes before any stage is started: a stage that is dropped
+        // mid-batch leaves its messages to the ack timeout.
+        let (embedder, store, embedding_stage, status_listener) = if config.embedder.external {
+            let embedder: Arc<dyn QueryEmbedder> =
+                Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
             let grpc = addr(&config.status.grpc_addr, "status.grpc_addr")?;
-            let (s, t) = (status.clone(), token.clone());
-            tasks.spawn(async move { memsy_status::serve(grpc, s, t.cancelled_owned()).await.map_err(Into::into) });
-            (Arc::new(embedder), open_store(&config, model_dimension(&config), true, true).await?)
+            let listener = tokio::net::TcpListener::bind(grpc)
+                .await
+                .with_context(|| format!("binding the status gRPC service to {grpc}"))?;
+            (embedder, open_store(&config, model_dimension(&config), true, true).await?, None, Some(listener))
         } else {
             let engine = load_engine(&config)?;
             let local = local_embedder(&config, engine.clone());
             let store = open_store(&config, engine.dimension(), true, true).await?;
             let stage = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status.clone());
-            spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(stage), embedder_batching(&config), &token);
-            (Arc::new(local), store)
+            (Arc::new(local) as Arc<dyn QueryEmbedder>, store, Some(stage), None)
         };
         let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;
         let bound = listener.local_addr()?;
-
         let engine = extraction_engine(&config, &bus).await?;
+        let (state, recalls) = gateway_state(&config, bus.clone(), status.clone(), embedder, store.clone()).await?;
+
+        let mut tasks = JoinSet::new();
+        if let Some(listener) = status_listener {
+            let (s, t) = (status.clone(), token.clone());
+            tasks.spawn(
+                async move { memsy_status::serve_on(listener, s, t.cancelled_owned()).await.map_err(Into::into) },
+            );
+        }
         let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status.clone(), engine);
         spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), extractor_batching(&config), &token);
-        let indexer = memsy_indexer::IndexerStage::new(store.clone(), status.clone(), (&config.indexer).into());
+        if let Some(stage) = embedding_stage {
+            spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(stage), embedder_batching(&config), &token);
+        }
+        let indexer = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
         spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), indexer_batching(&config), &token);
-
-        let (state, recalls) = gateway_state(&config, bus, status, embedder, store).await?;
         tasks.spawn(async move {
             recalls.await;
             Ok(())

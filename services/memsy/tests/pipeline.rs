@@ -54,6 +54,8 @@ async fn spawn_app_with(external: bool) -> App {
         let mut alone = config.clone();
         alone.http.addr = format!("127.0.0.1:{}", free_port());
         embedder = Some(EmbedderNode::start(Arc::new(alone)).await.expect("embedder starts"));
+        // The node must not need the model: it cannot load one from here.
+        config.embedder.model_dir = data.path().join("no-model-here");
     }
     let config = Arc::new(config);
     let node = SingleNode::start(config.clone()).await.expect("node starts");
