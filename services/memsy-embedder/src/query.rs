@@ -16,6 +16,12 @@ use crate::{EmbedError, Engine};
 pub trait QueryEmbedder: Send + Sync + 'static {
     /// One normalised vector per text.
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// Answers when queries can be embedded (for `/readyz`): the engine in
+    /// this process always can.
+    async fn ready(&self) -> Result<(), EmbedError> {
+        Ok(())
+    }
 }
 
 /// The engine in this process, behind the dynamic batcher: searches and
@@ -76,5 +82,10 @@ impl QueryEmbedder for GrpcEmbedder {
             .map_err(|s| EmbedError::Unavailable(format!("embedder service: {}", s.message())))?
             .into_inner();
         Ok(r.vectors.into_iter().map(|v| v.values).collect())
+    }
+
+    /// An empty request: the service answers it without the engine.
+    async fn ready(&self) -> Result<(), EmbedError> {
+        self.embed(Vec::new()).await.map(|_| ())
     }
 }

@@ -30,6 +30,11 @@ async fn components(s: &AppState) -> Map<String, Value> {
         Err(e) => format!("error: {e}"),
     };
     c.insert("vector_store".into(), store.into());
+    let embedder = match s.embedder.ready().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    c.insert("embedder".into(), embedder.into());
     c
 }
 

@@ -259,6 +259,14 @@ async fn a_node_with_an_external_embedder_completes_and_finds() {
     assert!(contents(&results).first().is_some_and(|c| c.contains("Rex")), "{results:?}");
     let results = app.search(&key, json!({"query": "pets", "actor_id": "user_7"})).await;
     assert!(contents(&results).iter().all(|c| !c.contains("Rex")), "{results:?}");
+    let (code, v, _) = app.call("GET", None, "/readyz", None).await;
+    assert_eq!((code, &v["components"]["embedder"]), (200, &json!("ok")), "{v}");
+    // Without its embedder the node is not ready, and says why.
+    let mut app = app;
+    app.embedder.take().unwrap().stop().await.unwrap();
+    let (code, v, _) = app.call("GET", None, "/readyz", None).await;
+    assert_eq!(code, 503, "{v}");
+    assert!(v["components"]["embedder"].as_str().is_some_and(|e| e.starts_with("error")), "{v}");
     app.stop().await;
 }
 
