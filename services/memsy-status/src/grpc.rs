@@ -52,11 +52,10 @@ pub async fn serve(
     inner: Arc<dyn StatusApi>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StatusError> {
-    tonic::transport::Server::builder()
-        .add_service(StatusGrpcServer::new(inner))
-        .serve_with_shutdown(addr, shutdown)
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| StatusError::Unavailable(format!("status gRPC server on {addr}: {e}")))
+        .map_err(|e| StatusError::Unavailable(format!("status gRPC server on {addr}: {e}")))?;
+    serve_on(listener, inner, shutdown).await
 }
 
 /// [`serve`] on a listener the caller has bound already (so that a taken
@@ -67,9 +66,13 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StatusError> {
     let addr = listener.local_addr().map_err(|e| StatusError::Unavailable(format!("status gRPC listener: {e}")))?;
+    // A listener's incoming stream sets no socket options (tonic applies its
+    // TCP_NODELAY default only when it binds the address itself); these are
+    // small request/response calls, which Nagle's algorithm would delay.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(StatusGrpcServer::new(inner))
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| StatusError::Unavailable(format!("status gRPC server on {addr}: {e}")))
 }
