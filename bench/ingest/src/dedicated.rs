@@ -142,10 +142,7 @@ pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqw
     serve.wait_live(&http, &base).await?;
     embedder.wait_live(&http, &format!("http://127.0.0.1:{ops}")).await?;
     let api = bench_api(memsy_bin, &env, http.clone(), base).await?;
-    let warm = api
-        .ingest(&[json!({"actor_id":"warm","session_id":"warm","kind":"user_message","content":"I like warm soup."})])
-        .await?;
-    api.drain(&warm, Duration::from_secs(60)).await?;
+    api.warm_up().await?;
 
     eprintln!("[bench] pipeline, model on core {MODEL_CORE}, the rest on core {REST_CORE}: {} statements", texts.len());
     let start = Snapshot::take(&embedder, &serve, &nats, &redis);

@@ -223,6 +223,15 @@ impl Api {
             .collect())
     }
 
+    /// One event all the way through, so that a measured phase starts on
+    /// a pipeline that is ready.
+    async fn warm_up(&self) -> Res<()> {
+        let event = json!({"actor_id":"warm","session_id":"warm","kind":"user_message","content":"I like warm soup."});
+        let ids = self.ingest(&[event]).await?;
+        self.drain(&ids, Duration::from_secs(60)).await?;
+        Ok(())
+    }
+
     /// States of up to 1000 ids: (completed, failed, still pending ids).
     async fn status(&self, ids: &[String]) -> Res<(usize, usize, Vec<String>)> {
         let (code, v) = self.post("/v1/status", &json!({ "event_ids": ids })).await?;
@@ -903,10 +912,7 @@ async fn main() -> Res<()> {
     eprintln!("[bench] memsy serve live after {startup_s:.2} s");
     let api = bench_api(&memsy_bin, &env, http.clone(), base).await?;
     // Readiness: one event all the way through.
-    let warm = api
-        .ingest(&[json!({"actor_id":"warm","session_id":"warm","kind":"user_message","content":"I like warm soup."})])
-        .await?;
-    api.drain(&warm, Duration::from_secs(60)).await?;
+    api.warm_up().await?;
 
     // 4. Pipeline: N statements, ingest → completed.
     eprintln!("[bench] pipeline: {n_pipeline} statements");

@@ -15,27 +15,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 async fn components(s: &AppState) -> Map<String, Value> {
     let mut c = Map::new();
     c.insert("nats".into(), (if s.bus.is_connected() { "ok".to_string() } else { "disconnected".to_string() }).into());
-    let redis = match s.dedup.ping().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    c.insert("redis".into(), redis.into());
-    let status = match s.status.ready().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    c.insert("status".into(), status.into());
-    let store = match s.store.ready().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    c.insert("vector_store".into(), store.into());
-    let embedder = match s.embedder.ready().await {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("error: {e}"),
-    };
-    c.insert("embedder".into(), embedder.into());
+    c.insert("redis".into(), state(s.dedup.ping().await));
+    c.insert("status".into(), state(s.status.ready().await));
+    c.insert("vector_store".into(), state(s.store.ready().await));
+    c.insert("embedder".into(), state(s.embedder.ready().await));
     c
+}
+
+/// A component's entry: "ok", or "error: " and what went wrong.
+fn state<E: std::fmt::Display>(r: Result<(), E>) -> Value {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error: {e}").into(),
+    }
 }
 
 /// Any valid key may ask (the SDK's `health()` is its connectivity check).
