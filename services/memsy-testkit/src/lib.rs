@@ -13,9 +13,16 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// `env` if set, else the workspace's `.venv/bin/<name>` (where
+/// `scripts/setup.sh` installs a current nats-server), else `PATH`, else
+/// `fallbacks`.
 fn find_binary(name: &str, env: &str, fallbacks: &[&str]) -> PathBuf {
     if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin").join(name);
+    if venv.is_file() {
+        return venv;
     }
     if let Some(paths) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&paths) {
