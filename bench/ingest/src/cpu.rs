@@ -26,6 +26,29 @@ pub fn core(n: usize) -> Machine {
     stat_line(&format!("cpu{n}"))
 }
 
+/// The cores this process may run on (`Cpus_allowed_list` of
+/// `/proc/self/status`, which a cgroup cpuset or `taskset` narrows), in
+/// ascending order; empty if it cannot be read.
+pub fn allowed_cores() -> Vec<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let list = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap_or_default();
+    parse_cpu_list(list)
+}
+
+/// `"0-2,5, 7-8"` → `[0, 1, 2, 5, 7, 8]`; whatever does not parse is left out.
+fn parse_cpu_list(list: &str) -> Vec<usize> {
+    let mut cores = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (from, to) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(from), Ok(to)) = (from.trim().parse::<usize>(), to.trim().parse::<usize>()) {
+            cores.extend(from..=to);
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    cores
+}
+
 fn stat_line(name: &str) -> Machine {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_default();
@@ -127,6 +150,16 @@ mod tests {
     fn stat_line_with_spaces_and_parens_in_the_name() {
         let line = "4242 (tokio rt (x)) S 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0";
         assert_eq!(ticks(line), Some(("tokio rt (x)".to_string(), 281)));
+    }
+
+    #[test]
+    fn cpu_lists_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-1"), vec![0, 1]);
+        assert_eq!(parse_cpu_list("2,4-6, 9\n"), vec![2, 4, 5, 6, 9]);
+        assert_eq!(parse_cpu_list("3"), vec![3]);
+        assert!(parse_cpu_list("").is_empty());
+        // This process runs somewhere.
+        assert!(!allowed_cores().is_empty());
     }
 
     #[test]

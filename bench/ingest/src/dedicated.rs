@@ -4,12 +4,14 @@
 //! The default layout shares both cores between the model and everything
 //! else, so its pipeline / embedder ratio is mostly the model's share of
 //! the CPU. This one asks the other question: when the embedder has its
-//! cores to itself, does the rest of the pipeline keep it fed? Core 0 runs
-//! `memsy embedder` (one ONNX Runtime thread); core 1 runs `memsy serve`
-//! with `embedder.external` (gateway, extractor, indexer, status, store),
-//! nats-server, redis-server and this bench. The baseline is the same
-//! engine alone on core 0, and the report says how busy each core was and
-//! how many cores the rest of the pipeline took per core of the embedder.
+//! cores to itself, does the rest of the pipeline keep it fed? The first
+//! core this process may use (the model's core; core 0 on a machine of its
+//! own) runs `memsy embedder` (one ONNX Runtime thread); the second (the
+//! rest's core) runs `memsy serve` with `embedder.external` (gateway,
+//! extractor, indexer, status, store), nats-server, redis-server and this
+//! bench. The baseline is the same engine alone on the model's core, and
+//! the report says how busy each core was and how many cores the rest of
+//! the pipeline took per core of the embedder.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -21,8 +23,12 @@ use serde_json::{json, Value};
 
 use crate::{bench_api, cpu, embedder_baseline, ingest_statements, log_dir, round1, round3, server_env, Memsy, Res};
 
-const MODEL_CORE: usize = 0;
-const REST_CORE: usize = 1;
+/// The two cores of the layout.
+#[derive(Clone, Copy)]
+struct Cores {
+    model: usize,
+    rest: usize,
+}
 
 /// Confines every thread of `pid` (and the threads it starts later) to `core`.
 fn pin(pid: u32, core: usize) -> Res<()> {
@@ -51,11 +57,11 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(embedder: &Memsy, serve: &Memsy, nats: &NatsServer, redis: &RedisServer) -> Self {
+    fn take(cores: Cores, embedder: &Memsy, serve: &Memsy, nats: &NatsServer, redis: &RedisServer) -> Self {
         Self {
             at: Instant::now(),
-            model_core: cpu::core(MODEL_CORE),
-            rest_core: cpu::core(REST_CORE),
+            model_core: cpu::core(cores.model),
+            rest_core: cpu::core(cores.rest),
             embedder: cpu::process(embedder.child.id()),
             serve: cpu::process(serve.child.id()),
             nats: cpu::process(nats.pid()),
@@ -66,7 +72,7 @@ impl Snapshot {
 
     fn since(&self, start: &Self, texts: usize) -> Value {
         let wall = (self.at - start.at).as_secs_f64();
-        let (core0, core1) = (self.model_core.since(&start.model_core), self.rest_core.since(&start.rest_core));
+        let (model_core, rest_core) = (self.model_core.since(&start.model_core), self.rest_core.since(&start.rest_core));
         let (embedder_rest, model) = self.embedder.split_since(&start.embedder, memsy_embedder::MODEL_THREAD_NAME);
         let serve = self.serve.since(&start.serve);
         let nats = self.nats.since(&start.nats);
@@ -75,10 +81,10 @@ impl Snapshot {
         let cores = |s: f64| round3(s / wall);
         json!({
             "wall_s": round3(wall),
-            "busy_share_core_0_model": round3(core0.busy / core0.all),
-            "busy_share_core_1_rest": round3(core1.busy / core1.all),
-            "stolen_share_core_0": round3(core0.stolen / core0.all),
-            "stolen_share_core_1": round3(core1.stolen / core1.all),
+            "busy_share_model_core": round3(model_core.busy / model_core.all),
+            "busy_share_rest_core": round3(rest_core.busy / rest_core.all),
+            "stolen_share_model_core": round3(model_core.stolen / model_core.all),
+            "stolen_share_rest_core": round3(rest_core.stolen / rest_core.all),
             "cores_busy": {
                 "embedder_model_threads": cores(model),
                 "embedder_other_threads": cores(embedder_rest),
@@ -96,24 +102,25 @@ impl Snapshot {
 
 /// Runs the layout over `texts`; the result's JSON.
 pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqwest::Client) -> Res<Value> {
-    let cores = std::thread::available_parallelism()?.get();
-    if cores < 2 {
-        return Err(format!("the dedicated layout needs two cores, this machine has {cores}").into());
-    }
+    let allowed = cpu::allowed_cores();
+    let [model, rest, ..] = allowed[..] else {
+        return Err(format!("the dedicated layout needs two cores, this process may use {allowed:?}").into());
+    };
+    let cores = Cores { model, rest };
     let me = std::process::id();
 
     // The embedder alone on the model's core: one session, one thread.
-    pin(me, MODEL_CORE)?;
-    eprintln!("[bench] embedder baseline on core {MODEL_CORE}: {} texts, one thread", texts.len());
+    pin(me, cores.model)?;
+    eprintln!("[bench] embedder baseline on core {model}: {} texts, one thread", texts.len());
     let one = [("one_thread", OnnxThreads { threads: 1, sessions: 1, spin: false })];
     let embed = tokio::task::block_in_place(|| embedder_baseline(model_dir, texts, &one))?;
     eprintln!("[bench] {embed}");
-    pin(me, REST_CORE)?;
+    pin(me, rest)?;
 
     let nats = NatsServer::start();
     let redis = RedisServer::start();
-    pin(nats.pid(), REST_CORE)?;
-    pin(redis.pid(), REST_CORE)?;
+    pin(nats.pid(), rest)?;
+    pin(redis.pid(), rest)?;
     let data = tempfile::tempdir()?;
     let logs = log_dir(&data);
     let (port, status_port, grpc_port) = (free_port(), free_port(), free_port());
@@ -133,23 +140,23 @@ pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqw
     let qdrant = data.path().join("qdrant").display().to_string();
     let serve_args = ["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir", &qdrant];
     let mut serve =
-        Memsy::spawn_on(Some(&REST_CORE.to_string()), memsy_bin, &serve_args, &env, logs.join("memsy.log"))?;
+        Memsy::spawn_on(Some(&rest.to_string()), memsy_bin, &serve_args, &env, logs.join("memsy.log"))?;
     let ops = free_port();
     let embedder_args = ["embedder", "--http-addr", &format!("127.0.0.1:{ops}")];
     let mut embedder =
-        Memsy::spawn_on(Some(&MODEL_CORE.to_string()), memsy_bin, &embedder_args, &env, logs.join("embedder.log"))?;
+        Memsy::spawn_on(Some(&model.to_string()), memsy_bin, &embedder_args, &env, logs.join("embedder.log"))?;
     let base = format!("http://127.0.0.1:{port}");
     serve.wait_live(&http, &base).await?;
     embedder.wait_live(&http, &format!("http://127.0.0.1:{ops}")).await?;
     let api = bench_api(memsy_bin, &env, http.clone(), base).await?;
     api.warm_up().await?;
 
-    eprintln!("[bench] pipeline, model on core {MODEL_CORE}, the rest on core {REST_CORE}: {} statements", texts.len());
-    let start = Snapshot::take(&embedder, &serve, &nats, &redis);
+    eprintln!("[bench] pipeline, model on core {model}, the rest on core {rest}: {} statements", texts.len());
+    let start = Snapshot::take(cores, &embedder, &serve, &nats, &redis);
     let ids = ingest_statements(&api, texts).await?;
     let ingest_s = start.at.elapsed().as_secs_f64();
     let (done, failed, _) = api.drain(&ids, Duration::from_secs(600)).await?;
-    let end = Snapshot::take(&embedder, &serve, &nats, &redis);
+    let end = Snapshot::take(cores, &embedder, &serve, &nats, &redis);
     let pipe_s = (end.at - start.at).as_secs_f64();
     let eps = texts.len() as f64 / pipe_s;
     let alone = embed["texts_per_s"].as_f64().unwrap_or(f64::NAN);
@@ -162,6 +169,8 @@ pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqw
         "events_per_s": round1(eps),
         "embedder_alone_one_core_texts_per_s": alone,
         "ratio_pipeline_over_embedder": round3(eps / alone),
+        "model_core": model,
+        "rest_core": rest,
         "cpu": end.since(&start, texts.len()),
     });
     eprintln!("[bench] {pipeline}");

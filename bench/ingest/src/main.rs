@@ -26,9 +26,10 @@
 //!    whose pipeline drains them on the same cores, vs raw JetStream.
 //!
 //! With `BENCH_LAYOUT=dedicated`, only this instead (see `dedicated.rs`):
-//! the embedder alone on core 0 with one thread, then the pipeline with
-//! `memsy embedder` on core 0 and `memsy serve` (`embedder.external`),
-//! nats-server, redis-server and the bench on core 1.
+//! the embedder alone on one core with one thread, then the pipeline with
+//! `memsy embedder` on that core and `memsy serve` (`embedder.external`),
+//! nats-server, redis-server and the bench on another (the first two cores
+//! the bench may use: 0 and 1 on a machine of its own).
 //!
 //! Prints one JSON document on stdout. Environment: `MEMSY_BIN` (default
 //! /work/cargo-target/release/memsy), `MEMSY_MODEL_DIR` (default
