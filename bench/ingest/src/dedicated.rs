@@ -72,7 +72,8 @@ impl Snapshot {
 
     fn since(&self, start: &Self, texts: usize) -> Value {
         let wall = (self.at - start.at).as_secs_f64();
-        let (model_core, rest_core) = (self.model_core.since(&start.model_core), self.rest_core.since(&start.rest_core));
+        let (model_core, rest_core) =
+            (self.model_core.since(&start.model_core), self.rest_core.since(&start.rest_core));
         let (embedder_rest, model) = self.embedder.split_since(&start.embedder, memsy_embedder::MODEL_THREAD_NAME);
         let serve = self.serve.since(&start.serve);
         let nats = self.nats.since(&start.nats);
@@ -139,8 +140,7 @@ pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqw
     ]);
     let qdrant = data.path().join("qdrant").display().to_string();
     let serve_args = ["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir", &qdrant];
-    let mut serve =
-        Memsy::spawn_on(Some(&rest.to_string()), memsy_bin, &serve_args, &env, logs.join("memsy.log"))?;
+    let mut serve = Memsy::spawn_on(Some(&rest.to_string()), memsy_bin, &serve_args, &env, logs.join("memsy.log"))?;
     let ops = free_port();
     let embedder_args = ["embedder", "--http-addr", &format!("127.0.0.1:{ops}")];
     let mut embedder =
