@@ -82,12 +82,15 @@ pub struct Batching {
     /// Most messages per batch.
     pub size: usize,
     /// Once a message is in hand, how long to wait for each next one before
-    /// handling a short batch; never more than [`GATHER_WAITS`] times this in
-    /// all, so a steady trickle cannot hold a batch back until it is full.
-    /// Short for a stage whose cost grows with the batch; longer for one that
-    /// pays a fixed cost per batch (the indexer's store flush), where fuller
-    /// batches are cheaper per event.
+    /// handling a short batch; never more than `gather` in all, so a steady
+    /// trickle cannot hold a batch back until it is full. Short for a stage
+    /// whose cost grows with the batch; longer for one that pays a fixed
+    /// cost per batch (the indexer's store flush), where fuller batches are
+    /// cheaper per event.
     pub wait: Duration,
+    /// The longest a batch gathers: [`GATHER_WAITS`] waits unless set with
+    /// [`Batching::gather`].
+    pub gather: Duration,
     /// How many batches may be in the stage's hands at once. 1 means the
     /// next batch is gathered only after the last is settled, which a stage
     /// needs when a batch must see the previous batch's writes (the
@@ -98,12 +101,18 @@ pub struct Batching {
     pub in_flight: usize,
 }
 
-/// The longest a batch gathers, in batch waits.
+/// The longest a batch gathers by default, in batch waits.
 pub const GATHER_WAITS: u32 = 4;
 
 impl Batching {
     pub fn new(size: usize, wait_ms: u64) -> Self {
-        Self { size: size.max(1), wait: Duration::from_millis(wait_ms), in_flight: 1 }
+        let wait = Duration::from_millis(wait_ms);
+        Self { size: size.max(1), wait, gather: wait * GATHER_WAITS, in_flight: 1 }
+    }
+
+    /// A batch gathers for at most `gather_ms` (at least one batch wait).
+    pub fn gather(self, gather_ms: u64) -> Self {
+        Self { gather: Duration::from_millis(gather_ms).max(self.wait), ..self }
     }
 
     /// Up to `n` (at least 1) batches in the stage's hands at once.
@@ -135,7 +144,14 @@ pub async fn run_stage(
         .await
         .map_err(BusError::unavailable)?;
     let in_flight = batching.in_flight.max(1);
-    info!(stage = stage.name, batch_size, batch_wait_ms = batching.wait.as_millis() as u64, in_flight, "stage started");
+    info!(
+        stage = stage.name,
+        batch_size,
+        batch_wait_ms = batching.wait.as_millis() as u64,
+        batch_gather_ms = batching.gather.as_millis() as u64,
+        in_flight,
+        "stage started"
+    );
     // A slot is taken before the first message of a batch is awaited, so
     // with one slot the next batch is not even gathered until the last one
     // is settled.
@@ -148,7 +164,7 @@ pub async fn run_stage(
             s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
         };
         // Wait for one message, then take whatever else comes within the
-        // batch wait of the last (and GATHER_WAITS waits of the first), up
+        // batch wait of the last (and the gather time of the first), up
         // to the batch size: batches grow with load, and at low load a
         // message waits at most one batch wait.
         let first = tokio::select! {
@@ -165,7 +181,7 @@ pub async fn run_stage(
             }
             None => break Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
         }
-        let deadline = tokio::time::Instant::now() + batching.wait * GATHER_WAITS;
+        let deadline = tokio::time::Instant::now() + batching.gather;
         while msgs.len() < batch_size {
             // A zero wait (past the deadline, or configured) still takes a
             // message that is already here: `timeout` polls it first.

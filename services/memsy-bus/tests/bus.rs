@@ -171,16 +171,27 @@ async fn a_panicking_stage_dead_letters_instead_of_dying() {
 
 /// A steady trickle, each message within the batch wait of the last, must
 /// not hold a batch back until it is full: a batch gathers for at most
-/// GATHER_WAITS waits.
+/// GATHER_WAITS waits, or the gather time it is given.
 #[tokio::test]
 async fn a_trickle_does_not_hold_a_batch_until_it_is_full() {
+    // Messages 20 ms apart, a 100 ms wait between them, room for all 60:
+    // without the cap they would all go in one batch, ~1.2 s after the first.
+    // 1.2 s of trickle in batches of at most 400 ms: at least 3 of them.
+    let calls = trickle(Batching::new(1_000, 100)).await;
+    assert!(calls >= 3, "60 trickled messages went in {calls} batch(es)");
+    // At most 150 ms each: at least 8 (5 leaves room for a slow machine,
+    // whose later publishes only make more batches; 400 ms ones give 3–4).
+    let calls = trickle(Batching::new(1_000, 100).gather(150)).await;
+    assert!(calls >= 5, "60 trickled messages went in {calls} batch(es) of at most 150 ms");
+}
+
+/// Publishes 60 messages 20 ms apart to a stage with `batching`; how many
+/// batches the stage handled them in.
+async fn trickle(batching: Batching) -> usize {
     let nats = NatsServer::start();
     let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
     let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
     let stop = CancellationToken::new();
-    // Messages 20 ms apart, a 100 ms wait between them, room for all 60:
-    // without the cap they would all go in one batch, ~1.2 s after the first.
-    let batching = Batching::new(1_000, 100);
     let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), batching, stop.clone()));
     for i in 0..60 {
         bus.publish_all(vec![msg("acme", &format!("t{i}"), "ok")]).await.unwrap();
@@ -193,9 +204,7 @@ async fn a_trickle_does_not_hold_a_batch_until_it_is_full() {
     stop.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(rec.seen.lock().await.len(), 60);
-    // 1.2 s of trickle in batches of at most 400 ms: at least 3 of them.
-    let calls = rec.calls.load(Ordering::SeqCst);
-    assert!(calls >= 3, "60 trickled messages went in {calls} batch(es)");
+    rec.calls.load(Ordering::SeqCst)
 }
 
 /// Counts the batches in its hands at once; each takes a while.

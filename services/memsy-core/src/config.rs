@@ -157,8 +157,18 @@ pub struct IndexerConfig {
     /// How long a batch waits for each next event before it is written
     /// short. A store write costs a flush whatever its size, so under load
     /// fuller batches are much cheaper per event; at low load this is what a
-    /// lone event waits (see docs/BENCHMARKS.md, pipeline).
+    /// lone event waits (see docs/BENCHMARKS.md, pipeline). Longer than the
+    /// gap between the embedder's batches (~80 ms for 64 texts on one core),
+    /// or a batch ends after each of them.
     pub batch_wait_ms: u64,
+    /// The longest a batch gathers under a steady stream (each event within
+    /// `batch_wait_ms` of the last) before it is written short of
+    /// `batch_size`: what an event can wait in the indexer at moderate load.
+    /// Each batch costs the store ≈ 12 ms of CPU whatever its size (two
+    /// shard flushes), so under load longer gathering leaves the model more
+    /// CPU (docs/BENCHMARKS.md, runs of 2026-12-03, 18:45–19:09); low-load
+    /// latency is `batch_wait_ms`, not this.
+    pub batch_gather_ms: u64,
     /// A new memory this close (cosine) to an active memory of the same
     /// actor reinforces it instead of being stored as a twin.
     pub duplicate_similarity: f32,
@@ -383,7 +393,8 @@ impl Default for IndexerConfig {
     fn default() -> Self {
         Self {
             batch_size: 512,
-            batch_wait_ms: 50,
+            batch_wait_ms: 100,
+            batch_gather_ms: 500,
             duplicate_similarity: 0.93,
             promotion_similarity: 0.88,
             promotion_min_actors: 3,

@@ -228,7 +228,7 @@ fn embedder_batching(config: &Config) -> Batching {
 }
 
 fn indexer_batching(config: &Config) -> Batching {
-    Batching::new(config.indexer.batch_size, config.indexer.batch_wait_ms)
+    Batching::new(config.indexer.batch_size, config.indexer.batch_wait_ms).gather(config.indexer.batch_gather_ms)
 }
 
 async fn wait(mut tasks: JoinSet<anyhow::Result<()>>, token: CancellationToken) -> anyhow::Result<()> {
