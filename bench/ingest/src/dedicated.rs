@@ -107,11 +107,10 @@ pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqw
     let [model, rest, ..] = allowed[..] else {
         return Err(format!("the dedicated layout needs two cores, this process may use {allowed:?}").into());
     };
-    let cores = Cores { model, rest };
     let me = std::process::id();
 
     // The embedder alone on the model's core: one session, one thread.
-    pin(me, cores.model)?;
+    pin(me, model)?;
     eprintln!("[bench] embedder baseline on core {model}: {} texts, one thread", texts.len());
     let one = [("one_thread", OnnxThreads { threads: 1, sessions: 1, spin: false })];
     let embed = tokio::task::block_in_place(|| embedder_baseline(model_dir, texts, &one))?;
@@ -152,11 +151,11 @@ pub async fn run(memsy_bin: &str, model_dir: &Path, texts: &[String], http: reqw
     api.warm_up().await?;
 
     eprintln!("[bench] pipeline, model on core {model}, the rest on core {rest}: {} statements", texts.len());
-    let start = Snapshot::take(cores, &embedder, &serve, &nats, &redis);
+    let start = Snapshot::take(Cores { model, rest }, &embedder, &serve, &nats, &redis);
     let ids = ingest_statements(&api, texts).await?;
     let ingest_s = start.at.elapsed().as_secs_f64();
     let (done, failed, _) = api.drain(&ids, Duration::from_secs(600)).await?;
-    let end = Snapshot::take(cores, &embedder, &serve, &nats, &redis);
+    let end = Snapshot::take(Cores { model, rest }, &embedder, &serve, &nats, &redis);
     let pipe_s = (end.at - start.at).as_secs_f64();
     let eps = texts.len() as f64 / pipe_s;
     let alone = embed["texts_per_s"].as_f64().unwrap_or(f64::NAN);

@@ -155,7 +155,7 @@ pub struct IndexerConfig {
     /// docs/BENCHMARKS.md).
     pub batch_size: usize,
     /// How long a batch waits for each next event before it is written
-    /// short. A store write costs a flush whatever its size, so under load
+    /// short. A store write costs two flushes whatever its size, so under load
     /// fuller batches are much cheaper per event; at low load this is what a
     /// lone event waits (see docs/BENCHMARKS.md, pipeline). Longer than the
     /// gap between the embedder's batches (~80 ms for 64 texts on one core),
