@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use memsy_core::config::IndexerConfig;
 use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SOURCE_METADATA, MAX_STRENGTH};
-use memsy_store::{cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, SearchFilter, SearchHit, StoreError};
+use memsy_store::{cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, ScoredId, SearchFilter, StoreError};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -85,7 +85,7 @@ impl Consolidator {
 
     /// Decides what `points` (new actor memories, in event order) do.
     pub async fn plan(&self, points: Vec<MemoryPoint>) -> Result<Plan, StoreError> {
-        let mut batch = Batch { overlay: HashMap::new(), order: Vec::new(), lookups: Lookups::default() };
+        let mut batch = Batch::default();
         // Ids already stored were consolidated by an earlier delivery.
         let mut by_org: HashMap<String, Vec<String>> = HashMap::new();
         for p in &points {
@@ -115,6 +115,7 @@ impl Consolidator {
         // replicas — were never isolated from a plan, per lookup or not.)
         // One blocking call instead of one per memory took ~10 % of
         // `memsy serve`'s CPU per event off (docs/BENCHMARKS.md, 2026-12-03).
+        // The answers are ids; each memory among them is read once per plan.
         let queries: Vec<DenseQuery> = points
             .iter()
             .map(|p| DenseQuery {
@@ -124,7 +125,14 @@ impl Consolidator {
             })
             .collect();
         let started = Instant::now();
-        let answers = self.store.search_dense_many(&queries).await?;
+        let answers = self.store.search_dense_ids(&queries).await?;
+        let mut unread: HashMap<&str, Vec<&ScoredId>> = HashMap::new();
+        for (q, answer) in queries.iter().zip(&answers) {
+            unread.entry(q.filter.org_id.as_str()).or_default().extend(answer);
+        }
+        for (org, hits) in unread {
+            self.read(&mut batch, org, hits).await?;
+        }
         batch.lookups.add_many(Lookup::Duplicate, started, answers.len(), answers.iter().map(Vec::len).sum());
         for (p, stored_dups) in points.into_iter().zip(answers) {
             // An id the batch has decided about already is not decided twice.
@@ -144,6 +152,7 @@ impl Consolidator {
             promoted_lookups = l.count(Lookup::Promoted),
             promoted_hits = l.hits(Lookup::Promoted),
             promoted_ms = l.ms(Lookup::Promoted),
+            memories_read = l.read,
             "consolidation lookups"
         );
         Ok(batch.into_plan())
@@ -155,7 +164,7 @@ impl Consolidator {
         &self,
         batch: &mut Batch,
         p: MemoryPoint,
-        stored_dups: Vec<SearchHit>,
+        stored_dups: Vec<ScoredId>,
     ) -> Result<(), StoreError> {
         let event_id = p.memory.source_event_ids.first().cloned().unwrap_or_default();
 
@@ -344,9 +353,39 @@ impl Consolidator {
         limit: usize,
     ) -> Result<Vec<Working>, StoreError> {
         let started = Instant::now();
-        let hits = self.store.search(vector, None, &thresholded(filter, min), limit).await?;
+        let query = DenseQuery { vector: vector.to_vec(), filter: thresholded(filter, min), limit };
+        let hits = self.store.search_dense_ids(std::slice::from_ref(&query)).await?.pop().unwrap_or_default();
+        self.read(batch, &filter.org_id, &hits).await?;
         batch.lookups.add(kind, started, hits.len());
         Ok(batch.correct(hits, vector, filter, min))
+    }
+
+    /// Reads the memories of `org_id` among `hits` that the plan holds
+    /// neither as read before nor as decided. The store does not change
+    /// while a plan is made (it writes nothing until it is made), so a
+    /// memory read once serves every later lookup of the plan: the holders
+    /// of a fact are the same for each new memory of it.
+    async fn read(
+        &self,
+        batch: &mut Batch,
+        org_id: &str,
+        hits: impl IntoIterator<Item = &ScoredId>,
+    ) -> Result<(), StoreError> {
+        let unread: BTreeSet<&str> = hits
+            .into_iter()
+            .map(|h| h.memory_id.as_str())
+            .filter(|id| !batch.stored.contains_key(*id) && !batch.overlay.contains_key(*id))
+            .collect();
+        if unread.is_empty() {
+            return Ok(());
+        }
+        let unread: Vec<String> = unread.into_iter().map(str::to_string).collect();
+        let memories = self.store.get_memories(org_id, &unread).await?;
+        batch.lookups.read += memories.len();
+        for m in memories {
+            batch.stored.insert(m.memory_id.clone(), m);
+        }
+        Ok(())
     }
 }
 
@@ -361,10 +400,13 @@ fn thresholded(filter: &SearchFilter, min: f32) -> SearchFilter {
 /// left `filter` in this batch, and then the next one counts.
 const NEAREST_LIMIT: usize = 5;
 
+#[derive(Default)]
 struct Batch {
     overlay: HashMap<String, Working>,
     /// Ids in the order they entered the overlay (for deterministic plans).
     order: Vec<String>,
+    /// Stored memories the plan's lookups found, as read from the store.
+    stored: HashMap<String, Memory>,
     lookups: Lookups,
 }
 
@@ -376,14 +418,16 @@ enum Lookup {
     Promoted = 2,
 }
 
-/// How many lookups of each kind a plan made, how many memories the store
-/// returned (each one's payload is read and decoded) and how long they
-/// took, for the plan's debug log: where a plan's time goes, by kind.
+/// How many lookups of each kind a plan made, how many hits the store
+/// returned and how long they took (reading the memories included), and
+/// how many memories were read (each one's payload decoded), for the
+/// plan's debug log: where a plan's time goes, by kind.
 #[derive(Default)]
 struct Lookups {
     count: [u32; 3],
     hits: [usize; 3],
     time: [Duration; 3],
+    read: usize,
 }
 
 impl Lookups {
@@ -422,14 +466,18 @@ impl Batch {
     /// The store's `hits` for a lookup as this batch sees them: hits the
     /// batch has since moved out of `filter` dropped, memories the batch
     /// added within `filter` at `min` or more included; best first.
-    fn correct(&self, hits: Vec<SearchHit>, vector: &[f32], filter: &SearchFilter, min: f32) -> Vec<Working> {
+    /// A hit on a memory that is gone by the time it is read (deleted in
+    /// between) is left out, as a lookup a moment later would.
+    fn correct(&self, hits: Vec<ScoredId>, vector: &[f32], filter: &SearchFilter, min: f32) -> Vec<Working> {
         let mut scored: Vec<(f32, Working)> = Vec::new();
-        for hit in hits {
-            if hit.score >= min {
-                let w = self.current(hit.memory);
-                if matches_filter(&w.memory, filter) {
-                    scored.push((hit.score, w));
-                }
+        for hit in hits.into_iter().filter(|h| h.score >= min) {
+            let w = match (self.overlay.get(&hit.memory_id), self.stored.get(&hit.memory_id)) {
+                (Some(w), _) => w.clone(),
+                (None, Some(m)) => Working { memory: m.clone(), vector: None, new: false, dirty: false },
+                (None, None) => continue,
+            };
+            if matches_filter(&w.memory, filter) {
+                scored.push((hit.score, w));
             }
         }
         for id in &self.order {

@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::{
     bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryPoint, MemoryScan,
-    MemoryStore, Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE,
+    MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE,
     SPARSE_NAME, VECTOR_NAME,
 };
 
@@ -401,24 +401,24 @@ impl MemoryStore for EdgeStore {
         points.into_iter().map(|p| fused_hit(p, vector)).collect()
     }
 
-    async fn search_dense_many(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<SearchHit>>, StoreError> {
+    async fn search_dense_ids(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<ScoredId>>, StoreError> {
         let mut requests = Vec::with_capacity(queries.len());
         for q in queries {
             self.check_dimension(&q.vector)?;
-            requests.push(dense_request(&q.vector, &q.filter, q.limit)?);
+            let mut r = dense_request(&q.vector, &q.filter, q.limit)?;
+            r.with_payload = WithPayloadInterface::Bool(false);
+            requests.push(r);
         }
         blocking(&self.memories, move |s| {
             requests
                 .into_iter()
-                .map(
-                    |r| {
-                        if r.limit == 0 {
-                            Ok(Vec::new())
-                        } else {
-                            dense_hits(s.engine.query(r).map_err(engine_error)?)
-                        }
-                    },
-                )
+                .map(|r| {
+                    if r.limit == 0 {
+                        return Ok(Vec::new());
+                    }
+                    let points = s.engine.query(r).map_err(engine_error)?;
+                    Ok(points.into_iter().map(|p| ScoredId { memory_id: p.id.to_string(), score: p.score }).collect())
+                })
                 .collect()
         })
         .await

@@ -222,12 +222,22 @@ pub struct SearchHit {
     pub rank: f32,
 }
 
-/// One query of [`MemoryStore::search_dense_many`].
+/// One query of [`MemoryStore::search_dense_ids`].
 #[derive(Debug, Clone)]
 pub struct DenseQuery {
     pub vector: Vec<f32>,
     pub filter: SearchFilter,
     pub limit: usize,
+}
+
+/// A dense lookup's hit without its memory: see [`MemoryStore::search_dense_ids`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredId {
+    /// The memory's id as the store keeps it (a canonical UUID string for
+    /// memsy's own memories).
+    pub memory_id: String,
+    /// As [`SearchHit::score`].
+    pub score: f32,
 }
 
 /// Both stores refuse a vector of the wrong size rather than let the engine fail later.
@@ -279,14 +289,20 @@ pub trait MemoryStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<SearchHit>, StoreError>;
 
-    /// Dense-only searches (`search` without text), answered in order. The
-    /// embedded engine runs them in one blocking call instead of one each:
-    /// the indexer asks one per new memory, and the hand-off to a blocking
-    /// thread and back costs as much as a small filtered search.
-    async fn search_dense_many(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<SearchHit>>, StoreError> {
+    /// Dense-only searches (`search` without text), answered in order, as
+    /// ids and scores: reading and decoding a hit's stored payload is most
+    /// of what a small filtered search costs, and a caller that meets the
+    /// same memories again and again (a consolidation plan: every new
+    /// memory of a fact finds the same holders) fetches only the ones it
+    /// does not hold yet, with [`MemoryStore::get_memories`]. The embedded
+    /// engine runs all of them in one blocking call: the hand-off to a
+    /// blocking thread and back costs as much as a small filtered search.
+    async fn search_dense_ids(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<ScoredId>>, StoreError> {
         let mut answers = Vec::with_capacity(queries.len());
         for q in queries {
-            answers.push(self.search(&q.vector, None, &q.filter, q.limit).await?);
+            let hits = self.search(&q.vector, None, &q.filter, q.limit).await?;
+            answers
+                .push(hits.into_iter().map(|h| ScoredId { memory_id: h.memory.memory_id, score: h.score }).collect());
         }
         Ok(answers)
     }

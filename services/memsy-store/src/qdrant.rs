@@ -27,9 +27,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, EventScan, MemoryPoint, MemoryScan, MemoryStore,
-    Scanned, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME,
-    VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryPoint, MemoryScan,
+    MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE,
+    SPARSE_NAME, VECTOR_NAME,
 };
 
 pub struct QdrantStore {
@@ -327,6 +327,38 @@ impl MemoryStore for QdrantStore {
                 })
             })
             .collect()
+    }
+
+    /// One dense query per request as in `search`, without payloads: the
+    /// ids are what the caller asked for.
+    async fn search_dense_ids(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<ScoredId>>, StoreError> {
+        let mut answers = Vec::with_capacity(queries.len());
+        for q in queries {
+            self.check_dimension(&q.vector)?;
+        }
+        for q in queries {
+            if q.limit == 0 {
+                answers.push(Vec::new());
+                continue;
+            }
+            let mut request = QueryPointsBuilder::new(&self.memories)
+                .query(q.vector.clone())
+                .using(VECTOR_NAME)
+                .filter(search_filter(&q.filter))
+                .limit(q.limit as u64)
+                .with_payload(false);
+            if let Some(min) = q.filter.min_score {
+                request = request.score_threshold(min);
+            }
+            let response = self.client.query(request).await.map_err(server_error)?;
+            let hits = response
+                .result
+                .into_iter()
+                .filter_map(|p| Some(ScoredId { memory_id: point_id_string(p.id?)?, score: p.score }))
+                .collect();
+            answers.push(hits);
+        }
+        Ok(answers)
     }
 
     async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {

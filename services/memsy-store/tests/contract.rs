@@ -87,7 +87,7 @@ contract!(
     hybrid_scores_are_dense_cosines,
     hybrid_filters_apply_to_both_sources,
     hybrid_limit_is_honoured,
-    dense_many_answers_each_query_as_search_does,
+    dense_ids_answer_each_query_as_search_does,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -214,7 +214,7 @@ async fn min_score_leaves_out_weaker_hits(store: &dyn MemoryStore) {
     assert!(hits.iter().all(|h| h.score >= 0.9));
 }
 
-async fn dense_many_answers_each_query_as_search_does(store: &dyn MemoryStore) {
+async fn dense_ids_answer_each_query_as_search_does(store: &dyn MemoryStore) {
     let (a, b, c) = (memory("org", "alice"), memory("org", "bob"), memory("other", "alice"));
     put(store, &[(&a, axis(0)), (&b, vec![0.9, 0.1, 0.0, 0.0]), (&c, axis(0))]).await;
     let alice = SearchFilter { actor_id: Some("alice".into()), ..filter("org") };
@@ -226,24 +226,30 @@ async fn dense_many_answers_each_query_as_search_does(store: &dyn MemoryStore) {
         DenseQuery { vector: axis(0), filter: filter("org"), limit: 0 },
         DenseQuery { vector: axis(0), filter: filter("nobody"), limit: 10 },
     ];
-    let answers = store.search_dense_many(&queries).await.unwrap();
+    let answers = store.search_dense_ids(&queries).await.unwrap();
     assert_eq!(answers.len(), queries.len());
     for (q, answer) in queries.iter().zip(&answers) {
         let alone = store.search(&q.vector, None, &q.filter, q.limit).await.unwrap();
-        let ids = |hits: &[memsy_store::SearchHit]| hits.iter().map(|h| h.memory.memory_id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(answer), ids(&alone), "{q:?}");
+        let expected: Vec<(String, f32)> = alone.into_iter().map(|h| (h.memory.memory_id, h.score)).collect();
+        let got: Vec<(String, f32)> = answer.iter().map(|h| (h.memory_id.clone(), h.score)).collect();
+        assert_eq!(got.len(), expected.len(), "{q:?}");
+        for ((id, score), (want_id, want_score)) in got.iter().zip(&expected) {
+            assert_eq!(id, want_id, "{q:?}");
+            assert!((score - want_score).abs() < 1e-5, "{q:?}: {score} vs {want_score}");
+        }
     }
-    let ids: Vec<Vec<&str>> =
-        answers.iter().map(|hits| hits.iter().map(|h| h.memory.memory_id.as_str()).collect()).collect();
+    let ids: Vec<Vec<&str>> = answers.iter().map(|hits| hits.iter().map(|h| h.memory_id.as_str()).collect()).collect();
     assert_eq!(ids[0], [&a.memory_id, &b.memory_id]);
     assert_eq!(ids[1], [&a.memory_id]);
     assert!(ids[2].is_empty(), "{:?}", ids[2]);
     assert_eq!(ids[3], [&a.memory_id]);
     assert!(ids[4].is_empty() && ids[5].is_empty());
-    assert_eq!(answers[0][0].memory, a);
+    // The ids are the memories' own: get_memories fetches them.
+    let fetched = store.get_memories("org", &[ids[0][0].to_string()]).await.unwrap();
+    assert_eq!(fetched, std::slice::from_ref(&a));
     // A wrong vector anywhere refuses the whole request.
     let bad = vec![queries[0].clone(), DenseQuery { vector: vec![1.0; DIM - 1], filter: filter("org"), limit: 5 }];
-    assert!(matches!(store.search_dense_many(&bad).await.unwrap_err(), StoreError::Invalid(_)));
+    assert!(matches!(store.search_dense_ids(&bad).await.unwrap_err(), StoreError::Invalid(_)));
 }
 
 async fn org_isolation(store: &dyn MemoryStore) {
