@@ -231,27 +231,43 @@ fn indexer_batching(config: &Config) -> Batching {
     Batching::new(config.indexer.batch_size, config.indexer.batch_wait_ms).gather(config.indexer.batch_gather_ms)
 }
 
-async fn wait(mut tasks: JoinSet<anyhow::Result<()>>, token: CancellationToken) -> anyhow::Result<()> {
-    let mut result = Ok(());
-    while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(anyhow::Error::from).and_then(|x| x);
-        if let Err(e) = r {
-            tracing::error!(error = %format!("{e:#}"), "service failed; stopping");
-            token.cancel();
-            if result.is_ok() {
-                result = Err(e);
+/// The services of one process: they run until the token is cancelled or
+/// one of them fails, which cancels the others.
+pub struct Services {
+    pub token: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Services {
+    /// Runs until the token is cancelled or a service fails; returns the
+    /// first failure once every service has drained.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        while let Some(r) = self.tasks.join_next().await {
+            let r = r.map_err(anyhow::Error::from).and_then(|x| x);
+            if let Err(e) = r {
+                tracing::error!(error = %format!("{e:#}"), "service failed; stopping");
+                self.token.cancel();
+                if result.is_ok() {
+                    result = Err(e);
+                }
             }
         }
+        result
     }
-    result
+
+    /// Stops every service and waits for them to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.token.cancel();
+        self.wait().await
+    }
 }
 
 /// Every service in one process, started and running.
 pub struct SingleNode {
     /// Where the gateway listens (the real port when 0 was asked for).
     pub addr: SocketAddr,
-    pub token: CancellationToken,
-    tasks: JoinSet<anyhow::Result<()>>,
+    pub services: Services,
 }
 
 impl SingleNode {
@@ -317,18 +333,7 @@ impl SingleNode {
         } else {
             info!(addr = %bound, "memsy serve: gateway, extractor, embedder, indexer and status running in one process");
         }
-        Ok(Self { addr: bound, token, tasks })
-    }
-
-    /// Runs until the token is cancelled or a service fails.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        wait(self.tasks, self.token).await
-    }
-
-    /// Stops every service and waits for them to drain.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.token.cancel();
-        self.wait().await
+        Ok(Self { addr: bound, services: Services { token, tasks } })
     }
 }
 
@@ -367,8 +372,8 @@ async fn extraction_engine(config: &Config, bus: &Bus) -> anyhow::Result<memsy_e
 
 async fn serve_all(config: Arc<Config>) -> anyhow::Result<()> {
     let node = SingleNode::start(config).await?;
-    stop_on_signal(node.token.clone());
-    node.wait().await
+    stop_on_signal(node.services.token.clone());
+    node.services.wait().await
 }
 
 async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
@@ -435,20 +440,19 @@ async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
     let stage = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
     spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(stage), extractor_batching(&config), &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
-    wait(tasks, token).await
+    Services { token, tasks }.wait().await
 }
 
 async fn embedder(config: Arc<Config>) -> anyhow::Result<()> {
     let node = EmbedderNode::start(config).await?;
-    stop_on_signal(node.token.clone());
-    node.wait().await
+    stop_on_signal(node.services.token.clone());
+    node.services.wait().await
 }
 
 /// `memsy embedder`: the embedding stage and the query-embedding gRPC
 /// service, started and running.
 pub struct EmbedderNode {
-    pub token: CancellationToken,
-    tasks: JoinSet<anyhow::Result<()>>,
+    pub services: Services,
 }
 
 impl EmbedderNode {
@@ -467,18 +471,7 @@ impl EmbedderNode {
         let t = token.clone();
         tasks.spawn(async move { memsy_embedder::serve(grpc, local, t.cancelled_owned()).await.map_err(Into::into) });
         ops::spawn(&mut tasks, &config, bus, &token)?;
-        Ok(Self { token, tasks })
-    }
-
-    /// Runs until the token is cancelled or a service fails.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        wait(self.tasks, self.token).await
-    }
-
-    /// Stops the services and waits for them to drain.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.token.cancel();
-        self.wait().await
+        Ok(Self { services: Services { token, tasks } })
     }
 }
 
@@ -492,7 +485,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let stage = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
     spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), indexer_batching(&config), &token);
     ops::spawn(&mut tasks, &config, bus, &token)?;
-    wait(tasks, token).await
+    Services { token, tasks }.wait().await
 }
 
 async fn status(config: Arc<Config>) -> anyhow::Result<()> {
@@ -505,7 +498,7 @@ async fn status(config: Arc<Config>) -> anyhow::Result<()> {
     let t = token.clone();
     tasks.spawn(async move { memsy_status::serve(grpc, store, t.cancelled_owned()).await.map_err(Into::into) });
     ops::spawn(&mut tasks, &config, bus, &token)?;
-    wait(tasks, token).await
+    Services { token, tasks }.wait().await
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {

@@ -110,7 +110,7 @@ impl App {
     }
 
     async fn stop(mut self) {
-        self.node.take().unwrap().stop().await.unwrap();
+        self.node.take().unwrap().services.stop().await.unwrap();
     }
 }
 

@@ -131,9 +131,9 @@ impl App {
     }
 
     async fn stop(mut self) {
-        self.node.take().unwrap().stop().await.unwrap();
+        self.node.take().unwrap().services.stop().await.unwrap();
         if let Some(e) = self.embedder.take() {
-            e.stop().await.unwrap();
+            e.services.stop().await.unwrap();
         }
     }
 }
@@ -263,11 +263,36 @@ async fn a_node_with_an_external_embedder_completes_and_finds() {
     assert_eq!((code, &v["components"]["embedder"]), (200, &json!("ok")), "{v}");
     // Without its embedder the node is not ready, and says why.
     let mut app = app;
-    app.embedder.take().unwrap().stop().await.unwrap();
+    app.embedder.take().unwrap().services.stop().await.unwrap();
     let (code, v, _) = app.call("GET", None, "/readyz", None).await;
     assert_eq!(code, 503, "{v}");
     assert!(v["components"]["embedder"].as_str().is_some_and(|e| e.starts_with("error")), "{v}");
     app.stop().await;
+}
+
+/// A node whose status port is taken refuses to start and names the
+/// address (what an operator needs to fix it).
+#[tokio::test]
+async fn a_node_whose_status_port_is_taken_does_not_start() {
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let mut config = Config::default();
+    config.nats.url = nats.url();
+    config.redis.url = redis.url();
+    config.http.addr = "127.0.0.1:0".into();
+    config.http.data_dir = data.path().to_path_buf();
+    config.embedder.model_dir = model_dir();
+    config.qdrant.url = None;
+    config.embedder.external = true;
+    config.embedder.url = format!("http://127.0.0.1:{}", free_port());
+    config.status.grpc_addr = taken_addr.clone();
+    let err = SingleNode::start(Arc::new(config)).await.err().expect("a taken status port is refused");
+    let message = format!("{err:#}");
+    assert!(message.contains(&taken_addr) && message.contains("status gRPC"), "{message}");
+    drop(taken);
 }
 
 #[tokio::test]
@@ -411,7 +436,7 @@ async fn broker_outage_is_a_503_not_a_lie() {
         app.call("POST", Some(&key), "/v1/ingest", Some(json!({"events": [ev("a", "s", "I live in Oslo.")]}))).await;
     assert_eq!(code, 503, "{v}");
     assert_eq!(v["detail"]["error"], "service_unavailable");
-    let _ = tokio::time::timeout(Duration::from_secs(10), app.node.take().unwrap().stop()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), app.node.take().unwrap().services.stop()).await;
 }
 
 #[tokio::test]
