@@ -73,6 +73,30 @@ struct Working {
     dirty: bool,
 }
 
+/// A memory of a lookup's answer where the batch keeps it.
+enum Held<'a> {
+    /// In the overlay: decided by this batch.
+    Decided(&'a Working),
+    /// As read from the store in this plan.
+    Read(&'a Memory),
+}
+
+impl Held<'_> {
+    fn memory(&self) -> &Memory {
+        match self {
+            Held::Decided(w) => &w.memory,
+            Held::Read(m) => m,
+        }
+    }
+
+    fn to_working(&self) -> Working {
+        match self {
+            Held::Decided(w) => (*w).clone(),
+            Held::Read(m) => Working { memory: (*m).clone(), vector: None, new: false, dirty: false },
+        }
+    }
+}
+
 pub struct Consolidator {
     store: Arc<dyn MemoryStore>,
     policy: Policy,
@@ -171,7 +195,7 @@ impl Consolidator {
         // 2. Reinforcement of a near-duplicate.
         let same_actor = actor_filter(&p.memory);
         let min = self.policy.duplicate_similarity;
-        let dup = batch.correct(stored_dups, &p.vector, &same_actor, min).into_iter().next();
+        let dup = batch.corrected(&stored_dups, &p.vector, &same_actor, min).first().map(Held::to_working);
         if let Some(target) = dup.filter(|t| !different_slot_values(&t.memory, &p.memory)) {
             if !target.memory.source_event_ids.contains(&event_id) {
                 let mut m = target.memory.clone();
@@ -254,20 +278,26 @@ impl Consolidator {
         if level != "org" {
             members.exact.push((format!("{level}_id"), scope_id.clone()));
         }
-        let holders =
-            self.within(batch, Lookup::Holders, vector, &members, self.policy.promotion_similarity, 100).await?;
-        let actors: BTreeSet<&str> = holders.iter().filter_map(|w| w.memory.actor_id.as_deref()).collect();
-        if actors.len() < self.policy.promotion_min_actors {
+        // The holders are looked at where the batch keeps them, not
+        // copied: a fact held by many actors has many holders, each with
+        // up to 50 source event ids; only their ids are kept across the
+        // promoted-memory lookup below.
+        let min = self.policy.promotion_similarity;
+        let hits = self.lookup(batch, Lookup::Holders, vector, &members, min, 100).await?;
+        let holders = batch.corrected(&hits, vector, &members, min);
+        let actors = holders.iter().filter_map(|h| h.memory().actor_id.as_deref()).collect::<BTreeSet<&str>>().len();
+        if actors < self.policy.promotion_min_actors {
             return Ok(());
         }
         // What only the members of one role hold is that role's knowledge:
         // the org level needs holders from more than one role (or without one).
         if level == "org" {
-            let roles: BTreeSet<Option<&str>> = holders.iter().map(|w| w.memory.role_id.as_deref()).collect();
+            let roles: BTreeSet<Option<&str>> = holders.iter().map(|h| h.memory().role_id.as_deref()).collect();
             if roles.len() < 2 && !roles.contains(&None) {
                 return Ok(());
             }
         }
+        let holders: Vec<String> = holders.iter().map(|h| h.memory().memory_id.clone()).collect();
         let mut promoted_filter = SearchFilter {
             org_id: m.org_id.clone(),
             status: Some("active".into()),
@@ -283,21 +313,24 @@ impl Consolidator {
                 if !existing.memory.source_event_ids.contains(&event_id) {
                     let mut p = existing.memory.clone();
                     reinforce(&mut p, m, self.policy.reinforce_step);
-                    p.summary = promoted_summary(level, &scope_id, actors.len(), m);
+                    p.summary = promoted_summary(level, &scope_id, actors, m);
                     debug!(memory_id = p.memory_id, level, scope_id, "reinforced promoted memory");
                     batch.put(Working { memory: p, dirty: true, ..existing });
                 }
             }
             None => {
+                // The promoted-memory lookup only read: the holders are
+                // where they were.
+                let holders: Vec<&Memory> = holders.iter().filter_map(|id| batch.memory(id)).collect();
                 let mut sources: Vec<String> = Vec::new();
-                for w in &holders {
-                    for id in &w.memory.source_event_ids {
+                for h in &holders {
+                    for id in &h.source_event_ids {
                         if !sources.contains(id) && sources.len() < MAX_SOURCE_EVENTS {
                             sources.push(id.clone());
                         }
                     }
                 }
-                let confidence = holders.iter().map(|w| w.memory.confidence).sum::<f32>() / holders.len() as f32;
+                let confidence = holders.iter().map(|h| h.confidence).sum::<f32>() / holders.len() as f32;
                 let name = format!("{}\u{1f}{level}\u{1f}{scope_id}\u{1f}{}", m.org_id, m.memory_id);
                 let p = Memory {
                     memory_id: Uuid::new_v5(&PROMOTED_NS, name.as_bytes()).to_string(),
@@ -307,7 +340,7 @@ impl Consolidator {
                     role_id: if level == "role" { Some(scope_id.clone()) } else { None },
                     team_id: if level == "team" { Some(scope_id.clone()) } else { None },
                     text: without_speaker_label(&m.text).to_string(),
-                    summary: promoted_summary(level, &scope_id, actors.len(), m),
+                    summary: promoted_summary(level, &scope_id, actors, m),
                     confidence: confidence.clamp(0.0, 1.0),
                     strength: memsy_core::model::INITIAL_STRENGTH,
                     recall_count: 0,
@@ -321,7 +354,7 @@ impl Consolidator {
                     effective_to: None,
                     ..m.clone()
                 };
-                debug!(memory_id = p.memory_id, level, scope_id, actors = actors.len(), "promoted");
+                debug!(memory_id = p.memory_id, level, scope_id, actors, "promoted");
                 batch.put(Working { memory: p, vector: Some(vector.to_vec()), new: true, dirty: true });
             }
         }
@@ -352,12 +385,27 @@ impl Consolidator {
         min: f32,
         limit: usize,
     ) -> Result<Vec<Working>, StoreError> {
+        let hits = self.lookup(batch, kind, vector, filter, min, limit).await?;
+        Ok(batch.corrected(&hits, vector, filter, min).iter().map(Held::to_working).collect())
+    }
+
+    /// The store's hits within `filter` at `min` or more, each one's memory
+    /// read into the batch if it was not there yet.
+    async fn lookup(
+        &self,
+        batch: &mut Batch,
+        kind: Lookup,
+        vector: &[f32],
+        filter: &SearchFilter,
+        min: f32,
+        limit: usize,
+    ) -> Result<Vec<ScoredId>, StoreError> {
         let started = Instant::now();
         let query = DenseQuery { vector: vector.to_vec(), filter: thresholded(filter, min), limit };
         let hits = self.store.search_dense_ids(std::slice::from_ref(&query)).await?.pop().unwrap_or_default();
         self.read(batch, &filter.org_id, &hits).await?;
         batch.lookups.add(kind, started, hits.len());
-        Ok(batch.correct(hits, vector, filter, min))
+        Ok(hits)
     }
 
     /// Reads the memories of `org_id` among `hits` that the plan holds
@@ -468,16 +516,16 @@ impl Batch {
     /// added within `filter` at `min` or more included; best first.
     /// A hit on a memory that is gone by the time it is read (deleted in
     /// between) is left out, as a lookup a moment later would.
-    fn correct(&self, hits: Vec<ScoredId>, vector: &[f32], filter: &SearchFilter, min: f32) -> Vec<Working> {
-        let mut scored: Vec<(f32, Working)> = Vec::new();
-        for hit in hits.into_iter().filter(|h| h.score >= min) {
-            let w = match (self.overlay.get(&hit.memory_id), self.stored.get(&hit.memory_id)) {
-                (Some(w), _) => w.clone(),
-                (None, Some(m)) => Working { memory: m.clone(), vector: None, new: false, dirty: false },
+    fn corrected(&self, hits: &[ScoredId], vector: &[f32], filter: &SearchFilter, min: f32) -> Vec<Held<'_>> {
+        let mut scored: Vec<(f32, Held<'_>)> = Vec::new();
+        for hit in hits.iter().filter(|h| h.score >= min) {
+            let held = match (self.overlay.get(&hit.memory_id), self.stored.get(&hit.memory_id)) {
+                (Some(w), _) => Held::Decided(w),
+                (None, Some(m)) => Held::Read(m),
                 (None, None) => continue,
             };
-            if matches_filter(&w.memory, filter) {
-                scored.push((hit.score, w));
+            if matches_filter(held.memory(), filter) {
+                scored.push((hit.score, held));
             }
         }
         for id in &self.order {
@@ -487,12 +535,17 @@ impl Batch {
                 continue;
             }
             let score = cosine(vector, v);
-            if score >= min && !scored.iter().any(|(_, s)| s.memory.memory_id == w.memory.memory_id) {
-                scored.push((score, w.clone()));
+            if score >= min && !scored.iter().any(|(_, s)| s.memory().memory_id == w.memory.memory_id) {
+                scored.push((score, Held::Decided(w)));
             }
         }
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.memory.memory_id.cmp(&b.1.memory.memory_id)));
-        scored.into_iter().map(|(_, w)| w).collect()
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.memory().memory_id.cmp(&b.1.memory().memory_id)));
+        scored.into_iter().map(|(_, h)| h).collect()
+    }
+
+    /// A memory as the batch holds it: decided by it, or read.
+    fn memory(&self, id: &str) -> Option<&Memory> {
+        self.overlay.get(id).map(|w| &w.memory).or_else(|| self.stored.get(id))
     }
 
     /// A stored memory as this batch left it.
