@@ -17,9 +17,10 @@ use qdrant_client::qdrant::vectors_config::Config;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType,
     Filter, GetCollectionInfoRequest, GetPointsBuilder, KeywordIndexParamsBuilder, Modifier, PointId, PointStruct,
-    PrefetchQueryBuilder, Query, QueryPointsBuilder, Rrf, ScrollPointsBuilder, SetPayloadPointsBuilder,
-    SparseVectorConfig, SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Value, Vector,
-    VectorInput, VectorParamsBuilder, VectorParamsMap, VectorsConfig, VectorsConfigBuilder, VectorsSelector,
+    PrefetchQueryBuilder, Query, QueryBatchPointsBuilder, QueryPoints, QueryPointsBuilder, Rrf, ScrollPointsBuilder,
+    SetPayloadPointsBuilder, SparseVectorConfig, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder, VectorParamsMap, VectorsConfig,
+    VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
@@ -329,29 +330,45 @@ impl MemoryStore for QdrantStore {
             .collect()
     }
 
-    /// One dense query per request as in `search`, without payloads: the
-    /// ids are what the caller asked for.
+    /// The dense queries as in `search`, without payloads, in one
+    /// `QueryBatch` request: a consolidation plan asks one per new memory.
     async fn search_dense_ids(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<ScoredId>>, StoreError> {
-        let mut answers = Vec::with_capacity(queries.len());
         for q in queries {
             self.check_dimension(&q.vector)?;
         }
+        let asked: Vec<QueryPoints> = queries
+            .iter()
+            .filter(|q| q.limit > 0)
+            .map(|q| {
+                let mut request = QueryPointsBuilder::new(&self.memories)
+                    .query(q.vector.clone())
+                    .using(VECTOR_NAME)
+                    .filter(search_filter(&q.filter))
+                    .limit(q.limit as u64)
+                    .with_payload(false);
+                if let Some(min) = q.filter.min_score {
+                    request = request.score_threshold(min);
+                }
+                request.build()
+            })
+            .collect();
+        let mut results = if asked.is_empty() {
+            Vec::new()
+        } else {
+            let request = QueryBatchPointsBuilder::new(&self.memories, asked);
+            self.client.query_batch(request).await.map_err(server_error)?.result
+        }
+        .into_iter();
+        let mut answers = Vec::with_capacity(queries.len());
         for q in queries {
             if q.limit == 0 {
                 answers.push(Vec::new());
                 continue;
             }
-            let mut request = QueryPointsBuilder::new(&self.memories)
-                .query(q.vector.clone())
-                .using(VECTOR_NAME)
-                .filter(search_filter(&q.filter))
-                .limit(q.limit as u64)
-                .with_payload(false);
-            if let Some(min) = q.filter.min_score {
-                request = request.score_threshold(min);
-            }
-            let response = self.client.query(request).await.map_err(server_error)?;
-            let hits = response
+            let batch = results
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("the server answered fewer queries than it was asked".into()))?;
+            let hits = batch
                 .result
                 .into_iter()
                 .filter_map(|p| Some(ScoredId { memory_id: point_id_string(p.id?)?, score: p.score }))
