@@ -371,22 +371,8 @@ impl Consolidator {
         filter: &SearchFilter,
         min: f32,
     ) -> Result<Option<Working>, StoreError> {
-        Ok(self.within(batch, kind, vector, filter, min, NEAREST_LIMIT).await?.into_iter().next())
-    }
-
-    /// Every memory within `filter` at `min` similarity or more (best first),
-    /// the store's answer corrected by this batch's decisions.
-    async fn within(
-        &self,
-        batch: &mut Batch,
-        kind: Lookup,
-        vector: &[f32],
-        filter: &SearchFilter,
-        min: f32,
-        limit: usize,
-    ) -> Result<Vec<Working>, StoreError> {
-        let hits = self.lookup(batch, kind, vector, filter, min, limit).await?;
-        Ok(batch.corrected(&hits, vector, filter, min).iter().map(Held::to_working).collect())
+        let hits = self.lookup(batch, kind, vector, filter, min, NEAREST_LIMIT).await?;
+        Ok(batch.corrected(&hits, vector, filter, min).first().map(Held::to_working))
     }
 
     /// The store's hits within `filter` at `min` or more, each one's memory
