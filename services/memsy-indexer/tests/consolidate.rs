@@ -7,9 +7,12 @@
 use std::sync::Arc;
 
 use memsy_core::config::IndexerConfig;
-use memsy_core::model::Memory;
+use memsy_core::model::{Memory, StoredEvent};
 use memsy_indexer::{slots::slot_of, Consolidator, Plan};
-use memsy_store::{EdgeStore, MemoryPoint, MemoryScan, MemoryStore, SearchFilter};
+use memsy_store::{
+    DenseQuery, EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit,
+    StoreError,
+};
 use memsy_testkit::sample_memory;
 
 const DIM: usize = 4;
@@ -201,4 +204,88 @@ async fn members_of_several_roles_promote_to_the_org() {
     apply(&store, vec![member("a", "r1"), member("b", "r2"), member("c", "r3")]).await;
     let levels: Vec<String> = all(&store).await.into_iter().map(|m| m.scope_level).filter(|l| l != "actor").collect();
     assert_eq!(levels, vec!["org"]);
+}
+
+/// The embedded store, counting the memories `get_memories` returns, to
+/// see how often a plan reads each one.
+struct Counting {
+    inner: Arc<EdgeStore>,
+    returned: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl MemoryStore for Counting {
+    async fn ensure_schema(&self) -> Result<(), StoreError> {
+        self.inner.ensure_schema().await
+    }
+    async fn upsert_memories(&self, points: &[MemoryPoint]) -> Result<(), StoreError> {
+        self.inner.upsert_memories(points).await
+    }
+    async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError> {
+        self.inner.replace_memories(memories).await
+    }
+    async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        self.inner.upsert_events(events).await
+    }
+    async fn search(
+        &self,
+        vector: &[f32],
+        text: Option<&str>,
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        self.inner.search(vector, text, filter, limit).await
+    }
+    async fn search_dense_ids(&self, queries: &[DenseQuery]) -> Result<Vec<Vec<ScoredId>>, StoreError> {
+        self.inner.search_dense_ids(queries).await
+    }
+    async fn get_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
+        let found = self.inner.get_memories(org_id, memory_ids).await?;
+        self.returned.lock().unwrap().extend(found.iter().map(|m| m.memory_id.clone()));
+        Ok(found)
+    }
+    async fn get_events(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.get_events(org_id, event_ids).await
+    }
+    async fn scan_memories(&self, scan: &MemoryScan, cap: usize) -> Result<Scanned<Memory>, StoreError> {
+        self.inner.scan_memories(scan, cap).await
+    }
+    async fn scan_events(&self, scan: &EventScan, cap: usize) -> Result<Scanned<StoredEvent>, StoreError> {
+        self.inner.scan_events(scan, cap).await
+    }
+    async fn count_memories(&self, org_id: &str) -> Result<u64, StoreError> {
+        self.inner.count_memories(org_id).await
+    }
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.inner.ready().await
+    }
+}
+
+/// Every new memory of a fact held across the org looks up the same
+/// holders; the plan reads each stored memory once however many lookups
+/// return it (reading and decoding payloads is most of a lookup's cost).
+#[tokio::test]
+async fn a_plan_reads_each_stored_memory_once() {
+    let (_dir, store) = new_store().await;
+    let fact = |actor: &str| {
+        point(actor, &format!("ev-{actor}"), "We deploy on Fridays.", "2026-01-01T00:00:00Z", [0.0, 1.0, 0.0, 0.0])
+    };
+    apply(&store, ["a1", "a2", "a3", "a4"].map(fact).to_vec()).await;
+    let stored = all(&store).await;
+    assert_eq!(stored.len(), 5, "four holders and the org-level memory: {stored:#?}");
+
+    let counting = Arc::new(Counting { inner: store.clone(), returned: Default::default() });
+    let plan = Consolidator::new(counting.clone(), (&IndexerConfig::default()).into())
+        .plan(["a5", "a6", "a7", "a8"].map(fact).to_vec())
+        .await
+        .unwrap();
+    // The plan is what it was: four new holders, the org-level memory reinforced.
+    assert_eq!(plan.inserts.len(), 4, "{plan:#?}");
+    assert_eq!(plan.replaces.len(), 1, "{plan:#?}");
+    assert_eq!(plan.replaces[0].scope_level, "org");
+    let mut returned = counting.returned.lock().unwrap().clone();
+    returned.sort();
+    let mut expected: Vec<String> = stored.iter().map(|m| m.memory_id.clone()).collect();
+    expected.sort();
+    assert_eq!(returned, expected, "each stored memory read once");
 }
