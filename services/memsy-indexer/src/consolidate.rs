@@ -73,6 +73,13 @@ struct Working {
     dirty: bool,
 }
 
+impl Working {
+    /// A stored memory the batch has not changed.
+    fn stored(memory: Memory) -> Self {
+        Working { memory, vector: None, new: false, dirty: false }
+    }
+}
+
 /// A memory of a lookup's answer where the batch keeps it.
 enum Held<'a> {
     /// In the overlay: decided by this batch.
@@ -92,7 +99,7 @@ impl Held<'_> {
     fn to_working(&self) -> Working {
         match self {
             Held::Decided(w) => (*w).clone(),
-            Held::Read(m) => Working { memory: (*m).clone(), vector: None, new: false, dirty: false },
+            Held::Read(m) => Working::stored((*m).clone()),
         }
     }
 }
@@ -538,7 +545,7 @@ impl Batch {
     fn current(&self, stored: Memory) -> Working {
         match self.overlay.get(&stored.memory_id) {
             Some(w) => w.clone(),
-            None => Working { memory: stored, vector: None, new: false, dirty: false },
+            None => Working::stored(stored),
         }
     }
 

@@ -365,7 +365,7 @@ impl MemoryStore for EdgeStore {
             return Ok(Vec::new());
         }
         let Some(sparse) = bm25_query(text) else {
-            let request = dense_request(vector, filter, limit)?;
+            let request = dense_request(vector, filter, limit, true)?;
             let points = blocking(&self.memories, move |s| s.engine.query(request).map_err(engine_error)).await?;
             return dense_hits(points);
         };
@@ -405,9 +405,7 @@ impl MemoryStore for EdgeStore {
         let mut requests = Vec::with_capacity(queries.len());
         for q in queries {
             self.check_dimension(&q.vector)?;
-            let mut r = dense_request(&q.vector, &q.filter, q.limit)?;
-            r.with_payload = WithPayloadInterface::Bool(false);
-            requests.push(r);
+            requests.push(dense_request(&q.vector, &q.filter, q.limit, false)?);
         }
         blocking(&self.memories, move |s| {
             requests
@@ -465,8 +463,13 @@ fn dense_query(vector: &[f32]) -> ScoringQuery {
 }
 
 /// The `limit` nearest memories within `filter` (at `filter.min_score` or
-/// more), with their payloads.
-fn dense_request(vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<QueryRequest, StoreError> {
+/// more), with their payloads or as ids and scores only.
+fn dense_request(
+    vector: &[f32],
+    filter: &SearchFilter,
+    limit: usize,
+    with_payload: bool,
+) -> Result<QueryRequest, StoreError> {
     Ok(QueryRequest {
         prefetches: Vec::new(),
         query: Some(dense_query(vector)),
@@ -476,7 +479,7 @@ fn dense_request(vector: &[f32], filter: &SearchFilter, limit: usize) -> Result<
         offset: 0,
         params: None,
         with_vector: WithVector::Bool(false),
-        with_payload: WithPayloadInterface::Bool(true),
+        with_payload: WithPayloadInterface::Bool(with_payload),
     })
 }
 

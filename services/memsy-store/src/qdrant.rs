@@ -64,6 +64,27 @@ impl QdrantStore {
         })
     }
 
+    /// The `limit` nearest memories within `filter` (at `filter.min_score`
+    /// or more), with their payloads or as ids and scores only.
+    fn dense_query(
+        &self,
+        vector: &[f32],
+        filter: &SearchFilter,
+        limit: usize,
+        with_payload: bool,
+    ) -> QueryPointsBuilder {
+        let request = QueryPointsBuilder::new(&self.memories)
+            .query(vector.to_vec())
+            .using(VECTOR_NAME)
+            .filter(search_filter(filter))
+            .limit(limit as u64)
+            .with_payload(with_payload);
+        match filter.min_score {
+            Some(min) => request.score_threshold(min),
+            None => request,
+        }
+    }
+
     fn check_dimension(&self, vector: &[f32]) -> Result<(), StoreError> {
         crate::check_dimension(vector, self.dimension)
     }
@@ -273,18 +294,8 @@ impl MemoryStore for QdrantStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let min_score = filter.min_score;
-        let filter = search_filter(filter);
         let Some(sparse) = bm25_query(text) else {
-            let mut request = QueryPointsBuilder::new(&self.memories)
-                .query(vector.to_vec())
-                .using(VECTOR_NAME)
-                .filter(filter)
-                .limit(limit as u64)
-                .with_payload(true);
-            if let Some(min) = min_score {
-                request = request.score_threshold(min);
-            }
+            let request = self.dense_query(vector, filter, limit, true);
             let response = self.client.query(request).await.map_err(server_error)?;
             return response
                 .result
@@ -292,6 +303,7 @@ impl MemoryStore for QdrantStore {
                 .map(|p| Ok(SearchHit { memory: from_payload(p.payload)?, score: p.score, rank: p.score }))
                 .collect();
         };
+        let filter = search_filter(filter);
         let n = prefetch_limit(limit) as u64;
         let dense = PrefetchQueryBuilder::default()
             .query(Query::new_nearest(vector.to_vec()))
@@ -339,18 +351,7 @@ impl MemoryStore for QdrantStore {
         let asked: Vec<QueryPoints> = queries
             .iter()
             .filter(|q| q.limit > 0)
-            .map(|q| {
-                let mut request = QueryPointsBuilder::new(&self.memories)
-                    .query(q.vector.clone())
-                    .using(VECTOR_NAME)
-                    .filter(search_filter(&q.filter))
-                    .limit(q.limit as u64)
-                    .with_payload(false);
-                if let Some(min) = q.filter.min_score {
-                    request = request.score_threshold(min);
-                }
-                request.build()
-            })
+            .map(|q| self.dense_query(&q.vector, &q.filter, q.limit, false).build())
             .collect();
         let mut results = if asked.is_empty() {
             Vec::new()

@@ -24,6 +24,18 @@ struct App {
     http: reqwest::Client,
 }
 
+/// A single node on these servers and data directory, the gateway on a free port.
+fn node_config(nats: &NatsServer, redis: &RedisServer, data: &tempfile::TempDir) -> Config {
+    let mut config = Config::default();
+    config.nats.url = nats.url();
+    config.redis.url = redis.url();
+    config.http.addr = "127.0.0.1:0".into();
+    config.http.data_dir = data.path().to_path_buf();
+    config.embedder.model_dir = model_dir();
+    config.qdrant.url = None;
+    config
+}
+
 async fn spawn_app() -> App {
     spawn_app_with(false).await
 }
@@ -35,14 +47,8 @@ async fn spawn_app_with(external: bool) -> App {
     let nats = NatsServer::start();
     let redis = RedisServer::start();
     let data = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.nats.url = nats.url();
+    let mut config = node_config(&nats, &redis, &data);
     config.nats.publish_timeout_ms = 1_000;
-    config.redis.url = redis.url();
-    config.http.addr = "127.0.0.1:0".into();
-    config.http.data_dir = data.path().to_path_buf();
-    config.embedder.model_dir = model_dir();
-    config.qdrant.url = None;
     let mut embedder = None;
     if external {
         let (status, grpc) = (free_port(), free_port());
@@ -279,13 +285,7 @@ async fn a_node_whose_status_port_is_taken_does_not_start() {
     let data = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
-    let mut config = Config::default();
-    config.nats.url = nats.url();
-    config.redis.url = redis.url();
-    config.http.addr = "127.0.0.1:0".into();
-    config.http.data_dir = data.path().to_path_buf();
-    config.embedder.model_dir = model_dir();
-    config.qdrant.url = None;
+    let mut config = node_config(&nats, &redis, &data);
     config.embedder.external = true;
     config.embedder.url = format!("http://127.0.0.1:{}", free_port());
     config.status.grpc_addr = taken_addr.clone();
