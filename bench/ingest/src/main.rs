@@ -424,6 +424,15 @@ impl CpuSnapshot {
     /// how many texts each of their CPU-seconds embedded, against the
     /// embedder alone. The product is the ratio itself: the pipeline embeds
     /// each statement once.
+    ///
+    /// Also the ceiling the rest of the pipeline puts on that ratio: with `m`
+    /// the model's CPU per text alone and `r` the CPU per event of
+    /// everything else the pipeline needs (`memsy serve` but the model,
+    /// nats-server, redis-server), the pipeline cannot go faster than
+    /// `m / (m + r)` of the embedder alone even if it kept as many cores
+    /// busy as the embedder did and its model ran as fast per CPU-second:
+    /// each event takes `m + r` of the CPU the embedder alone spends `m` on.
+    /// A ratio of 0.8 needs `r ≤ m / 4`.
     fn split_since(&self, start: &Self, texts: usize, embed: &Value) -> Value {
         let wall = (self.at - start.at).as_secs_f64();
         let cpu::MachineTime { busy, stolen, all } = self.machine.since(&start.machine);
@@ -438,6 +447,9 @@ impl CpuSnapshot {
         let base_cores = base_tps / base_per_cpu_s;
         let model_cores = model / wall;
         let model_per_cpu_s = texts as f64 / model;
+        let per_event = |cpu_s: f64| cpu_s * 1e3 / texts as f64;
+        let model_alone_ms = 1e3 / base_per_cpu_s;
+        let rest_ms = per_event(memsy_rest + nats + redis);
         json!({
             "wall_s": round3(wall),
             "cpu_s_all_cores": round1(all),
@@ -459,6 +471,16 @@ impl CpuSnapshot {
                 "model_cores_vs_alone": round3(model_cores / base_cores),
                 "texts_per_model_cpu_s_vs_alone": round3(model_per_cpu_s / base_per_cpu_s),
             },
+            "cpu_ms_per_event": {
+                "model_alone_per_text": round3(model_alone_ms),
+                "model_per_text": round3(per_event(model)),
+                "rest": round3(rest_ms),
+                "memsy_other_threads": round3(per_event(memsy_rest)),
+                "nats_server": round3(per_event(nats)),
+                "redis_server": round3(per_event(redis)),
+            },
+            "ratio_ceiling_from_rest": round3(model_alone_ms / (model_alone_ms + rest_ms)),
+            "rest_ms_per_event_for_ratio_0_8": round3(model_alone_ms / 4.0),
         })
     }
 }
