@@ -115,7 +115,9 @@ pub struct EmbedderConfig {
     /// ONNX Runtime sessions side by side, sharing `threads` among them;
     /// 0 = one per thread: each sub-batch of an engine call runs on one
     /// core, and no thread waits for another between ops (the fastest on
-    /// cores shared with the rest of the pipeline, docs/BENCHMARKS.md).
+    /// cores shared with the rest of the pipeline, docs/BENCHMARKS.md); a
+    /// call with fewer texts than sessions (a search's query) runs on one
+    /// more session over all the threads instead of on one core.
     /// 1 = one session whose threads share every op.
     pub sessions: usize,
     /// Let ONNX Runtime's threads busy-wait between ops (its own default;

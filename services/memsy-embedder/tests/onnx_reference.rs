@@ -5,44 +5,13 @@
 //! when they are missing the tests fail (they do not skip), so a CI without
 //! them cannot pass silently.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use memsy_embedder::{Engine, MiniLm, OnnxEngine, OnnxThreads};
 
 mod common;
-use common::{assert_unit, check_against_reference, cosine, model_dir, repo_root};
-
-/// `ORT_DYLIB_PATH`, else the path `scripts/fetch-onnx.sh` recorded.
-fn dylib_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let record = repo_root().join("models/onnxruntime.path");
-    let raw = std::fs::read_to_string(&record).unwrap_or_else(|e| {
-        panic!(
-            "{} not readable ({e}) — run scripts/fetch-onnx.sh first \
-             (or set ORT_DYLIB_PATH to libonnxruntime.so)",
-            record.display()
-        )
-    });
-    PathBuf::from(raw.trim())
-}
-
-fn load(onnx_file: &str, threads: OnnxThreads) -> OnnxEngine {
-    let dir = model_dir();
-    let model = dir.join("onnx").join(onnx_file);
-    let dylib = dylib_path();
-    assert!(
-        model.is_file() && dir.join("tokenizer.json").is_file(),
-        "{} or tokenizer.json not found — run scripts/fetch-onnx.sh first \
-         (or point MEMSY__EMBEDDER__MODEL_DIR at the model directory)",
-        model.display()
-    );
-    assert!(dylib.is_file(), "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first", dylib.display());
-    OnnxEngine::load(&dir, onnx_file, Some(&dylib), threads).expect("ONNX model loads")
-}
+use common::{assert_unit, check_against_reference, cosine, load, model_dir, threads_named};
 
 /// Two sessions side by side whatever the machine, so that every test
 /// below also runs a call's sub-batches in parallel.
@@ -109,16 +78,6 @@ fn one_session_and_two_sessions_agree() {
     // A single text and an empty call take the one-worker path.
     assert_eq!(fp32().embed(&[refs[3]]).expect("embeds").len(), 1);
     assert!(fp32().embed(&[]).expect("empty").is_empty());
-}
-
-/// Ids of this process's threads named `name` (Linux).
-fn threads_named(name: &str) -> std::collections::BTreeSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
-        .map(|t| t.file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 /// ONNX Runtime's own threads carry the model's thread name, so that the

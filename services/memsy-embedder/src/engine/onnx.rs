@@ -77,8 +77,9 @@ pub struct OnnxThreads {
     /// ONNX Runtime sessions run side by side, each with `threads /
     /// sessions` intra-op threads; 0 = one per thread. With one session per
     /// thread a call's sub-batches run in parallel, one per core, and no
-    /// thread waits for another between ops; with one session the threads
-    /// share every op instead.
+    /// thread waits for another between ops (a call with fewer texts than
+    /// sessions goes to one more session over all the threads); with one
+    /// session the threads share every op instead.
     pub sessions: usize,
     /// Let the intra-op threads busy-wait between ops (only matters with
     /// more than one thread per session): faster when the engine has the
@@ -110,6 +111,12 @@ impl OnnxThreads {
 pub struct OnnxEngine {
     tokenizer: Tokenizer,
     sessions: Vec<Mutex<Session>>,
+    /// With several sessions, one more whose threads span all of theirs,
+    /// for a call with fewer texts than sessions (a search's query): one
+    /// session would run it on one core while the others idle. On a VNNI
+    /// host one text took 1.6 ms on one thread and 1.0 ms on two
+    /// (docs/BENCHMARKS.md, 2026-12-04).
+    whole: Option<Mutex<Session>>,
     pooled_output: bool,
     onnx_file: String,
     threads: OnnxThreads,
@@ -153,23 +160,23 @@ impl OnnxEngine {
         let env = environment(dylib)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (count, intra) = threads.layout(cores);
+        let session = |intra: usize| {
+            Session::builder(&env)
+                .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
+                .and_then(|b| b.with_intra_threads(intra).map_err(Into::into))
+                .and_then(|b| b.with_intra_op_spinning(threads.spin).map_err(Into::into))
+                // One op at a time; any parallelism is across sessions or inside the ops.
+                .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+                .and_then(|mut b| b.commit_from_file(&model_path))
+                .map_err(|e| model_err(e.to_string()))
+        };
         // Created on a thread named like the model's others: ONNX Runtime
         // starts each session's threads there, and they inherit its name.
-        let sessions = std::thread::scope(|s| {
-            let create = || -> Result<Vec<Session>, EmbedError> {
-                let mut sessions = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let session = Session::builder(&env)
-                        .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
-                        .and_then(|b| b.with_intra_threads(intra).map_err(Into::into))
-                        .and_then(|b| b.with_intra_op_spinning(threads.spin).map_err(Into::into))
-                        // One op at a time; any parallelism is across sessions or inside the ops.
-                        .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-                        .and_then(|mut b| b.commit_from_file(&model_path))
-                        .map_err(|e| model_err(e.to_string()))?;
-                    sessions.push(session);
-                }
-                Ok(sessions)
+        let (sessions, whole) = std::thread::scope(|s| {
+            let create = || -> Result<(Vec<Session>, Option<Session>), EmbedError> {
+                let sessions = (0..count).map(|_| session(intra)).collect::<Result<Vec<_>, _>>()?;
+                let whole = if count > 1 { Some(session(count * intra)?) } else { None };
+                Ok((sessions, whole))
             };
             std::thread::Builder::new()
                 .name(crate::MODEL_THREAD_NAME.into())
@@ -203,14 +210,15 @@ impl OnnxEngine {
         Ok(OnnxEngine {
             tokenizer,
             sessions: sessions.into_iter().map(Mutex::new).collect(),
+            whole: whole.map(Mutex::new),
             pooled_output,
             onnx_file: onnx_file.to_string(),
             threads: OnnxThreads { threads: count * intra, sessions: count, spin: threads.spin },
         })
     }
 
-    /// Runs one padded sub-batch on session `worker`; one normalised vector per sequence.
-    fn embed_padded(&self, worker: usize, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Runs one padded sub-batch on `session`; one normalised vector per sequence.
+    fn embed_padded(&self, session: &Mutex<Session>, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let batch = seqs.len();
         let seq_len = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
         if seq_len == 0 {
@@ -229,9 +237,7 @@ impl OnnxEngine {
         let ids = Tensor::from_array((shape, ids)).map_err(compute)?;
         let mask_tensor = Tensor::from_array((shape, mask.clone())).map_err(compute)?;
 
-        let mut session = self.sessions[worker % self.sessions.len()]
-            .lock()
-            .map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
+        let mut session = session.lock().map_err(|_| EmbedError::Compute("ONNX session lock poisoned".into()))?;
         let outputs = session
             .run(ort::inputs![
                 "input_ids" => ids,
@@ -265,9 +271,14 @@ impl OnnxEngine {
 
 impl Engine for OnnxEngine {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        embed_by_length(&self.tokenizer, texts, SUB_BATCH, self.sessions.len(), |worker, seqs| {
-            self.embed_padded(worker, seqs)
-        })
+        match &self.whole {
+            Some(whole) if texts.len() < self.sessions.len() => {
+                embed_by_length(&self.tokenizer, texts, SUB_BATCH, 1, |_, seqs| self.embed_padded(whole, seqs))
+            }
+            _ => embed_by_length(&self.tokenizer, texts, SUB_BATCH, self.sessions.len(), |worker, seqs| {
+                self.embed_padded(&self.sessions[worker % self.sessions.len()], seqs)
+            }),
+        }
     }
 
     fn dimension(&self) -> usize {

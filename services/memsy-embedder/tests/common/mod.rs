@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use memsy_embedder::Engine;
+use memsy_embedder::{Engine, OnnxEngine, OnnxThreads};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -85,4 +85,44 @@ pub fn check_against_reference(engine: &dyn Engine, label: &str, floor: f32, agr
         worst = worst.min(c_batch).min(c_single);
     }
     println!("{label}: worst cosine against the reference: {worst:.7}");
+}
+
+/// `ORT_DYLIB_PATH`, else the path `scripts/fetch-onnx.sh` recorded.
+pub fn dylib_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let record = repo_root().join("models/onnxruntime.path");
+    let raw = std::fs::read_to_string(&record).unwrap_or_else(|e| {
+        panic!(
+            "{} not readable ({e}) — run scripts/fetch-onnx.sh first \
+             (or set ORT_DYLIB_PATH to libonnxruntime.so)",
+            record.display()
+        )
+    });
+    PathBuf::from(raw.trim())
+}
+
+pub fn load(onnx_file: &str, threads: OnnxThreads) -> OnnxEngine {
+    let dir = model_dir();
+    let model = dir.join("onnx").join(onnx_file);
+    let dylib = dylib_path();
+    assert!(
+        model.is_file() && dir.join("tokenizer.json").is_file(),
+        "{} or tokenizer.json not found — run scripts/fetch-onnx.sh first \
+         (or point MEMSY__EMBEDDER__MODEL_DIR at the model directory)",
+        model.display()
+    );
+    assert!(dylib.is_file(), "ONNX Runtime library {} not found — run scripts/fetch-onnx.sh first", dylib.display());
+    OnnxEngine::load(&dir, onnx_file, Some(&dylib), threads).expect("ONNX model loads")
+}
+
+/// Ids of this process's threads named `name` (Linux).
+pub fn threads_named(name: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .collect()
 }
