@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use memsy_testkit::stat_ticks;
+
 const TICKS_PER_S: f64 = 100.0;
 
 /// Busy, stolen and total ticks of all cores (`/proc/stat`, line `cpu`),
@@ -82,18 +84,6 @@ impl Machine {
     }
 }
 
-/// utime + stime of a `stat` line (the fields after the `(comm)`).
-fn ticks(stat: &str) -> Option<(String, u64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_string();
-    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
-    let utime: u64 = rest.get(11)?.parse().ok()?;
-    let stime: u64 = rest.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
-}
-
 /// One process's CPU: its total (live and exited threads) and its live
 /// threads' by thread id, with their names.
 #[derive(Debug, Clone, Default)]
@@ -103,12 +93,13 @@ pub struct Process {
 }
 
 pub fn process(pid: u32) -> Process {
-    let total = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| ticks(&s)).map_or(0, |t| t.1);
+    let total =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_ticks(&s)).map_or(0, |t| t.1);
     let mut threads = HashMap::new();
     if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in dir.flatten() {
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            if let Some(t) = ticks(&stat) {
+            if let Some(t) = stat_ticks(&stat) {
                 threads.insert(task.file_name().to_string_lossy().into_owned(), t);
             }
         }
@@ -145,12 +136,6 @@ impl Process {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_line_with_spaces_and_parens_in_the_name() {
-        let line = "4242 (tokio rt (x)) S 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0";
-        assert_eq!(ticks(line), Some(("tokio rt (x)".to_string(), 281)));
-    }
 
     #[test]
     fn cpu_lists_as_the_kernel_writes_them() {

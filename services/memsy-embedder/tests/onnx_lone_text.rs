@@ -12,9 +12,7 @@ use common::{cosine, load, threads_named};
 /// CPU ticks (user + system) this process's thread `tid` has used (Linux).
 fn cpu_ticks(tid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("thread stat");
-    // Fields after the parenthesised name: state is the first, utime the 12th, stime the 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')').expect("stat has a name").1.split_whitespace().collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    memsy_testkit::stat_ticks(&stat).expect("a stat line").1
 }
 
 #[test]

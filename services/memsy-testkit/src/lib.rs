@@ -201,3 +201,29 @@ pub fn sample_memory(org: &str, actor: &str, text: &str, at: &str) -> memsy_core
         updated_at: at.into(),
     }
 }
+
+/// The name and the CPU ticks (utime + stime, in `USER_HZ`) of a Linux
+/// `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` line. The name may
+/// hold spaces and parentheses, so the fields are counted after the last
+/// `)`: state is the first of them, utime the 12th, stime the 13th.
+pub fn stat_ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let utime: u64 = rest.get(11)?.parse().ok()?;
+    let stime: u64 = rest.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat_ticks;
+
+    #[test]
+    fn stat_line_with_spaces_and_parens_in_the_name() {
+        let line = "4242 (tokio rt (x)) S 1 2 3 4 5 6 7 8 9 10 250 31 0 0 20 0";
+        assert_eq!(stat_ticks(line), Some(("tokio rt (x)".to_string(), 281)));
+        assert_eq!(stat_ticks("4242 (short) S 1 2"), None);
+    }
+}
