@@ -16,6 +16,35 @@ pub use edge::EdgeStore;
 pub use error::StoreError;
 pub use qdrant::QdrantStore;
 
+/// How a Qdrant server lays out the collections memsy creates (an existing
+/// collection keeps its own layout). See `memsy_core::config::QdrantConfig`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionSettings {
+    pub shard_number: u32,
+    pub replication_factor: u32,
+    pub write_consistency_factor: u32,
+    pub on_disk_vectors: bool,
+    pub on_disk_payload: bool,
+}
+
+impl Default for CollectionSettings {
+    fn default() -> Self {
+        (&memsy_core::config::QdrantConfig::default()).into()
+    }
+}
+
+impl From<&memsy_core::config::QdrantConfig> for CollectionSettings {
+    fn from(c: &memsy_core::config::QdrantConfig) -> Self {
+        Self {
+            shard_number: c.shard_number,
+            replication_factor: c.replication_factor,
+            write_consistency_factor: c.write_consistency_factor,
+            on_disk_vectors: c.on_disk_vectors,
+            on_disk_payload: c.on_disk_payload,
+        }
+    }
+}
+
 /// Name of the dense vector of a memory point, in both engines.
 const VECTOR_NAME: &str = "dense";
 

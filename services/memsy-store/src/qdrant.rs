@@ -28,9 +28,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryPoint, MemoryScan,
-    MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE,
-    SPARSE_NAME, VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, CollectionSettings, DenseQuery, EventScan,
+    MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS,
+    RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
 
 pub struct QdrantStore {
@@ -38,6 +38,7 @@ pub struct QdrantStore {
     memories: String,
     events: String,
     dimension: usize,
+    settings: CollectionSettings,
 }
 
 impl QdrantStore {
@@ -48,6 +49,7 @@ impl QdrantStore {
         api_key: Option<&str>,
         collection_prefix: &str,
         dimension: usize,
+        settings: CollectionSettings,
     ) -> Result<Self, StoreError> {
         if dimension == 0 {
             return Err(StoreError::Invalid("vector dimension must be positive".into()));
@@ -61,7 +63,13 @@ impl QdrantStore {
             memories: format!("{collection_prefix}memories"),
             events: format!("{collection_prefix}events"),
             dimension,
+            settings,
         })
+    }
+
+    /// The memories and events collections' names.
+    pub fn collection_names(&self) -> [String; 2] {
+        [self.memories.clone(), self.events.clone()]
     }
 
     /// The `limit` nearest memories within `filter` (at `filter.min_score`
@@ -101,7 +109,13 @@ impl QdrantStore {
         if self.client.collection_exists(name).await.map_err(server_error)? {
             return Ok(());
         }
-        let mut request = CreateCollectionBuilder::new(name).vectors_config(vectors);
+        let s = &self.settings;
+        let mut request = CreateCollectionBuilder::new(name)
+            .vectors_config(vectors)
+            .shard_number(s.shard_number)
+            .replication_factor(s.replication_factor)
+            .write_consistency_factor(s.write_consistency_factor)
+            .on_disk_payload(s.on_disk_payload);
         if let Some(sparse) = sparse {
             request = request.sparse_vectors_config(sparse);
         }
@@ -129,21 +143,46 @@ impl QdrantStore {
         Ok(())
     }
 
-    /// A memories collection created before hybrid search has no BM25
-    /// vector, and a Qdrant server cannot add one to an existing collection:
-    /// say so rather than fail every search later.
-    async fn check_bm25(&self) -> Result<(), StoreError> {
+    /// An existing memories collection must be one memsy can use: its dense
+    /// vector of this model's dimension and cosine distance, and its BM25
+    /// vector (a collection created before hybrid search has none, and a
+    /// Qdrant server cannot add one to an existing collection). Say so at
+    /// start rather than fail every write or search later.
+    async fn check_memories_collection(&self) -> Result<(), StoreError> {
         let info = self
             .client
             .collection_info(GetCollectionInfoRequest { collection_name: self.memories.clone() })
             .await
             .map_err(server_error)?;
-        let sparse = info
-            .result
-            .and_then(|r| r.config)
-            .and_then(|c| c.params)
-            .and_then(|p| p.sparse_vectors_config)
-            .and_then(|s| s.map.get(SPARSE_NAME).cloned());
+        let params = info.result.and_then(|r| r.config).and_then(|c| c.params);
+        let dense = params.as_ref().and_then(|p| p.vectors_config.as_ref()).and_then(|v| v.config.as_ref()).and_then(
+            |c| match c {
+                Config::ParamsMap(m) => m.map.get(VECTOR_NAME).cloned(),
+                Config::Params(_) => None,
+            },
+        );
+        match dense {
+            Some(d) if d.size == self.dimension as u64 && d.distance == Distance::Cosine as i32 => {}
+            Some(d) => {
+                return Err(StoreError::Invalid(format!(
+                    "collection {} holds {}-dimensional {:?} vectors, but the embedding model gives {}-dimensional \
+                     cosine ones: use another qdrant.collection_prefix for this model, or recreate the collection \
+                     and replay the events",
+                    self.memories,
+                    d.size,
+                    Distance::try_from(d.distance).unwrap_or(Distance::UnknownDistance),
+                    self.dimension
+                )))
+            }
+            None => {
+                return Err(StoreError::Invalid(format!(
+                    "collection {} has no dense vector {VECTOR_NAME:?}: it was not created by memsy; use another \
+                     qdrant.collection_prefix",
+                    self.memories
+                )))
+            }
+        }
+        let sparse = params.and_then(|p| p.sparse_vectors_config).and_then(|s| s.map.get(SPARSE_NAME).cloned());
         match sparse {
             Some(p) if p.modifier == Some(Modifier::Idf as i32) => Ok(()),
             Some(_) => Err(StoreError::Invalid(format!(
@@ -219,11 +258,14 @@ impl QdrantStore {
 impl MemoryStore for QdrantStore {
     async fn ensure_schema(&self) -> Result<(), StoreError> {
         let mut dense = VectorsConfigBuilder::default();
-        dense.add_named_vector_params(VECTOR_NAME, VectorParamsBuilder::new(self.dimension as u64, Distance::Cosine));
+        dense.add_named_vector_params(
+            VECTOR_NAME,
+            VectorParamsBuilder::new(self.dimension as u64, Distance::Cosine).on_disk(self.settings.on_disk_vectors),
+        );
         let mut sparse = SparseVectorsConfigBuilder::default();
         sparse.add_named_vector_params(SPARSE_NAME, SparseVectorParamsBuilder::default().modifier(Modifier::Idf));
         self.ensure_collection(&self.memories, dense.into(), Some(sparse.into())).await?;
-        self.check_bm25().await?;
+        self.check_memories_collection().await?;
         // Events are only fetched by id: a named-vector map with no entries
         // makes a payload-only collection (REST `"vectors": {}`).
         let none = VectorsConfig { config: Some(Config::ParamsMap(VectorParamsMap { map: HashMap::new() })) };

@@ -1,14 +1,17 @@
 //! The contract every `MemoryStore` must honour. Each scenario is written
 //! once against `&dyn MemoryStore` and instantiated per implementation by
 //! `contract!`: `EdgeStore` in a temporary directory always, `QdrantStore`
-//! only when `QDRANT_URL` is set (optionally `QDRANT_API_KEY`), each test in
-//! its own randomly prefixed collections so that tests run in parallel.
+//! on a Qdrant server when there is one (`QDRANT_BIN` starts one per test
+//! process, `QDRANT_URL` names a running one; without either they are
+//! skipped, said once), each test in its own randomly prefixed collections
+//! so that tests run in parallel.
 
 use chrono::Utc;
 use memsy_core::ids::new_event_id;
 use memsy_core::model::{Memory, StoredEvent};
 use memsy_store::{
-    DenseQuery, EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, QdrantStore, SearchFilter, StoreError,
+    CollectionSettings, DenseQuery, EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, QdrantStore,
+    SearchFilter, StoreError,
 };
 use memsy_testkit::sample_memory;
 use uuid::Uuid;
@@ -29,13 +32,20 @@ async fn edge_store() -> (tempfile::TempDir, EdgeStore) {
 }
 
 async fn qdrant_store() -> Option<QdrantStore> {
-    let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty())?;
-    let api_key = std::env::var("QDRANT_API_KEY").ok();
-    let prefix = format!("memsy_test_{}_", Uuid::new_v4().simple());
-    let store = QdrantStore::connect(&url, api_key.as_deref(), &prefix, DIM).expect("connect");
+    let store = qdrant_store_with(&CollectionSettings::default(), DIM)?;
     store.ensure_schema().await.expect("ensure_schema");
     store.ensure_schema().await.expect("ensure_schema again");
     Some(store)
+}
+
+/// A store on the shared server in collections of its own, not yet prepared.
+fn qdrant_store_with(settings: &CollectionSettings, dim: usize) -> Option<QdrantStore> {
+    let server = memsy_testkit::shared_qdrant()?;
+    let prefix = format!("memsy_test_{}_", Uuid::new_v4().simple());
+    Some(
+        QdrantStore::connect(&server.url(), server.api_key().as_deref(), &prefix, dim, settings.clone())
+            .expect("connect"),
+    )
 }
 
 /// Instantiates each scenario for both stores.
@@ -54,10 +64,7 @@ macro_rules! contract {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(store) = super::qdrant_store().await else {
-                        eprintln!("QDRANT_URL not set: qdrant::{} was not run", stringify!($name));
-                        return;
-                    };
+                    let Some(store) = super::qdrant_store().await else { return };
                     super::$name(&store).await;
                 }
             )*
@@ -688,9 +695,64 @@ async fn edge_concurrent_writes_and_reads() {
 
 #[tokio::test]
 async fn qdrant_ready_when_configured() {
-    let Some(store) = qdrant_store().await else {
-        eprintln!("QDRANT_URL not set: qdrant_ready_when_configured was not run");
-        return;
-    };
+    let Some(store) = qdrant_store().await else { return };
     store.ready().await.unwrap();
+}
+
+#[tokio::test]
+// The server answers the flags memsy sets (`on_disk`, `on_disk_payload`),
+// which the client marks deprecated in favour of memory placements.
+#[allow(deprecated)]
+async fn qdrant_collections_follow_the_settings() {
+    let settings = CollectionSettings {
+        shard_number: 2,
+        replication_factor: 1,
+        write_consistency_factor: 1,
+        on_disk_vectors: true,
+        on_disk_payload: false,
+    };
+    let Some(store) = qdrant_store_with(&settings, DIM) else { return };
+    store.ensure_schema().await.expect("ensure_schema");
+    let server = memsy_testkit::shared_qdrant().expect("server");
+    let client = qdrant_client::Qdrant::from_url(&server.url()).api_key(server.api_key()).build().unwrap();
+    let [memories, _] = store.collection_names();
+    let params = client.collection_info(&memories).await.unwrap().result.unwrap().config.unwrap().params.unwrap();
+    assert_eq!(params.shard_number, 2);
+    assert_eq!(params.on_disk_payload, false);
+    let Some(qdrant_client::qdrant::vectors_config::Config::ParamsMap(map)) =
+        params.vectors_config.and_then(|v| v.config)
+    else {
+        panic!("named vectors expected");
+    };
+    assert_eq!(map.map["dense"].on_disk, Some(true));
+    // Tenancy stays a tenant index on the org.
+    let info = client.collection_info(&memories).await.unwrap().result.unwrap();
+    let org = &info.payload_schema["org_id"];
+    let is_tenant = match org.params.as_ref().and_then(|p| p.index_params.as_ref()) {
+        Some(qdrant_client::qdrant::payload_index_params::IndexParams::KeywordIndexParams(k)) => k.is_tenant,
+        _ => None,
+    };
+    assert_eq!(is_tenant, Some(true));
+}
+
+#[tokio::test]
+async fn qdrant_incompatible_existing_collection_is_refused() {
+    let Some(first) = qdrant_store_with(&CollectionSettings::default(), DIM) else { return };
+    first.ensure_schema().await.expect("ensure_schema");
+    // The same collections, opened for a model of another dimension.
+    let server = memsy_testkit::shared_qdrant().expect("server");
+    let prefix = first.collection_names()[0].trim_end_matches("memories").to_string();
+    let other = QdrantStore::connect(
+        &server.url(),
+        server.api_key().as_deref(),
+        &prefix,
+        DIM * 2,
+        CollectionSettings::default(),
+    )
+    .unwrap();
+    let err = other.ensure_schema().await.expect_err("a collection of another dimension is refused");
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert!(msg.contains(&format!("{DIM}-dimensional")) && msg.contains(&format!("{}-dimensional", DIM * 2)), "{msg}");
+    assert!(msg.contains("collection_prefix"), "says what to do: {msg}");
 }

@@ -147,6 +147,164 @@ impl Drop for RedisServer {
     }
 }
 
+/// A Qdrant server for the tests that need one: the running server at
+/// `QDRANT_URL` (gRPC, optionally `QDRANT_API_KEY`), else one started from
+/// the binary at `QDRANT_BIN` on free ports with its own storage, else none
+/// (the caller skips; [`skip_without_qdrant`] says so once per process).
+pub enum Qdrant {
+    Running { url: String, api_key: Option<String> },
+    Started(QdrantServer),
+}
+
+impl Qdrant {
+    pub fn from_env() -> Option<Self> {
+        if let Some(url) = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty()) {
+            return Some(Self::Running { url, api_key: std::env::var("QDRANT_API_KEY").ok() });
+        }
+        let bin = std::env::var("QDRANT_BIN").ok().filter(|b| !b.is_empty())?;
+        Some(Self::Started(QdrantServer::start(&bin)))
+    }
+
+    /// The gRPC URL `qdrant-client` (and `QDRANT_URL`) takes.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Running { url, .. } => url.clone(),
+            Self::Started(s) => s.grpc_url(),
+        }
+    }
+
+    pub fn api_key(&self) -> Option<String> {
+        match self {
+            Self::Running { api_key, .. } => api_key.clone(),
+            Self::Started(_) => None,
+        }
+    }
+
+    fn watched(self) -> Self {
+        if let Self::Started(s) = &self {
+            s.watch_parent();
+        }
+        self
+    }
+}
+
+/// One [`Qdrant`] per test process, started on first use; `None` (and one
+/// line on stderr) when neither variable is set. A started server outlives
+/// no test process: its watcher stops it when this process is gone.
+pub fn shared_qdrant() -> Option<&'static Qdrant> {
+    static SHARED: std::sync::OnceLock<Option<Qdrant>> = std::sync::OnceLock::new();
+    let q = SHARED.get_or_init(|| Qdrant::from_env().map(|q| q.watched())).as_ref();
+    if q.is_none() {
+        skip_without_qdrant();
+    }
+    q
+}
+
+/// Says once per process that the Qdrant server tests were skipped.
+pub fn skip_without_qdrant() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        eprintln!("skipped: the Qdrant server tests need QDRANT_BIN (a qdrant binary to start) or QDRANT_URL (a running server)")
+    });
+}
+
+/// A `qdrant` server of our own: HTTP and gRPC on free ports, storage and
+/// working directory in a temporary directory, stopped when dropped.
+pub struct QdrantServer {
+    child: Child,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl QdrantServer {
+    pub fn start(bin: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (http_port, grpc_port) = (free_port(), free_port());
+        let mut child = Self::command(bin, dir.path(), http_port, grpc_port).spawn().expect("spawn qdrant");
+        wait_for_http_ok(http_port, "/readyz", &mut child, "qdrant");
+        Self { child, http_port, grpc_port, dir }
+    }
+
+    fn command(bin: &str, dir: &std::path::Path, http_port: u16, grpc_port: u16) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(dir)
+            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+            .env("QDRANT__SERVICE__HTTP_PORT", http_port.to_string())
+            .env("QDRANT__SERVICE__GRPC_PORT", grpc_port.to_string())
+            .env("QDRANT__STORAGE__STORAGE_PATH", dir.join("storage"))
+            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", dir.join("snapshots"))
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .env("QDRANT__LOG_LEVEL", "WARN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server (kill -9) and keeps its storage.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same ports and storage (after [`Self::kill`]).
+    pub fn restart(&mut self, bin: &str) {
+        self.kill();
+        self.child =
+            Self::command(bin, self.dir.path(), self.http_port, self.grpc_port).spawn().expect("respawn qdrant");
+        wait_for_http_ok(self.http_port, "/readyz", &mut self.child, "qdrant");
+    }
+
+    /// Hands the server to a watcher process that kills it once this
+    /// process has exited: for a server kept in a `static`, which is never
+    /// dropped.
+    fn watch_parent(&self) {
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null && kill -0 {child} 2>/dev/null; do sleep 1; done; kill -9 {child} 2>/dev/null",
+            parent = std::process::id(),
+            child = self.child.id()
+        );
+        let _ = Command::new("sh").args(["-c", &script]).stdin(Stdio::null()).spawn();
+    }
+}
+
+impl Drop for QdrantServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `GET http://127.0.0.1:<port><path>` answers 200.
+fn wait_for_http_ok(port: u16, path: &str, child: &mut Child, what: &str) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut answer).is_ok() {
+                if answer.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not answer {path} on port {port} within 30 s");
+}
+
 /// The workspace root (two levels above any crate under `services/`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
