@@ -28,6 +28,8 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     cfg: NatsConfig,
+    /// The indexer partitions, as `MEMSY_EMBEDDED` records them.
+    partitions: u32,
 }
 
 impl Bus {
@@ -52,8 +54,8 @@ impl Bus {
         }
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_millis(cfg.publish_timeout_ms));
-        let bus = Self { client, js, cfg: cfg.clone() };
-        bus.ensure_topology().await?;
+        let mut bus = Self { client, js, cfg: cfg.clone(), partitions: cfg.indexer_partitions };
+        bus.partitions = bus.ensure_topology().await?;
         Ok(bus)
     }
 
@@ -70,8 +72,15 @@ impl Bus {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Creates the streams (idempotent; existing ones are left as they are).
-    pub async fn ensure_topology(&self) -> Result<(), BusError> {
+    /// How many partitions the indexer's input has (from the stream, which
+    /// may predate this process's configuration).
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Creates the streams (idempotent; existing ones are left as they are)
+    /// and answers the indexer partition count the embedded stream holds.
+    pub async fn ensure_topology(&self) -> Result<u32, BusError> {
         let dup = Duration::from_secs(self.cfg.duplicate_window_secs);
         let max_age = if self.cfg.events_max_age_days == 0 {
             Duration::ZERO
@@ -104,7 +113,8 @@ impl Bus {
                 retention: stream::RetentionPolicy::WorkQueue,
                 storage: stream::StorageType::File,
                 duplicate_window: dup,
-                description: Some("embedded memories waiting for the indexer".into()),
+                description: Some("embedded memories waiting for the indexer, partitioned by org".into()),
+                metadata: [(topology::PARTITIONS_METADATA.to_string(), self.cfg.indexer_partitions.to_string())].into(),
                 ..Default::default()
             },
             stream::Config {
@@ -120,16 +130,56 @@ impl Bus {
         for s in streams {
             self.js.get_or_create_stream(s).await.map_err(BusError::unavailable)?;
         }
-        Ok(())
+        self.embedded_partitions().await
+    }
+
+    /// The partition count `MEMSY_EMBEDDED` was created with. A stream of
+    /// the unpartitioned layout (one `indexer` consumer, no count) is taken
+    /// over once its consumer has nothing left: its queued messages would
+    /// match no partition.
+    async fn embedded_partitions(&self) -> Result<u32, BusError> {
+        let mut stream = self.js.get_stream(topology::EMBEDDED_STREAM).await.map_err(BusError::unavailable)?;
+        let info = stream.info().await.map_err(BusError::unavailable)?.clone();
+        if let Some(n) = info.config.metadata.get(topology::PARTITIONS_METADATA) {
+            return n.parse().map_err(|_| {
+                BusError::Unavailable(format!("{} has a malformed partition count {n:?}", topology::EMBEDDED_STREAM))
+            });
+        }
+        if let Ok(mut legacy) = stream.get_consumer::<consumer::pull::Config>(topology::INDEXER_CONSUMER).await {
+            let c = legacy.info().await.map_err(BusError::unavailable)?;
+            if c.num_pending + c.num_ack_pending as u64 > 0 {
+                return Err(BusError::Unavailable(format!(
+                    "{} still holds {} messages for the unpartitioned indexer: let the previous memsy version's \
+                     indexer drain them first",
+                    topology::EMBEDDED_STREAM,
+                    c.num_pending + c.num_ack_pending as u64
+                )));
+            }
+            stream.delete_consumer(topology::INDEXER_CONSUMER).await.map_err(BusError::unavailable)?;
+        }
+        let mut config = info.config;
+        config.metadata.insert(topology::PARTITIONS_METADATA.into(), self.cfg.indexer_partitions.to_string());
+        self.js.update_stream(config).await.map_err(BusError::unavailable)?;
+        Ok(self.cfg.indexer_partitions)
     }
 
     /// The durable pull consumer of a stage, shared by all its replicas.
     pub async fn consumer(&self, stage: Stage) -> Result<consumer::PullConsumer, BusError> {
+        self.durable(stage, stage.name.to_string(), String::new()).await
+    }
+
+    /// The durable pull consumer of one partition of a partitioned stage.
+    pub async fn partition_consumer(&self, stage: Stage, partition: u32) -> Result<consumer::PullConsumer, BusError> {
+        self.durable(stage, topology::indexer_consumer(partition), topology::embedded_partition_filter(partition)).await
+    }
+
+    async fn durable(&self, stage: Stage, name: String, filter: String) -> Result<consumer::PullConsumer, BusError> {
         let s = self.js.get_stream(stage.stream).await.map_err(BusError::unavailable)?;
         s.get_or_create_consumer(
-            stage.name,
+            &name,
             consumer::pull::Config {
-                durable_name: Some(stage.name.into()),
+                durable_name: Some(name.clone()),
+                filter_subject: filter,
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(self.cfg.ack_wait_secs),
                 // Unlimited at the broker: the runner counts failed attempts
@@ -137,7 +187,7 @@ impl Bus {
                 // message nobody has settled (a replica that died mid-batch).
                 max_deliver: -1,
                 max_ack_pending: 10_000,
-                description: Some(format!("memsy {} stage", stage.name)),
+                description: Some(format!("memsy {name} stage")),
                 ..Default::default()
             },
         )
@@ -170,10 +220,20 @@ impl Bus {
     /// query does not parse the answers of the NATS 2.9 servers that Debian
     /// ships; the stream settings are the ones the KV protocol prescribes.
     pub async fn kv(&self, bucket: &str, history: i64) -> Result<kv::Store, BusError> {
+        self.kv_with(bucket, history, Duration::ZERO).await
+    }
+
+    /// A bucket whose entries expire `max_age` after they were last written.
+    pub async fn kv_expiring(&self, bucket: &str, max_age: Duration) -> Result<kv::Store, BusError> {
+        self.kv_with(bucket, 1, max_age).await
+    }
+
+    async fn kv_with(&self, bucket: &str, history: i64, max_age: Duration) -> Result<kv::Store, BusError> {
         if let Ok(s) = self.js.get_key_value(bucket).await {
             return Ok(s);
         }
         let cfg = stream::Config {
+            max_age,
             name: format!("KV_{bucket}"),
             subjects: vec![format!("$KV.{bucket}.>")],
             max_messages_per_subject: history.max(1),
@@ -190,10 +250,22 @@ impl Bus {
         self.js.get_key_value(bucket).await.map_err(BusError::unavailable)
     }
 
-    /// Stream depth, for readiness and metrics.
+    /// Stream depth, for readiness and metrics: what the stage's consumer
+    /// (every partition's, for the indexer) has not settled yet.
     pub async fn pending(&self, stage: Stage) -> Result<u64, BusError> {
-        let mut c = self.consumer(stage).await?;
-        let info = c.info().await.map_err(BusError::unavailable)?;
-        Ok(info.num_pending + info.num_ack_pending as u64)
+        let mut consumers = Vec::new();
+        if stage.partitioned {
+            for p in 0..self.partitions {
+                consumers.push(self.partition_consumer(stage, p).await?);
+            }
+        } else {
+            consumers.push(self.consumer(stage).await?);
+        }
+        let mut total = 0;
+        for mut c in consumers {
+            let info = c.info().await.map_err(BusError::unavailable)?;
+            total += info.num_pending + info.num_ack_pending as u64;
+        }
+        Ok(total)
     }
 }

@@ -3,13 +3,18 @@
 //! tenant ids encoded so they cannot break subjects, durable publishing that
 //! waits for the broker's ack, the stage runner every pipeline stage uses
 //! (pull, handle, ack only after the output is durable, dead-letter after
-//! `max_deliver`), and key-value buckets for control data.
+//! `max_deliver`), the partitioned runner with its leases (the indexer: one
+//! replica at a time per org), and key-value buckets for control data.
 
 mod bus;
 mod error;
+pub mod lease;
+mod partitioned;
 mod stage;
 pub mod topology;
 
 pub use bus::{Bus, OutMessage};
 pub use error::BusError;
+pub use lease::Leases;
+pub use partitioned::run_partitioned_stage;
 pub use stage::{run_stage, Batching, Delivery, Outcome, StageHandler, GATHER_WAITS};

@@ -163,38 +163,19 @@ pub async fn run_stage(
             _ = shutdown.cancelled() => break Ok(()),
             s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
         };
-        // Wait for one message, then take whatever else comes within the
-        // batch wait of the last (and the gather time of the first), up
-        // to the batch size: batches grow with load, and at low load a
-        // message waits at most one batch wait.
         let first = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             m = incoming.next() => m,
         };
-        let mut msgs: Vec<Message> = Vec::new();
-        match first {
-            Some(Ok(m)) => msgs.push(m),
+        let msgs = match first {
+            Some(Ok(m)) => gather(stage, m, &mut incoming, &batching).await,
             Some(Err(e)) => {
                 warn!(stage = stage.name, error = %e, "pull failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
             None => break Err(BusError::Unavailable(format!("{} consumer stream ended", stage.name))),
-        }
-        let deadline = tokio::time::Instant::now() + batching.gather;
-        while msgs.len() < batch_size {
-            // A zero wait (past the deadline, or configured) still takes a
-            // message that is already here: `timeout` polls it first.
-            let wait = batching.wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match tokio::time::timeout(wait, incoming.next()).await {
-                Ok(Some(Ok(m))) => msgs.push(m),
-                Ok(Some(Err(e))) => {
-                    debug!(stage = stage.name, error = %e, "pull hiccup");
-                    break;
-                }
-                _ => break,
-            }
-        }
+        };
         let (bus, handler) = (bus.clone(), handler.clone());
         batches.spawn(async move {
             handle_batch(&bus, stage, handler.as_ref(), msgs).await;
@@ -209,8 +190,34 @@ pub async fn run_stage(
     result
 }
 
+/// A batch: `first`, then whatever else comes within the batch wait of the
+/// last (and the gather time of the first), up to the batch size. Batches
+/// grow with load, and at low load a message waits at most one batch wait.
+pub(crate) async fn gather<T, E, S>(stage: Stage, first: T, incoming: &mut S, batching: &Batching) -> Vec<T>
+where
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut msgs = vec![first];
+    let deadline = tokio::time::Instant::now() + batching.gather;
+    while msgs.len() < batching.size.max(1) {
+        // A zero wait (past the deadline, or configured) still takes a
+        // message that is already here: `timeout` polls it first.
+        let wait = batching.wait.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match tokio::time::timeout(wait, incoming.next()).await {
+            Ok(Some(Ok(m))) => msgs.push(m),
+            Ok(Some(Err(e))) => {
+                debug!(stage = stage.name, error = %e, "pull hiccup");
+                break;
+            }
+            _ => break,
+        }
+    }
+    msgs
+}
+
 /// Hands one batch to the stage and settles each message by its outcome.
-async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHandler, msgs: Vec<Message>) {
+pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHandler, msgs: Vec<Message>) {
     let max_deliver = bus.config().max_deliver;
     let deliveries: Vec<Delivery> = msgs
         .iter()

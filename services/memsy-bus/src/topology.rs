@@ -1,6 +1,9 @@
 //! Names of streams, subjects and consumers. Subjects carry the org as a
-//! token (`memsy.events.<org>`) so that a deployment can later shard or
-//! mirror by tenant; [`memsy_core::ids::subject_token`] keeps any org id safe.
+//! token (`memsy.events.<org>`) so that a deployment can shard or mirror by
+//! tenant; [`memsy_core::ids::subject_token`] keeps any org id safe. The
+//! indexer's input is partitioned by org (`memsy.embedded.<p>.<org>`), one
+//! durable consumer per partition, so that one replica at a time
+//! consolidates an org (see [`crate::lease`]).
 
 use memsy_core::ids::subject_token;
 
@@ -14,6 +17,11 @@ pub const EMBEDDER_CONSUMER: &str = "embedder";
 pub const INDEXER_CONSUMER: &str = "indexer";
 
 pub const KEYS_BUCKET: &str = "memsy_keys";
+/// Which indexer replica holds which partition (`p.<n>`), and which
+/// replicas are alive (`m.<replica>`); entries expire unless renewed.
+pub const LEASES_BUCKET: &str = "memsy_indexer_leases";
+/// Stream metadata key under which `MEMSY_EMBEDDED` records its partition count.
+pub const PARTITIONS_METADATA: &str = "memsy.partitions";
 /// Org, role and team records (`o.<org>`, `r.<org>.<role_id>`, `t.<org>.<team_id>`).
 pub const HIERARCHY_BUCKET: &str = "memsy_hierarchy";
 
@@ -25,8 +33,29 @@ pub fn extracted_subject(org_id: &str) -> String {
     format!("memsy.extracted.{}", subject_token(org_id))
 }
 
-pub fn embedded_subject(org_id: &str) -> String {
-    format!("memsy.embedded.{}", subject_token(org_id))
+/// The indexer partition of an org: FNV-1a of its id, so that every
+/// process and every version agrees (std's hasher promises neither).
+pub fn partition_of(org_id: &str, partitions: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in org_id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h % u64::from(partitions.max(1))) as u32
+}
+
+pub fn embedded_subject(org_id: &str, partitions: u32) -> String {
+    format!("memsy.embedded.{}.{}", partition_of(org_id, partitions), subject_token(org_id))
+}
+
+/// The subjects of one indexer partition.
+pub fn embedded_partition_filter(partition: u32) -> String {
+    format!("memsy.embedded.{partition}.>")
+}
+
+/// The durable consumer of one indexer partition.
+pub fn indexer_consumer(partition: u32) -> String {
+    format!("{INDEXER_CONSUMER}-{partition}")
 }
 
 pub fn dlq_subject(stage: &str) -> String {
@@ -38,11 +67,14 @@ pub fn dlq_subject(stage: &str) -> String {
 pub struct Stage {
     pub name: &'static str,
     pub stream: &'static str,
+    /// One consumer per partition, each worked by one replica at a time,
+    /// instead of one consumer all replicas share.
+    pub partitioned: bool,
 }
 
-pub const EXTRACTOR: Stage = Stage { name: EXTRACTOR_CONSUMER, stream: EVENTS_STREAM };
-pub const EMBEDDER: Stage = Stage { name: EMBEDDER_CONSUMER, stream: EXTRACTED_STREAM };
-pub const INDEXER: Stage = Stage { name: INDEXER_CONSUMER, stream: EMBEDDED_STREAM };
+pub const EXTRACTOR: Stage = Stage { name: EXTRACTOR_CONSUMER, stream: EVENTS_STREAM, partitioned: false };
+pub const EMBEDDER: Stage = Stage { name: EMBEDDER_CONSUMER, stream: EXTRACTED_STREAM, partitioned: false };
+pub const INDEXER: Stage = Stage { name: INDEXER_CONSUMER, stream: EMBEDDED_STREAM, partitioned: true };
 
 #[cfg(test)]
 mod tests {
@@ -54,5 +86,16 @@ mod tests {
         let s = events_subject("evil.org.>");
         assert_eq!(s.split('.').count(), 3);
         assert!(!s.contains('>') && !s.contains('*'));
+    }
+
+    #[test]
+    fn an_org_keeps_its_partition() {
+        // Fixed values: the partition is part of the wire format, so a
+        // change of hash would strand queued messages.
+        assert_eq!(partition_of("acme", 16), 15);
+        assert_eq!(partition_of("acme", 1_000_003), 244_600);
+        assert_eq!(embedded_subject("acme", 16), "memsy.embedded.15.acme");
+        let spread: std::collections::BTreeSet<u32> = (0..200).map(|i| partition_of(&format!("org{i}"), 16)).collect();
+        assert_eq!(spread.len(), 16, "200 orgs reach every partition");
     }
 }

@@ -49,6 +49,12 @@ pub struct NatsConfig {
     /// Broker-side de-duplication window for `Nats-Msg-Id`.
     pub duplicate_window_secs: u64,
     pub publish_timeout_ms: u64,
+    /// Partitions of the indexer's input (`memsy.embedded.<p>.<org>`, an
+    /// org always in the same one): the most indexer replicas that can work
+    /// at once. Read only when the stream is created; afterwards the
+    /// stream's own count holds (changing it means draining the stream and
+    /// deleting it).
+    pub indexer_partitions: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,7 +65,7 @@ pub struct RedisConfig {
     pub status_ttl_secs: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct QdrantConfig {
     /// A Qdrant server; when unset, the embedded engine stores under the data dir.
@@ -67,6 +73,55 @@ pub struct QdrantConfig {
     pub api_key: Option<String>,
     /// Prefix of collection names, so that several deployments can share a server.
     pub collection_prefix: String,
+    /// The settings below apply when memsy creates its collections on a
+    /// Qdrant server (an existing collection keeps its own): shards per
+    /// collection (spread over a cluster's nodes), ...
+    pub shard_number: u32,
+    /// ... copies of each shard, ...
+    pub replication_factor: u32,
+    /// ... how many copies must apply a write before it is acknowledged
+    /// (at most `replication_factor`), ...
+    pub write_consistency_factor: u32,
+    /// ... dense vectors on disk (memory-mapped) rather than in RAM, ...
+    pub on_disk_vectors: bool,
+    /// ... and payloads on disk (read on demand) rather than in RAM.
+    pub on_disk_payload: bool,
+}
+
+impl QdrantConfig {
+    fn validate(&self) -> Result<(), CoreError> {
+        for (name, v) in [
+            ("shard_number", self.shard_number),
+            ("replication_factor", self.replication_factor),
+            ("write_consistency_factor", self.write_consistency_factor),
+        ] {
+            if v == 0 {
+                return Err(CoreError::Config(format!("qdrant.{name} must be at least 1")));
+            }
+        }
+        if self.write_consistency_factor > self.replication_factor {
+            return Err(CoreError::Config(format!(
+                "qdrant.write_consistency_factor ({}) must not exceed qdrant.replication_factor ({})",
+                self.write_consistency_factor, self.replication_factor
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for QdrantConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_key: None,
+            collection_prefix: String::new(),
+            shard_number: 1,
+            replication_factor: 1,
+            write_consistency_factor: 1,
+            on_disk_vectors: false,
+            on_disk_payload: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +237,9 @@ pub struct IndexerConfig {
     pub promotion_min_actors: usize,
     /// Strength added by each reinforcement (bounded by 5.0).
     pub reinforce_step: f32,
+    /// How long a replica's hold on a partition lasts without renewal: a
+    /// replica that dies leaves its partitions to the others after this.
+    pub lease_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,6 +401,7 @@ impl Default for NatsConfig {
             ack_wait_secs: 30,
             duplicate_window_secs: 120,
             publish_timeout_ms: 5_000,
+            indexer_partitions: 16,
         }
     }
 }
@@ -401,6 +460,7 @@ impl Default for IndexerConfig {
             promotion_similarity: 0.88,
             promotion_min_actors: 3,
             reinforce_step: 0.5,
+            lease_ttl_secs: 15,
         }
     }
 }
@@ -458,6 +518,13 @@ impl Config {
             )));
         }
         cfg.usage.validate()?;
+        cfg.qdrant.validate()?;
+        if cfg.nats.indexer_partitions == 0 || cfg.nats.indexer_partitions > 1024 {
+            return Err(CoreError::Config("nats.indexer_partitions must be 1 to 1024".into()));
+        }
+        if cfg.indexer.lease_ttl_secs < 3 {
+            return Err(CoreError::Config("indexer.lease_ttl_secs must be at least 3".into()));
+        }
         Ok(cfg)
     }
 }

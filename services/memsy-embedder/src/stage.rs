@@ -73,7 +73,7 @@ impl StageHandler for EmbedderStage {
                 .map(|m| EmbeddedMemory { memory: Some(m), vector: vectors.next().unwrap_or_default() })
                 .collect();
             out.push(OutMessage {
-                subject: embedded_subject(&event.org_id),
+                subject: embedded_subject(&event.org_id, self.bus.partitions()),
                 msg_id: format!("e:{}", event.event_id),
                 payload: EmbeddedEvent { event: Some(event), memories, model: model.clone() }.encode_to_vec().into(),
                 traceparent: batch[i].traceparent.as_deref().map(child_traceparent),

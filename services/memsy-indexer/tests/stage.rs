@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memsy_bus::topology::{self, INDEXER};
-use memsy_bus::{run_stage, Batching, Bus, OutMessage};
+use memsy_bus::{run_partitioned_stage, Batching, Bus, Leases, OutMessage};
 use memsy_core::config::NatsConfig;
 use memsy_indexer::IndexerStage;
 use memsy_proto::{CandidateMemory, EmbeddedEvent, EmbeddedMemory, Event};
@@ -62,7 +62,7 @@ async fn stores_memories_and_marks_completed_idempotently() {
     // The same message twice (as a redelivery would bring it).
     for id in ["a", "b"] {
         bus.publish_all(vec![OutMessage {
-            subject: topology::embedded_subject("acme"),
+            subject: topology::embedded_subject("acme", bus.partitions()),
             msg_id: id.into(),
             payload: payload.clone().into(),
             traceparent: None,
@@ -71,7 +71,8 @@ async fn stores_memories_and_marks_completed_idempotently() {
         .unwrap();
     }
     let stop = CancellationToken::new();
-    let task = tokio::spawn(run_stage(
+    let (leases, keeper) = Leases::start(&bus, bus.partitions(), Duration::from_secs(3), stop.clone()).await.unwrap();
+    let task = tokio::spawn(run_partitioned_stage(
         bus.clone(),
         INDEXER,
         Arc::new(IndexerStage::new(
@@ -80,6 +81,7 @@ async fn stores_memories_and_marks_completed_idempotently() {
             (&memsy_core::config::IndexerConfig::default()).into(),
         )),
         Batching::new(1, 2),
+        leases,
         stop.clone(),
     ));
     let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
@@ -91,6 +93,7 @@ async fn stores_memories_and_marks_completed_idempotently() {
     }
     stop.cancel();
     task.await.unwrap().unwrap();
+    keeper.await.unwrap();
 
     let st = status.get("acme", &[EVENT_ID.to_string()]).await.unwrap();
     assert_eq!(st[0].state, EventState::Completed);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
-use memsy_bus::{run_stage, Batching, Bus, StageHandler};
+use memsy_bus::{run_partitioned_stage, run_stage, Batching, Bus, Leases, StageHandler};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, OnnxThreads, QueryEmbedder, RemoteEngine};
 use memsy_gateway::hierarchy::LlmGenerator;
@@ -159,8 +159,14 @@ async fn open_store(
 ) -> anyhow::Result<Arc<dyn MemoryStore>> {
     let store: Arc<dyn MemoryStore> = match &config.qdrant.url {
         Some(url) => Arc::new(
-            QdrantStore::connect(url, config.qdrant.api_key.as_deref(), &config.qdrant.collection_prefix, dimension)
-                .with_context(|| format!("connecting to Qdrant at {url}"))?,
+            QdrantStore::connect(
+                url,
+                config.qdrant.api_key.as_deref(),
+                &config.qdrant.collection_prefix,
+                dimension,
+                (&config.qdrant).into(),
+            )
+            .with_context(|| format!("connecting to Qdrant at {url}"))?,
         ),
         None if allow_embedded => {
             let dir = config.http.data_dir.join("qdrant");
@@ -212,6 +218,29 @@ fn spawn_stage(
 ) {
     let (bus, token) = (bus.clone(), token.clone());
     tasks.spawn(async move { run_stage(bus, stage, handler, batching, token).await.map_err(Into::into) });
+}
+
+/// The indexer stage on the partitions this replica leases; the leases are
+/// handed over when `token` is cancelled.
+async fn spawn_indexer(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    bus: &Bus,
+    handler: Arc<dyn StageHandler>,
+    config: &Config,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    let ttl = std::time::Duration::from_secs(config.indexer.lease_ttl_secs);
+    let (leases, keeper) = Leases::start(bus, bus.partitions(), ttl, token.clone())
+        .await
+        .context("joining the indexer partitions (NATS key-value bucket)")?;
+    let (bus, token, batching) = (bus.clone(), token.clone(), indexer_batching(config));
+    tasks.spawn(async move {
+        let r = run_partitioned_stage(bus, INDEXER, handler, batching, leases, token).await;
+        // The leases are given up only after the stage has stopped.
+        let _ = keeper.await;
+        r.map_err(Into::into)
+    });
+    Ok(())
 }
 
 fn extractor_batching(config: &Config) -> Batching {
@@ -313,13 +342,14 @@ impl SingleNode {
                 async move { memsy_status::serve_on(listener, s, t.cancelled_owned()).await.map_err(Into::into) },
             );
         }
-        let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status.clone(), engine);
+        // The indexer first: joining its partitions can fail.
+        let indexer = memsy_indexer::IndexerStage::new(store, status.clone(), (&config.indexer).into());
+        spawn_indexer(&mut tasks, &bus, Arc::new(indexer), &config, &token).await?;
+        let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
         spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), extractor_batching(&config), &token);
         if let Some(stage) = embedding_stage {
             spawn_stage(&mut tasks, &bus, EMBEDDER, Arc::new(stage), embedder_batching(&config), &token);
         }
-        let indexer = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
-        spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(indexer), indexer_batching(&config), &token);
         tasks.spawn(async move {
             recalls.await;
             Ok(())
@@ -483,7 +513,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
-    spawn_stage(&mut tasks, &bus, INDEXER, Arc::new(stage), indexer_batching(&config), &token);
+    spawn_indexer(&mut tasks, &bus, Arc::new(stage), &config, &token).await?;
     ops::spawn(&mut tasks, &config, bus, &token)?;
     Services { token, tasks }.wait().await
 }
