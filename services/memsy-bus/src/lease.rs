@@ -264,11 +264,18 @@ impl Keeper {
         self.deadlines.clear();
         self.publish();
         let _idle = self.work.lock().await;
-        for (p, rev) in std::mem::take(&mut self.revisions) {
-            let _ = self.bucket.delete_expect_revision(partition_key(p), Some(rev)).await;
+        let revisions = std::mem::take(&mut self.revisions);
+        let hand_over = async {
+            for (p, rev) in revisions {
+                let _ = self.bucket.delete_expect_revision(partition_key(p), Some(rev)).await;
+            }
+            let _ = self.bucket.delete(member_key(&self.replica)).await;
+        };
+        // With the broker gone the leases cannot be handed over; they expire.
+        match tokio::time::timeout(Duration::from_secs(2), hand_over).await {
+            Ok(()) => info!(replica = self.replica, "left the indexer partitions"),
+            Err(_) => warn!(replica = self.replica, "could not hand the indexer partitions over; they expire"),
         }
-        let _ = self.bucket.delete(member_key(&self.replica)).await;
-        info!(replica = self.replica, "left the indexer partitions");
     }
 }
 

@@ -54,13 +54,24 @@ pub async fn run_partitioned_stage(
         pulls.retain(|p, _| held.contains(p));
         for p in held {
             if let std::collections::btree_map::Entry::Vacant(slot) = pulls.entry(p) {
-                match pull(&bus, stage, p, batch_size).await {
+                let started = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    s = pull(&bus, stage, p, batch_size) => s,
+                };
+                match started {
                     Ok(s) => {
                         slot.insert(s);
                     }
-                    Err(e) => warn!(stage = stage.name, partition = p, error = %e, "cannot pull; retrying"),
+                    Err(e) => {
+                        // The broker is likely gone: try the rest later.
+                        warn!(stage = stage.name, partition = p, error = %e, "cannot pull; retrying");
+                        break;
+                    }
                 }
             }
+        }
+        if shutdown.is_cancelled() {
+            break;
         }
         if pulls.is_empty() {
             tokio::select! {
