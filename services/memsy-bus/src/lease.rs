@@ -122,7 +122,7 @@ fn replica_id() -> String {
 }
 
 /// Which member ranks `partition` highest.
-pub fn owner<'a>(members: &'a BTreeSet<String>, partition: u32) -> Option<&'a str> {
+pub fn owner(members: &BTreeSet<String>, partition: u32) -> Option<&str> {
     members.iter().max_by_key(|m| rank(m, partition)).map(String::as_str)
 }
 

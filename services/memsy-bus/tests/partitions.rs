@@ -150,11 +150,12 @@ async fn replicas_share_partitions_and_never_overlap() {
         worked_all(&ledger, &second, TTL * 4 + Duration::from_secs(cfg.ack_wait_secs * 2)).await,
         "the survivor takes over the dead replica's partitions"
     );
-    let l = ledger.lock().unwrap();
-    assert_eq!(l.overlaps, 0);
-    assert!(l.worked["b"].len() - before >= second.len(), "b worked all of the second wave");
-    assert_eq!(l.partitions["b"].len(), PARTITIONS as usize, "b holds every partition now");
-    drop(l);
+    {
+        let l = ledger.lock().unwrap();
+        assert_eq!(l.overlaps, 0);
+        assert!(l.worked["b"].len() - before >= second.len(), "b worked all of the second wave");
+        assert_eq!(l.partitions["b"].len(), PARTITIONS as usize, "b holds every partition now");
+    }
 
     b.stop.cancel();
     b.stage.await.unwrap().unwrap();

@@ -12,14 +12,16 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub extra: Map<String, Value>,
+    /// Boxed: every handler returns `Result<_, ApiError>`, and a small error
+    /// keeps their `Ok` path small.
+    pub extra: Box<Map<String, Value>>,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), retry_after: None }
+        Self { status, code, message: message.into(), extra: Box::default(), retry_after: None }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -122,7 +124,7 @@ impl IntoResponse for ApiError {
         let mut detail = Map::new();
         detail.insert("error".into(), self.code.into());
         detail.insert("message".into(), self.message.into());
-        detail.extend(self.extra);
+        detail.extend(*self.extra);
         let mut resp = (self.status, axum::Json(json!({ "detail": detail }))).into_response();
         let retry_after = retry_after.or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
         if let Some(secs) = retry_after {

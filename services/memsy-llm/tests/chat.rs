@@ -15,10 +15,13 @@ use memsy_core::config::LlmConfig;
 use memsy_llm::{ChatClient, LlmError};
 use serde_json::{json, Value};
 
+/// One scripted answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, Value);
+
 /// Answers given in order; when none are left, the last one again.
 #[derive(Default)]
 struct Provider {
-    script: Mutex<VecDeque<(u16, Vec<(&'static str, String)>, Value)>>,
+    script: Mutex<VecDeque<Answer>>,
     requests: Mutex<Vec<(HeaderMap, Value)>>,
 }
 
@@ -33,7 +36,7 @@ async fn completions(State(p): State<Arc<Provider>>, headers: HeaderMap, Json(bo
     resp
 }
 
-async fn start(script: Vec<(u16, Vec<(&'static str, String)>, Value)>) -> (ChatClient, Arc<Provider>) {
+async fn start(script: Vec<Answer>) -> (ChatClient, Arc<Provider>) {
     let provider = Arc::new(Provider { script: Mutex::new(script.into()), ..Provider::default() });
     let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(provider.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

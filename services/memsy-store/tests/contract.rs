@@ -718,7 +718,7 @@ async fn qdrant_collections_follow_the_settings() {
     let [memories, _] = store.collection_names();
     let params = client.collection_info(&memories).await.unwrap().result.unwrap().config.unwrap().params.unwrap();
     assert_eq!(params.shard_number, 2);
-    assert_eq!(params.on_disk_payload, false);
+    assert!(!params.on_disk_payload);
     let Some(qdrant_client::qdrant::vectors_config::Config::ParamsMap(map)) =
         params.vectors_config.and_then(|v| v.config)
     else {

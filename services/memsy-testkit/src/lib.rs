@@ -291,10 +291,11 @@ fn wait_for_http_ok(port: u16, path: &str, child: &mut Child, what: &str) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
             let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
             let mut answer = String::new();
-            if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut answer).is_ok() {
-                if answer.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut answer).is_ok()
+                && answer.starts_with("HTTP/1.1 200")
+            {
+                return;
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
