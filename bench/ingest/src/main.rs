@@ -42,6 +42,7 @@
 
 mod cpu;
 mod dedicated;
+mod stores;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -792,6 +793,15 @@ async fn main() -> Res<()> {
     let load_start = loadavg();
     let skip_ingest = env_or("BENCH_SKIP_INGEST", "0") == "1";
     let only_ingest = env_or("BENCH_ONLY_INGEST", "0") == "1";
+    if env_or("BENCH_LAYOUT", "shared") == "stores" {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        let mut result = stores::run(&memsy_bin, &model_dir, &texts, http).await?;
+        result["memsy_bin"] = json!(memsy_bin);
+        result["loadavg_start"] = json!(load_start);
+        result["loadavg_end"] = json!(loadavg());
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
     if env_or("BENCH_LAYOUT", "shared") == "dedicated" {
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         let mut result = dedicated::run(&memsy_bin, &model_dir, &texts, http).await?;

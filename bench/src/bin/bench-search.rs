@@ -1,17 +1,18 @@
-//! Search latency through `memsy_store::EdgeStore`, as a ratio against a
+//! Search latency through the embedded store (`memsy_store::EdgeStore`) and,
+//! when there is one, a Qdrant server (`QdrantStore`; `QDRANT_BIN` starts
+//! one, `QDRANT_URL` names a running one), each as a ratio against a
 //! brute-force scan over the same vectors measured in the same run.
 //!
-//!     export CARGO_TARGET_DIR=/work/cargo-target
 //!     cargo build --release -p memsy-bench
-//!     flock /tmp/memsy-bench.lock $CARGO_TARGET_DIR/release/bench-search
+//!     QDRANT_BIN=../shared/bin/qdrant flock /tmp/memsy-bench.lock target/release/bench-search
 //!
 //! (Build first, so that the lock is not held while compiling.)
 //!
-//! The store (temp dir, dimension 384) is filled with actor-level, active
+//! Each store (dimension 384) is filled with the same actor-level, active
 //! memories built like `services/memsy-store/tests/contract.rs` builds them,
 //! spread round-robin over 10 orgs × 100 actors, with random unit vectors,
 //! upserted in batches of 1000 (each upsert flushes). At each size (10k, then
-//! 100k: the same store, grown) it runs `BENCH_QUERIES` (default 500)
+//! 100k: the same stores, grown) it runs `BENCH_QUERIES` (default 500)
 //! queries with random unit vectors, each under the filter a real search
 //! uses — org + actor + status "active", limit 10 — and, as the baseline,
 //! the same query vectors through a brute-force top-10 dot product over all
@@ -24,7 +25,7 @@
 use std::time::Instant;
 
 use memsy_core::model::Memory;
-use memsy_store::{EdgeStore, MemoryPoint, MemoryStore, SearchFilter};
+use memsy_store::{CollectionSettings, EdgeStore, MemoryPoint, MemoryStore, QdrantStore, SearchFilter};
 use memsy_testkit::sample_memory;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -112,8 +113,22 @@ async fn main() {
 
     let dir = std::env::temp_dir().join(format!("memsy-bench-search-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = EdgeStore::open(&dir, DIM).expect("open edge store");
-    store.ensure_schema().await.expect("ensure_schema");
+    let mut stores: Vec<(&str, Box<dyn MemoryStore>)> =
+        vec![("embedded", Box::new(EdgeStore::open(&dir, DIM).expect("open edge store")))];
+    let qdrant = memsy_testkit::Qdrant::from_env();
+    match &qdrant {
+        Some(q) => {
+            let prefix = format!("bench_{}_", std::process::id());
+            let store =
+                QdrantStore::connect(&q.url(), q.api_key().as_deref(), &prefix, DIM, CollectionSettings::default())
+                    .expect("qdrant client");
+            stores.push(("qdrant server", Box::new(store)));
+        }
+        None => eprintln!("no Qdrant server (set QDRANT_BIN or QDRANT_URL): the embedded store only"),
+    }
+    for (_, store) in &stores {
+        store.ensure_schema().await.expect("ensure_schema");
+    }
 
     let mut rng = StdRng::seed_from_u64(0x6d656d7379);
     let mut flat: Vec<f32> = Vec::new();
@@ -121,7 +136,7 @@ async fn main() {
     let mut rows = Vec::new();
 
     for &size in &sizes {
-        let t0 = Instant::now();
+        let mut fill_s = vec![0.0; stores.len()];
         while stored < size {
             let n = BATCH.min(size - stored);
             let points: Vec<MemoryPoint> = (stored..stored + n)
@@ -131,12 +146,17 @@ async fn main() {
                     MemoryPoint { memory: memory(i), vector }
                 })
                 .collect();
-            store.upsert_memories(&points).await.expect("upsert_memories");
+            for (k, (_, store)) in stores.iter().enumerate() {
+                let t = Instant::now();
+                store.upsert_memories(&points).await.expect("upsert_memories");
+                fill_s[k] += t.elapsed().as_secs_f64();
+            }
             stored += n;
         }
-        let insert_s = t0.elapsed().as_secs_f64();
-        let count: u64 = store.count_memories(&org(0)).await.expect("count");
-        eprintln!("{stored} memories stored ({count} in org-0); grew in {insert_s:.1} s");
+        for (k, (name, store)) in stores.iter().enumerate() {
+            let count: u64 = store.count_memories(&org(0)).await.expect("count");
+            eprintln!("{name}: {stored} memories stored ({count} in org-0); grew in {:.1} s", fill_s[k]);
+        }
 
         let qs: Vec<(Vec<f32>, usize, usize)> = (0..WARMUP + queries)
             .map(|_| (unit_vector(&mut rng), rng.random_range(0..ORGS), rng.random_range(0..ACTORS_PER_ORG)))
@@ -151,55 +171,64 @@ async fn main() {
 
         // Warm-up: every path once over the first WARMUP queries.
         for (v, o, a) in &qs[..WARMUP] {
-            let hits = store.search(v, None, &actor_filter(*o, *a), LIMIT).await.expect("search");
-            assert!(hits.iter().all(|h| h.memory.actor_id.as_deref() == Some(actor(*o, *a).as_str())));
-            store.search(v, None, &org_filter(*o), LIMIT).await.expect("search");
+            for (_, store) in &stores {
+                let hits = store.search(v, None, &actor_filter(*o, *a), LIMIT).await.expect("search");
+                assert!(hits.iter().all(|h| h.memory.actor_id.as_deref() == Some(actor(*o, *a).as_str())));
+                store.search(v, None, &org_filter(*o), LIMIT).await.expect("search");
+            }
             std::hint::black_box(brute_force(&flat, v));
         }
 
-        // Interleaved per query, so that drift hits all three alike.
-        let (mut filtered, mut org_only, mut brute) = (Vec::new(), Vec::new(), Vec::new());
-        let mut hits_total = 0usize;
+        // Interleaved per query, so that drift hits every path alike.
+        let mut filtered = vec![Vec::new(); stores.len()];
+        let mut org_only = vec![Vec::new(); stores.len()];
+        let mut hits_total = vec![0usize; stores.len()];
+        let mut brute = Vec::new();
         for (v, o, a) in &qs[WARMUP..] {
-            let f = actor_filter(*o, *a);
-            let t = Instant::now();
-            let hits = store.search(v, None, &f, LIMIT).await.expect("search");
-            filtered.push(ms(t.elapsed()));
-            hits_total += hits.len();
+            for (k, (_, store)) in stores.iter().enumerate() {
+                let f = actor_filter(*o, *a);
+                let t = Instant::now();
+                let hits = store.search(v, None, &f, LIMIT).await.expect("search");
+                filtered[k].push(ms(t.elapsed()));
+                hits_total[k] += hits.len();
 
-            let f = org_filter(*o);
-            let t = Instant::now();
-            let hits = store.search(v, None, &f, LIMIT).await.expect("search");
-            org_only.push(ms(t.elapsed()));
-            std::hint::black_box(hits);
-
+                let f = org_filter(*o);
+                let t = Instant::now();
+                let hits = store.search(v, None, &f, LIMIT).await.expect("search");
+                org_only[k].push(ms(t.elapsed()));
+                std::hint::black_box(hits);
+            }
             let t = Instant::now();
             std::hint::black_box(brute_force(&flat, v));
             brute.push(ms(t.elapsed()));
         }
-        let (filtered, org_only, brute) = (Latencies(filtered), Latencies(org_only), Latencies(brute));
-        eprintln!(
-            "{size}: filtered p50 {:.2} p95 {:.2}; org-only p50 {:.2} p95 {:.2}; brute p50 {:.2} p95 {:.2} ms; {:.1} hits/query",
-            filtered.pct(50.0),
-            filtered.pct(95.0),
-            org_only.pct(50.0),
-            org_only.pct(95.0),
-            brute.pct(50.0),
-            brute.pct(95.0),
-            hits_total as f64 / queries as f64
-        );
-        rows.push((size, insert_s, filtered, org_only, brute, hits_total as f64 / queries as f64));
+        let brute = Latencies(brute);
+        for (k, (name, _)) in stores.iter().enumerate() {
+            let (f, o) = (Latencies(std::mem::take(&mut filtered[k])), Latencies(std::mem::take(&mut org_only[k])));
+            let hits = hits_total[k] as f64 / queries as f64;
+            eprintln!(
+                "{name} {size}: filtered p50 {:.2} p95 {:.2}; org-only p50 {:.2} p95 {:.2}; brute p50 {:.2} p95 {:.2} ms; {hits:.1} hits/query",
+                f.pct(50.0),
+                f.pct(95.0),
+                o.pct(50.0),
+                o.pct(95.0),
+                brute.pct(50.0),
+                brute.pct(95.0),
+            );
+            rows.push((name.to_string(), size, fill_s[k], f, o, Latencies(brute.0.clone()), hits));
+        }
     }
-    drop(store);
+    drop(stores);
+    drop(qdrant);
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
-        "| memories | queries | filtered p50 ms | filtered p95 ms | brute-force p50 ms | brute-force p95 ms | ratio p50 filtered/brute | ratio p95 filtered/brute | org-only p50 ms | org-only p95 ms | hits/query | fill time s |"
+        "| store | memories | queries | filtered p50 ms | filtered p95 ms | brute-force p50 ms | brute-force p95 ms | ratio p50 filtered/brute | ratio p95 filtered/brute | org-only p50 ms | org-only p95 ms | hits/query | fill time s |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (size, insert_s, f, o, b, hits) in &rows {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, size, fill_s, f, o, b, hits) in &rows {
         println!(
-            "| {size} | {queries} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            "| {name} | {size} | {queries} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
             f.pct(50.0),
             f.pct(95.0),
             b.pct(50.0),
@@ -209,7 +238,7 @@ async fn main() {
             o.pct(50.0),
             o.pct(95.0),
             hits,
-            insert_s
+            fill_s
         );
     }
 }
