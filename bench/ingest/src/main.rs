@@ -32,7 +32,8 @@
 //! the bench may use: 0 and 1 on a machine of its own).
 //!
 //! Prints one JSON document on stdout. Environment: `MEMSY_BIN` (default
-//! /work/cargo-target/release/memsy), `MEMSY_MODEL_DIR` (default
+//! `$CARGO_TARGET_DIR/release/memsy`, else `target/release/memsy` of the
+//! workspace), `MEMSY_MODEL_DIR` (default
 //! <workspace>/models/all-minilm-l6-v2), `BENCH_SECS` (default 10),
 //! `BENCH_PIPELINE_N` (default 2000), `BENCH_SKIP_INGEST=1` (pipeline and
 //! freshness only), `BENCH_ONLY_INGEST=1` (part 2 only), `BENCH_TRACE_SLOW=1`
@@ -784,7 +785,8 @@ async fn main() -> Res<()> {
     let secs: u64 = env_or("BENCH_SECS", "10").parse()?;
     let dur = Duration::from_secs(secs);
     let n_pipeline: usize = env_or("BENCH_PIPELINE_N", "2000").parse()?;
-    let memsy_bin = env_or("MEMSY_BIN", "/work/cargo-target/release/memsy");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+    let memsy_bin = env_or("MEMSY_BIN", &target.join("release/memsy").display().to_string());
     let model_dir = PathBuf::from(env_or(
         "MEMSY_MODEL_DIR",
         &workspace_root().join("models/all-minilm-l6-v2").display().to_string(),

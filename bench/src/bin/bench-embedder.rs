@@ -1,9 +1,8 @@
 //! Embedder throughput, as a ratio against the same ONNX graph run from
 //! Python (onnxruntime's own API) in the same run.
 //!
-//!     export CARGO_TARGET_DIR=/work/cargo-target
 //!     cargo build --release -p memsy-bench
-//!     flock /tmp/memsy-bench.lock $CARGO_TARGET_DIR/release/bench-embedder
+//!     flock /tmp/memsy-bench.lock target/release/bench-embedder
 //!
 //! (Build first, so that the lock is not held while compiling.)
 //!
@@ -18,7 +17,8 @@
 //! Environment (all optional): `BENCH_SECONDS`, `BENCH_MODEL_DIR` (default
 //! `models/all-minilm-l6-v2`), `BENCH_ORT_PATH_FILE` (default
 //! `models/onnxruntime.path`), `BENCH_PYTHON` (default `.venv/bin/python`),
-//! `BENCH_SENTENCES_DIR` (default `/work/shared/datasets/locomo`),
+//! `BENCH_SENTENCES_DIR` (default `../shared/datasets/locomo`, the shared
+//! folder beside the clone),
 //! `BENCH_MAX_WORDS` (default 20: the longest turn taken, in words; 8 gives
 //! the short-sentence set); relative paths are taken from the workspace root.
 
@@ -205,7 +205,7 @@ fn main() {
     let model_dir = env_path("BENCH_MODEL_DIR", "models/all-minilm-l6-v2");
     let ort_path_file = env_path("BENCH_ORT_PATH_FILE", "models/onnxruntime.path");
     let python = env_path("BENCH_PYTHON", ".venv/bin/python");
-    let sentences_dir = env_path("BENCH_SENTENCES_DIR", "/work/shared/datasets/locomo");
+    let sentences_dir = env_path("BENCH_SENTENCES_DIR", "../shared/datasets/locomo");
 
     let dylib = PathBuf::from(
         std::fs::read_to_string(&ort_path_file)

@@ -1,6 +1,6 @@
 //! Checks the ONNX Runtime engine (fp32 and int8 graphs from
 //! `scripts/prepare-onnx.py`) against embeddings computed by
-//! sentence-transformers (`shared/reference/minilm-l6-v2-embeddings.json`).
+//! sentence-transformers (`tests/fixtures/minilm-l6-v2-embeddings.json`).
 //! The ONNX models and the runtime library come from `scripts/fetch-onnx.sh`;
 //! when they are missing the tests fail (they do not skip), so a CI without
 //! them cannot pass silently.

@@ -1,5 +1,5 @@
 //! Checks the Rust MiniLM engine against embeddings computed by
-//! sentence-transformers itself (`shared/reference/minilm-l6-v2-embeddings.json`).
+//! sentence-transformers itself (`tests/fixtures/minilm-l6-v2-embeddings.json`).
 //! These tests need the real model: a missing model directory is a failure,
 //! not a skip, so a CI without the model cannot pass silently.
 

@@ -22,7 +22,7 @@ pub fn model_dir() -> PathBuf {
 fn reference_path() -> PathBuf {
     match std::env::var_os("MEMSY_REFERENCE_EMBEDDINGS") {
         Some(path) => PathBuf::from(path),
-        None => repo_root().join("../shared/reference/minilm-l6-v2-embeddings.json"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm-l6-v2-embeddings.json"),
     }
 }
 
