@@ -227,7 +227,13 @@ impl Consolidator {
                 .into_iter()
                 .map(|m| batch.current(m))
                 .chain(batch.order.iter().filter_map(|id| batch.overlay.get(id)).cloned())
-                .filter(|w| w.memory.slot.as_deref() == Some(&slot) && w.memory.actor_id == memory.actor_id)
+                // The batch holds every org's memories: the same actor id in
+                // another org is another person.
+                .filter(|w| {
+                    w.memory.org_id == memory.org_id
+                        && w.memory.actor_id == memory.actor_id
+                        && w.memory.slot.as_deref() == Some(&slot)
+                })
                 .filter(|w| w.memory.status == "active" || w.memory.status == "superseded")
                 .collect();
             group.sort_by(|a, b| order_key(&a.memory).cmp(&order_key(&b.memory)));

@@ -289,3 +289,31 @@ async fn a_plan_reads_each_stored_memory_once() {
     expected.sort();
     assert_eq!(returned, expected, "each stored memory read once");
 }
+
+/// One batch holds several orgs' memories: the same actor id and the same
+/// slot in another org is another person, whose memories never supersede
+/// these (an earlier version let the overlay of one org's batch retire
+/// another org's newest memory).
+#[tokio::test]
+async fn a_batch_of_several_orgs_keeps_each_orgs_slots_apart() {
+    let (_dir, store) = new_store().await;
+    let in_org = |org: &str, event: &str, text: &str, at: &str, v: [f32; DIM]| {
+        let mut p = point("alice", event, text, at, v);
+        p.memory.org_id = org.into();
+        p.memory.memory_id = memsy_core::ids::memory_id(org, event, 0).to_string();
+        p
+    };
+    let batch = vec![
+        in_org("org", "a1", "I live in Paris.", "2026-01-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0]),
+        in_org("other", "b1", "I live in Paris.", "2026-01-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0]),
+        in_org("org", "a2", "I live in Rome now.", "2026-02-01T00:00:00Z", [0.0, 1.0, 0.0, 0.0]),
+        in_org("other", "b2", "I live in Rome now.", "2026-02-01T00:00:00Z", [0.0, 1.0, 0.0, 0.0]),
+    ];
+    apply(&store, batch).await;
+    for org in ["org", "other"] {
+        let ms = store.scan_memories(&MemoryScan::org(org), 100).await.unwrap().items;
+        let active: Vec<&str> = ms.iter().filter(|m| m.status == "active").map(|m| m.text.as_str()).collect();
+        assert_eq!(active, vec!["I live in Rome now."], "{org}: {ms:#?}");
+        assert_eq!(ms.len(), 2, "{org}: {ms:#?}");
+    }
+}
