@@ -1,0 +1,228 @@
+"""The topology tests' input and how its outcome is read.
+
+5,000 distinct events over 8 orgs of 25 actors, built so that every kind of
+consolidation happens and the final memories do not depend on the order in
+which events are processed: each actor states 15 facts of its own (each
+template once per actor, fillers its own), repeats two of them in two more
+sessions (reinforcement: strength 2.0, three source events), moves home
+twice (supersession by `ts`: one residence active, two superseded), and
+states one of its org's three shared facts, which about eight actors each
+state once (promotion to the org: one memory per shared fact, no actor).
+Memory and event ids differ between runs, so memories are compared by what
+they say: scope, actor, text, status, strength and number of sources."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import httpx
+
+ORGS = 8
+ACTORS = 25
+EVENTS = ORGS * ACTORS * 25
+
+FIRST = ["Amara", "Bjorn", "Chiara", "Dmitri", "Elif", "Farah", "Gustav", "Hiroko", "Ines", "Jonas", "Kalani",
+         "Lorenzo", "Mireille", "Nikolai", "Oksana", "Pedro", "Quinn", "Rashid", "Sunniva", "Tobias", "Ulrike",
+         "Vikram", "Wanjiru", "Xavier", "Yusuf"]
+CITIES = ["Aberdeen", "Bologna", "Cusco", "Dakar", "Edmonton", "Fukuoka", "Gdansk", "Hobart", "Izmir", "Jaipur",
+          "Kazan", "Leipzig", "Mombasa", "Nantes", "Oaxaca", "Perth", "Quito", "Recife", "Sapporo", "Tartu",
+          "Utrecht", "Valparaiso", "Windhoek", "Xiamen", "Yerevan", "Zagreb", "Arequipa", "Bergamo", "Cork",
+          "Dundee", "Eindhoven", "Florianopolis", "Graz", "Hue", "Ipoh", "Jena", "Kobe", "Lviv", "Malmo",
+          "Nagpur", "Odense", "Porto", "Rosario", "Split", "Tromso", "Uppsala", "Vilnius", "Wroclaw", "Yokohama",
+          "Zurich", "Antwerp", "Bilbao", "Cordoba", "Dresden", "Essen", "Fez", "Galway", "Hamilton", "Innsbruck",
+          "Juneau", "Krakow", "Lucerne", "Mendoza", "Nicosia", "Oulu", "Pune", "Reno", "Salta", "Tallinn",
+          "Umea", "Varna", "Wellington", "Ystad", "Zadar", "Aarhus"]
+THINGS = ["a ceramic kiln", "a vintage motorcycle", "a sourdough starter", "a telescope", "a canoe",
+          "a beehive", "a harpsichord", "a loom", "a greenhouse", "a sailboat", "a pottery wheel", "a forge",
+          "a drone", "a chess set from 1900", "a jukebox", "a tandem bicycle", "an aquarium", "a bonsai tree",
+          "a typewriter", "a banjo", "a kayak", "a metal detector", "a 3D printer", "a record player",
+          "a woodworking lathe"]
+FOODS = ["pickled herring", "mole poblano", "kimchi stew", "injera", "pierogi", "laksa", "feijoada", "ramen",
+         "baklava", "poutine", "ceviche", "goulash", "dal makhani", "paella", "bibimbap", "tagine", "pho",
+         "moussaka", "arepas", "haggis", "bobotie", "khachapuri", "risotto", "shakshuka", "pavlova"]
+HOBBIES = ["birdwatching", "fencing", "origami", "salsa dancing", "rock climbing", "beekeeping", "calligraphy",
+           "scuba diving", "falconry", "archery", "glassblowing", "bouldering", "knitting", "astronomy",
+           "geocaching", "sailing", "pottery", "orienteering", "juggling", "curling", "woodcarving", "rowing",
+           "tango", "fly fishing", "skateboarding"]
+# Each template carries several of an actor's own fillers, so that one
+# actor's fact is never a near-duplicate of another actor's.
+TEMPLATES = [
+    "My cousin {name} runs {thing} business in {city}.",
+    "I learned {hobby} from a neighbour in {city}.",
+    "{name} cooked {food} for my birthday.",
+    "I keep {thing} in the garage next to my {hobby} gear.",
+    "The best {food} I ever ate was in {city}.",
+    "My sister {name} taught me {hobby}.",
+    "I bought {thing} from {name} last spring.",
+    "I go {hobby} with {name} every weekend.",
+    "My first job was selling {food} at a market in {city}.",
+    "I want to bring {thing} on my next trip to {city}.",
+    "{name} and I are planning a {hobby} holiday near {city}.",
+    "I never eat {food} because {name} once made me sick with it.",
+    "My grandfather left me {thing} and an old map of {city}.",
+    "I met my partner {name} at a {hobby} club.",
+    "On Fridays I make {food} and watch films about {hobby}.",
+]
+SHARED = [
+    "Our team retrospective happens every second Friday afternoon.",
+    "The office wifi password changes on the first Monday of each month.",
+    "Expense reports must be filed within thirty days of travel.",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    org: int  # index; the org id is given per run
+    actor: str
+    session: str
+    content: str
+    ts: str
+
+    def body(self) -> dict:
+        return {"actor_id": self.actor, "session_id": self.session, "kind": "user_message",
+                "content": self.content, "ts": self.ts}
+
+
+def _ts(day: int, minute: int) -> str:
+    return f"2026-03-{day:02d}T{9 + minute // 60:02d}:{minute % 60:02d}:00Z"
+
+
+def events() -> list[Event]:
+    """The 5,000 events, in a fixed interleaved order (orgs and actors mixed)."""
+    out: list[list[Event]] = []
+    for o in range(ORGS):
+        for a in range(ACTORS):
+            actor = f"actor-{a}"
+            fill = {
+                "name": FIRST[(a + o) % len(FIRST)],
+                "thing": THINGS[(a * 7 + o) % len(THINGS)],
+                "city": CITIES[(a * 3 + o * 5 + 1) % len(CITIES)],
+                "food": FOODS[(a * 11 + o) % len(FOODS)],
+                "hobby": HOBBIES[(a * 13 + o * 3) % len(HOBBIES)],
+            }
+            mine: list[Event] = []
+            facts = [t.format(**fill) for t in TEMPLATES]
+            for i, text in enumerate(facts):
+                mine.append(Event(o, actor, f"s{a}-main", text, _ts(1, i)))
+            # Two facts repeated in two more sessions each.
+            for k in (1, 2):
+                for i in (a % 15, (a + 7) % 15):
+                    mine.append(Event(o, actor, f"s{a}-again{k}", facts[i], _ts(1 + k, i)))
+            # Moves: the last by ts stays active, whatever the order of processing.
+            homes = [CITIES[(a * 3 + k) % len(CITIES)] for k in range(3)]
+            mine.append(Event(o, actor, f"s{a}-home", f"I live in {homes[0]}.", _ts(4, 0)))
+            mine.append(Event(o, actor, f"s{a}-home", f"I moved to {homes[1]}.", _ts(5, 0)))
+            mine.append(Event(o, actor, f"s{a}-home", f"I live in {homes[2]} now.", _ts(6, 0)))
+            mine.append(Event(o, actor, f"s{a}-work", SHARED[a % 3], _ts(7, a)))
+            # Pad to 25 events per actor with further distinct sessions of a repeated fact.
+            while len(mine) < 25:
+                mine.append(Event(o, actor, f"s{a}-extra{len(mine)}", facts[(a + 3) % 15], _ts(8, len(mine))))
+            out.append(mine)
+    # Round-robin over the actors, so that batches mix orgs and actors.
+    mixed = [e for group in zip(*out) for e in group]
+    assert len(mixed) == EVENTS and len(set(mixed)) == EVENTS
+    return mixed
+
+
+def expected_promotions() -> int:
+    return len(SHARED)
+
+
+class Client:
+    """Ingest and status over HTTP with one key per org."""
+
+    def __init__(self, keys: dict[int, str], timeout: float = 10.0):
+        self.keys = keys
+        self.http = httpx.Client(timeout=timeout)
+
+    def ingest(self, base: str, org: int, batch: list[Event]) -> list[str] | None:
+        """The event ids on a 200; None when the request was refused or failed."""
+        try:
+            r = self.http.post(f"{base}/ingest", json={"events": [e.body() for e in batch]},
+                               headers={"Authorization": f"Bearer {self.keys[org]}"})
+        except httpx.HTTPError:
+            return None
+        if r.status_code != 200:
+            return None
+        return r.json()["event_ids"]
+
+    def status(self, base: str, org: int, ids: list[str]) -> dict:
+        r = self.http.post(f"{base}/status", json={"event_ids": ids},
+                           headers={"Authorization": f"Bearer {self.keys[org]}"})
+        r.raise_for_status()
+        return r.json()
+
+    def wait_completed(self, bases: list[str], acked: dict[int, list[str]], timeout: float) -> float:
+        """Polls until every acked id is completed; fails on a failed one."""
+        start = time.monotonic()
+        pending = {o: list(ids) for o, ids in acked.items()}
+        turn = 0
+        while any(pending.values()):
+            if time.monotonic() - start > timeout:
+                left = sum(len(v) for v in pending.values())
+                raise AssertionError(f"{left} acknowledged events not completed after {timeout} s")
+            for o, ids in pending.items():
+                still = []
+                for i in range(0, len(ids), 1000):
+                    try:
+                        st = self.status(bases[turn % len(bases)], o, ids[i:i + 1000])
+                    except httpx.HTTPError:
+                        still.extend(ids[i:i + 1000])
+                        continue
+                    turn += 1
+                    assert not st["failedIds"], f"failed events: {st['failedIds'][:5]} {st['statuses'][:2]}"
+                    still.extend(st["pendingIds"])
+                pending[o] = still
+            if any(pending.values()):
+                time.sleep(0.5)
+        return time.monotonic() - start
+
+    def memories(self, base: str, org: int) -> Counter:
+        """Every memory of the org (any status) as comparable tuples."""
+        out: Counter = Counter()
+        offset = 0
+        while True:
+            r = self.http.get(f"{base}/console/memories", params={"status": "all", "limit": 200, "offset": offset},
+                              headers={"Authorization": f"Bearer {self.keys[org]}"})
+            r.raise_for_status()
+            page = r.json()
+            assert not page["truncated"]
+            for m in page["items"]:
+                out[(m["scope"]["level"], m["scope"]["actor_id"], m["text"], m["status"], round(m["strength"], 1),
+                     len(m["source_event_ids"]))] += 1
+            offset += len(page["items"])
+            if offset >= page["total"] or not page["items"]:
+                return out
+
+
+def ingest_all(client: Client, bases: list[str], evs: list[Event], batch: int = 50,
+               pace: float = 0.0, attempts: int = 200) -> tuple[dict[int, list[str]], int]:
+    """Sends every event in batches (one org per batch), alternating gateways
+    and moving on to the next gateway when one refuses or fails. Returns the
+    acknowledged ids per org and how many requests were retried."""
+    by_org: dict[int, list[Event]] = {}
+    for e in evs:
+        by_org.setdefault(e.org, []).append(e)
+    batches = []
+    for o, es in by_org.items():
+        batches.extend((o, es[i:i + batch]) for i in range(0, len(es), batch))
+    # Interleave the orgs' batches.
+    batches.sort(key=lambda ob: (by_org[ob[0]].index(ob[1][0]) // batch, ob[0]))
+    acked: dict[int, list[str]] = {}
+    retries = 0
+    for n, (o, b) in enumerate(batches):
+        for attempt in range(attempts):
+            ids = client.ingest(bases[(n + attempt) % len(bases)], o, b)
+            if ids is not None:
+                assert len(ids) == len(b)
+                acked.setdefault(o, []).extend(ids)
+                break
+            retries += 1
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"batch {n} refused {attempts} times")
+        if pace:
+            time.sleep(pace)
+    return acked, retries
