@@ -1,4 +1,4 @@
-"""The distributed topology as separate processes, for the topology tests:
+"""The distributed topology as separate processes, for the topology and fault tests:
 a Qdrant server, one nats-server and one redis-server, and `memsy status`,
 two `memsy embedder`, two `memsy extractor`, two `memsy indexer` and two
 `memsy gateway` processes, each with its own ports, wired as README
@@ -78,17 +78,108 @@ class Proc:
 
 
 @dataclass
+class Service:
+    """A nats-server, redis-server or qdrant of the stack: killed with
+    SIGKILL and started again on the same ports with the same storage."""
+
+    name: str
+    cmd: list[str]
+    port: int  # the port that says it is up
+    cwd: Path
+    env: dict | None = None
+    health: str | None = None  # an HTTP path that answers 200 when ready
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.cwd / f"{self.name}.log", "a") as log:
+            self.popen = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if self.health:
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{self.port}{self.health}"), 60, f"{self.name} ready")
+        else:
+            _wait_port(self.port, self.popen, self.name)
+
+    def kill9(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait()
+
+
+@dataclass
+class Infra:
+    """nats-server, redis-server (AOF on, as memsy's own scripts run it) and a Qdrant server."""
+
+    nats: Service
+    redis: Service
+    qdrant: Service | None
+    qdrant_url: str
+
+    @property
+    def services(self) -> list[Service]:
+        return [s for s in (self.qdrant, self.redis, self.nats) if s]
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.pop("QDRANT_BIN", None)
+        env.update({
+            "MEMSY__NATS__URL": f"nats://127.0.0.1:{self.nats.port}",
+            "MEMSY__REDIS__URL": f"redis://127.0.0.1:{self.redis.port}",
+            "QDRANT_URL": self.qdrant_url,
+            "MEMSY__QDRANT__COLLECTION_PREFIX": f"topo_{uuid.uuid4().hex[:8]}_",
+            "MEMSY__EMBEDDER__MODEL_DIR": os.environ.get("MEMSY__EMBEDDER__MODEL_DIR",
+                                                         str(ROOT / "models" / "all-minilm-l6-v2")),
+            "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+        })
+        return env
+
+    def stop(self) -> None:
+        stop_all([s.popen for s in self.services if s.popen])
+
+
+def start_infra(tmp: Path) -> Infra:
+    nats_port, redis_port = _free_port(), _free_port()
+    nats = Service("nats", [_binary("nats-server", "/usr/sbin/nats-server"), "-a", "127.0.0.1", "-p", str(nats_port),
+                            "-js", "-sd", str(tmp / "nats")], nats_port, tmp)
+    redis = Service("redis", [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
+                              "--appendonly", "yes", "--dir", str(tmp)], redis_port, tmp)
+    qdrant, qdrant_url = None, os.environ.get("QDRANT_URL", "")
+    if not qdrant_url:
+        http_port, grpc_port = _free_port(), _free_port()
+        qdir = tmp / "qdrant"
+        qdir.mkdir()
+        env = dict(os.environ)
+        env.update({
+            "QDRANT__SERVICE__HOST": "127.0.0.1",
+            "QDRANT__SERVICE__HTTP_PORT": str(http_port),
+            "QDRANT__SERVICE__GRPC_PORT": str(grpc_port),
+            "QDRANT__STORAGE__STORAGE_PATH": str(qdir / "storage"),
+            "QDRANT__STORAGE__SNAPSHOTS_PATH": str(qdir / "snapshots"),
+            "QDRANT__TELEMETRY_DISABLED": "true",
+            "QDRANT__LOG_LEVEL": "WARN",
+        })
+        qdrant = Service("qdrant", [os.environ["QDRANT_BIN"]], http_port, qdir, env=env, health="/readyz")
+        qdrant_url = f"http://127.0.0.1:{grpc_port}"
+    infra = Infra(nats, redis, qdrant, qdrant_url)
+    try:
+        for s in infra.services:
+            s.start()
+    except BaseException:
+        infra.stop()
+        raise
+    return infra
+
+
+@dataclass
 class Topology:
     tmp: Path
+    infra: Infra
     env: dict
     procs: dict[str, Proc] = field(default_factory=dict)
-    infra: list[subprocess.Popen] = field(default_factory=list)
-    qdrant: subprocess.Popen | None = None
 
     @property
     def gateways(self) -> list[str]:
-        """Base URLs (ending in /v1) of the gateways."""
-        return [f"http://{self.procs[n].ops}/v1" for n in ("gateway-0", "gateway-1")]
+        """Base URLs (ending in /v1) of the processes that serve the API."""
+        names = [n for n in self.procs if n.startswith("gateway") or n == "serve"]
+        return [f"http://{self.procs[n].ops}/v1" for n in names]
 
     def create_key(self, org: str, scopes: str = "read,write") -> str:
         out = subprocess.run(
@@ -97,109 +188,83 @@ class Topology:
         )
         return out.stdout.strip().splitlines()[-1]
 
+    def add(self, name: str, command: str, own_env: dict | None = None) -> Proc:
+        ops = f"127.0.0.1:{_free_port()}"
+        args = [command, "--http-addr", ops, "--data-dir", str(self.tmp / name)]
+        p = Proc(name, args, dict(self.env, **(own_env or {})), self.tmp / f"{name}.log", ops)
+        self.procs[name] = p
+        p.start()
+        return p
+
     def wait_ready(self, timeout: float = 120) -> None:
         for p in self.procs.values():
             wait_until(p.ready, timeout, f"{p.name} /readyz")
 
     def stop(self) -> None:
         stop_all([p.popen for p in reversed(list(self.procs.values())) if p.popen])
-        stop_all(self.infra)
-        if self.qdrant:
-            stop_all([self.qdrant])
+        self.infra.stop()
 
 
-def start_qdrant(tmp: Path) -> tuple[str, subprocess.Popen | None]:
-    """The gRPC URL of a Qdrant server (and its process when started here)."""
-    if os.environ.get("QDRANT_URL"):
-        return os.environ["QDRANT_URL"], None
-    http_port, grpc_port = _free_port(), _free_port()
-    qdir = tmp / "qdrant"
-    qdir.mkdir()
-    env = dict(os.environ)
-    env.update({
-        "QDRANT__SERVICE__HOST": "127.0.0.1",
-        "QDRANT__SERVICE__HTTP_PORT": str(http_port),
-        "QDRANT__SERVICE__GRPC_PORT": str(grpc_port),
-        "QDRANT__STORAGE__STORAGE_PATH": str(qdir / "storage"),
-        "QDRANT__STORAGE__SNAPSHOTS_PATH": str(qdir / "snapshots"),
-        "QDRANT__TELEMETRY_DISABLED": "true",
-        "QDRANT__LOG_LEVEL": "WARN",
-    })
-    with open(tmp / "qdrant.log", "w") as log:
-        proc = subprocess.Popen([os.environ["QDRANT_BIN"]], cwd=qdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"), 60, "qdrant /readyz")
-    return f"http://127.0.0.1:{grpc_port}", proc
-
-
-def start_topology(extra_env: dict | None = None) -> Topology:
-    """Everything started and ready; the caller stops it with `stop()`."""
+def _started(build, extra_env: dict | None) -> Topology:
     tmp = Path(tempfile.mkdtemp(prefix="memsy-topology-"))
-    topo = Topology(tmp=tmp, env={})
+    infra = topo = None
     try:
-        qdrant_url, topo.qdrant = start_qdrant(tmp)
-        nats_port, redis_port = _free_port(), _free_port()
-        nats = subprocess.Popen(
-            [_binary("nats-server", "/usr/sbin/nats-server"), "-a", "127.0.0.1", "-p", str(nats_port), "-js",
-             "-sd", str(tmp / "nats")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        topo.infra.append(nats)
-        redis = subprocess.Popen(
-            [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-             "--appendonly", "yes", "--dir", str(tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        topo.infra.append(redis)
-        _wait_port(nats_port, nats, "nats-server")
-        _wait_port(redis_port, redis, "redis-server")
-
-        status_grpc = f"127.0.0.1:{_free_port()}"
-        env = dict(os.environ)
-        env.pop("QDRANT_BIN", None)
-        env.update({
-            "MEMSY__NATS__URL": f"nats://127.0.0.1:{nats_port}",
-            "MEMSY__REDIS__URL": f"redis://127.0.0.1:{redis_port}",
-            "QDRANT_URL": qdrant_url,
-            "MEMSY__QDRANT__COLLECTION_PREFIX": f"topo_{uuid.uuid4().hex[:8]}_",
-            "MEMSY__STATUS__URL": f"http://{status_grpc}",
-            "MEMSY__STATUS__GRPC_ADDR": status_grpc,
-            "MEMSY__EMBEDDER__MODEL_DIR": os.environ.get("MEMSY__EMBEDDER__MODEL_DIR",
-                                                         str(ROOT / "models" / "all-minilm-l6-v2")),
-            # Two embedders share two cores with everything else.
-            "MEMSY__EMBEDDER__THREADS": "1",
-            "RUST_LOG": os.environ.get("RUST_LOG", "info"),
-        })
+        infra = start_infra(tmp)
+        env = infra.env()
         env.update(extra_env or {})
-        topo.env = env
-
-        def add(name: str, command: str, own_env: dict | None = None) -> Proc:
-            ops = f"127.0.0.1:{_free_port()}"
-            args = [command, "--http-addr", ops, "--data-dir", str(tmp / name)]
-            p = Proc(name, args, dict(env, **(own_env or {})), tmp / f"{name}.log", ops)
-            topo.procs[name] = p
-            p.start()
-            return p
-
-        add("status", "status")
-        embedder_urls = []
-        for i in range(2):
-            grpc = f"127.0.0.1:{_free_port()}"
-            add(f"embedder-{i}", "embedder", {"MEMSY__EMBEDDER__GRPC_ADDR": grpc})
-            embedder_urls.append(f"http://{grpc}")
-        for i in range(2):
-            add(f"extractor-{i}", "extractor")
-        for i in range(2):
-            add(f"indexer-{i}", "indexer")
-        # A gateway reaches one embedder for query embeddings: each its own.
-        for i in range(2):
-            add(f"gateway-{i}", "gateway", {"MEMSY__EMBEDDER__URL": embedder_urls[i]})
+        topo = Topology(tmp=tmp, infra=infra, env=env)
+        build(topo)
         topo.wait_ready()
         return topo
     except BaseException:
-        topo.stop()
+        if topo:
+            topo.stop()
+        elif infra:
+            infra.stop()
         if not os.environ.get("MEMSY_E2E_KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def start_topology(extra_env: dict | None = None) -> Topology:
+    """Every service its own process, started and ready; the caller stops it with `remove()`."""
+
+    def build(topo: Topology) -> None:
+        status_grpc = f"127.0.0.1:{_free_port()}"
+        topo.env.update({
+            "MEMSY__STATUS__URL": f"http://{status_grpc}",
+            "MEMSY__STATUS__GRPC_ADDR": status_grpc,
+            # Two embedders share two cores with everything else.
+            "MEMSY__EMBEDDER__THREADS": "1",
+        })
+        topo.add("status", "status")
+        embedder_urls = []
+        for i in range(2):
+            grpc = f"127.0.0.1:{_free_port()}"
+            topo.add(f"embedder-{i}", "embedder", {"MEMSY__EMBEDDER__GRPC_ADDR": grpc})
+            embedder_urls.append(f"http://{grpc}")
+        for i in range(2):
+            topo.add(f"extractor-{i}", "extractor")
+        for i in range(2):
+            topo.add(f"indexer-{i}", "indexer")
+        # A gateway reaches one embedder for query embeddings: each its own.
+        for i in range(2):
+            topo.add(f"gateway-{i}", "gateway", {"MEMSY__EMBEDDER__URL": embedder_urls[i]})
+
+    return _started(build, extra_env)
+
+
+def start_single_node(extra_env: dict | None = None, qdrant: bool = False) -> Topology:
+    """`memsy serve` on the stack's NATS and Redis: on the Qdrant server with
+    `qdrant`, else on its embedded store (in its data directory, which a
+    restart keeps)."""
+
+    def build(topo: Topology) -> None:
+        if not qdrant:
+            topo.env.pop("QDRANT_URL", None)
+        topo.add("serve", "serve")
+
+    return _started(build, extra_env)
 
 
 def remove(topo: Topology) -> None:

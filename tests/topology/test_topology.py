@@ -30,24 +30,10 @@ import workload  # noqa: E402
 if not stack.qdrant_available():
     pytest.skip(stack.SKIP_REASON, allow_module_level=True)
 
-from conftest import memsy_stack  # noqa: E402  (tests/e2e, put on the path by stack)
 from test_sdk_e2e_script import ALL_GROUPS, run_script  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def events():
-    return workload.events()
-
-
-@pytest.fixture(scope="module")
-def baseline(events):
-    """The memories `memsy serve` (embedded store) makes of the events, per org index."""
-    with memsy_stack() as server:
-        keys = {o: server.create_key(f"base-{o}") for o in range(workload.ORGS)}
-        client = workload.Client(keys)
-        acked, _ = workload.ingest_all(client, [server.base_url], events)
-        client.wait_completed([server.base_url], acked, timeout=600)
-        return {o: client.memories(server.base_url, o) for o in range(workload.ORGS)}
+from workload import baseline, compare, events_fixture, keys_for  # noqa: E402,F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -64,23 +50,6 @@ class _Server:
 
     def __init__(self, base_url: str, env: dict):
         self.base_url, self.env = base_url, env
-
-
-def keys_for(topo, prefix: str) -> dict[int, str]:
-    return {o: topo.create_key(f"{prefix}-{o}") for o in range(workload.ORGS)}
-
-
-def compare(baseline, client, base: str) -> list[str]:
-    """What differs from the baseline, per org: memories missing, and extra (doubled)."""
-    diffs = []
-    for o in range(workload.ORGS):
-        got = client.memories(base, o)
-        missing, extra = baseline[o] - got, got - baseline[o]
-        for m in missing.elements():
-            diffs.append(f"org {o}: missing {m}")
-        for m in extra.elements():
-            diffs.append(f"org {o}: extra {m}")
-    return diffs
 
 
 def test_baseline_has_every_kind_of_consolidation(baseline):

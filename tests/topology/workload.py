@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 ORGS = 8
 ACTORS = 25
@@ -226,3 +227,36 @@ def ingest_all(client: Client, bases: list[str], evs: list[Event], batch: int = 
         if pace:
             time.sleep(pace)
     return acked, retries
+
+
+def keys_for(topo, prefix: str) -> dict[int, str]:
+    return {o: topo.create_key(f"{prefix}-{o}") for o in range(ORGS)}
+
+
+def compare(baseline, client: Client, base: str) -> list[str]:
+    """What differs from the baseline, per org: memories missing, and extra (doubled)."""
+    diffs = []
+    for o in range(ORGS):
+        got = client.memories(base, o)
+        missing, extra = baseline[o] - got, got - baseline[o]
+        diffs.extend(f"org {o}: missing {m}" for m in missing.elements())
+        diffs.extend(f"org {o}: extra {m}" for m in extra.elements())
+    return diffs
+
+
+@pytest.fixture(scope="module", name="events")
+def events_fixture():
+    return events()
+
+
+@pytest.fixture(scope="module")
+def baseline(events):
+    """The memories `memsy serve` (embedded store, undisturbed) makes of the events, per org index."""
+    from conftest import memsy_stack  # tests/e2e, on the path through stack
+
+    with memsy_stack() as server:
+        keys = {o: server.create_key(f"base-{o}") for o in range(ORGS)}
+        client = Client(keys)
+        acked, _ = ingest_all(client, [server.base_url], events)
+        client.wait_completed([server.base_url], acked, timeout=600)
+        return {o: client.memories(server.base_url, o) for o in range(ORGS)}

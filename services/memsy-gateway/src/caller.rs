@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 use crate::auth::{self, ApiKeyRecord};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Component};
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug)]
@@ -281,7 +281,7 @@ async fn resolve_key(s: &AppState, headers: &HeaderMap) -> Result<ApiKeyRecord, 
     s.keys
         .lookup(raw)
         .await
-        .map_err(|e| ApiError::unavailable("key store", e))?
+        .map_err(|e| ApiError::unavailable(Component::Nats, e))?
         .ok_or_else(|| ApiError::unauthorized("invalid or revoked API key"))
 }
 

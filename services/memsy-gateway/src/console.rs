@@ -16,10 +16,10 @@ use memsy_core::model::{Memory, StoredEvent};
 use memsy_store::{EventScan, MemoryScan, Scanned, StoreError};
 
 use crate::fields::Params;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Component};
 
 fn store_unavailable(e: StoreError) -> ApiError {
-    ApiError::unavailable("vector store", e)
+    ApiError::unavailable(Component::VectorStore, e)
 }
 
 /// The org's memories matching `scan`, at most the configured cap, with

@@ -16,7 +16,7 @@ use tracing::info;
 use crate::auth::{parse_scopes, ApiKeyRecord};
 use crate::caller::{Admin, Authorized};
 use crate::fields::{opt_str, opt_str_list, opt_text, read_object, Params};
-use crate::{ApiError, AppState, Caller};
+use crate::{ApiError, AppState, Caller, Component};
 
 /// Where a self-hosted deployment would send people interested in a paid plan.
 const INTEREST_PATH: &str = "/api/interest/pro";
@@ -59,7 +59,7 @@ fn key_info(k: &ApiKeyRecord, last_used_at: Option<String>) -> Value {
 pub async fn list_keys(State(s): State<AppState>, caller: Authorized<Admin>) -> Result<Json<Value>, ApiError> {
     let keys = s.keys.list(caller.org()).await;
     let ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
-    let used = s.meter.last_used(&ids).await.map_err(|e| ApiError::unavailable("redis", e))?;
+    let used = s.meter.last_used(&ids).await.map_err(|e| ApiError::unavailable(Component::Redis, e))?;
     let active = keys.iter().filter(|k| !k.is_expired()).count();
     let infos: Vec<Value> = keys.iter().zip(used).map(|(k, u)| key_info(k, u)).collect();
     Ok(Json(json!({ "keys": infos, "max_keys": caller.plan.max_keys, "active_count": active })))
@@ -102,7 +102,7 @@ pub async fn create_key(
         .keys
         .create(caller.org(), &name, &scopes, expires_at)
         .await
-        .map_err(|e| ApiError::unavailable("key store", e))?;
+        .map_err(|e| ApiError::unavailable(Component::Nats, e))?;
     info!(org_id = caller.org(), key_id = record.key_id, by = caller.key.key_id, "api key created over the API");
     Ok(Json(json!({
         "key_id": record.key_id,
@@ -120,7 +120,7 @@ pub async fn revoke_key(
     caller: Authorized<Admin>,
     Path(key_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let revoked = s.keys.revoke(caller.org(), &key_id).await.map_err(|e| ApiError::unavailable("key store", e))?;
+    let revoked = s.keys.revoke(caller.org(), &key_id).await.map_err(|e| ApiError::unavailable(Component::Nats, e))?;
     if !revoked {
         return Err(ApiError::not_found(format!("no API key '{key_id}' in this org")));
     }
@@ -136,8 +136,11 @@ pub async fn key_usage(
     if !s.keys.list(caller.org()).await.iter().any(|k| k.key_id == key_id) {
         return Err(ApiError::not_found(format!("no API key '{key_id}' in this org")));
     }
-    let points =
-        s.meter.key_usage(&key_id, KEY_USAGE_DAYS, Utc::now()).await.map_err(|e| ApiError::unavailable("redis", e))?;
+    let points = s
+        .meter
+        .key_usage(&key_id, KEY_USAGE_DAYS, Utc::now())
+        .await
+        .map_err(|e| ApiError::unavailable(Component::Redis, e))?;
     let usage: Vec<Value> = points
         .iter()
         .map(|p| json!({ "date": p.date, "dimension": p.dimension.as_str(), "quantity": p.quantity }))
@@ -147,7 +150,8 @@ pub async fn key_usage(
 
 pub async fn usage_summary(State(s): State<AppState>, caller: Authorized<Admin>) -> Result<Json<Value>, ApiError> {
     let now = Utc::now();
-    let mut counters = s.meter.month(caller.org(), now).await.map_err(|e| ApiError::unavailable("redis", e))?;
+    let mut counters =
+        s.meter.month(caller.org(), now).await.map_err(|e| ApiError::unavailable(Component::Redis, e))?;
     if let Some(n) = s.levels.fresh(caller.org()).await {
         counters.insert(Dimension::MemoriesStored, n);
     }
@@ -210,7 +214,7 @@ pub async fn usage_timeseries(
     }
     let points = s.meter.timeseries(caller.org(), &dims, g, start, end).await.map_err(|e| match e {
         memsy_usage::UsageError::Invalid(m) => ApiError::invalid("period_start", m),
-        other => ApiError::unavailable("redis", other),
+        other => ApiError::unavailable(Component::Redis, other),
     })?;
     let data: Vec<Value> = points
         .iter()

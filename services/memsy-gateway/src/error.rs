@@ -102,13 +102,46 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn unavailable(what: &str, err: impl std::fmt::Display) -> Self {
+    /// 503 naming the dependency that is down (the `component` a client
+    /// and an operator see, the same names `/readyz` reports).
+    pub fn unavailable(component: Component, err: impl std::fmt::Display) -> Self {
+        let what = component.as_str();
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
             format!("{what} is unavailable: {err}; retry later"),
         )
         .with("component", what)
+    }
+}
+
+/// A dependency of the gateway, by the name `/readyz` and 503s give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// NATS JetStream: the event log and the key, hierarchy and lease buckets.
+    Nats,
+    /// Redis: de-duplication, usage, pending marks.
+    Redis,
+    /// The status service (event state).
+    Status,
+    /// The vector store (embedded engine or Qdrant server).
+    VectorStore,
+    /// The embedder (query embeddings).
+    Embedder,
+    /// The LLM that writes promotion prompts.
+    Llm,
+}
+
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nats => "nats",
+            Self::Redis => "redis",
+            Self::Status => "status",
+            Self::VectorStore => "vector_store",
+            Self::Embedder => "embedder",
+            Self::Llm => "llm",
+        }
     }
 }
 

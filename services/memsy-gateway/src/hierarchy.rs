@@ -27,7 +27,7 @@ use tracing::{error, warn};
 
 pub use prompt::{Level, LlmGenerator, PromptGenerator, PromptMeta, Subject, TemplateGenerator};
 
-use crate::ApiError;
+use crate::{ApiError, Component};
 
 pub const MAX_NAME: usize = 200;
 pub const MAX_FOCUS: usize = 2000;
@@ -108,8 +108,8 @@ impl From<HierarchyError> for ApiError {
         match e {
             HierarchyError::Exists => ApiError::conflict("already_exists", e.to_string()),
             HierarchyError::Contended => ApiError::conflict("concurrent_update", format!("{e}; retry the request")),
-            HierarchyError::Unavailable(msg) => ApiError::unavailable("key-value store", msg),
-            HierarchyError::Prompt(msg) => ApiError::unavailable("prompt generator", msg),
+            HierarchyError::Unavailable(msg) => ApiError::unavailable(Component::Nats, msg),
+            HierarchyError::Prompt(msg) => ApiError::unavailable(Component::Llm, msg),
         }
     }
 }

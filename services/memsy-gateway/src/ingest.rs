@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::caller::{Authorized, Write};
 use crate::fields::{check_id_len, opt_str, read_object, reject_org_id, req_str, type_of};
-use crate::{dedup, ApiError, AppState, Counted};
+use crate::{dedup, ApiError, AppState, Component, Counted};
 use memsy_usage::Dimension;
 
 pub async fn ingest(
@@ -53,7 +53,7 @@ pub async fn ingest(
         .iter()
         .map(|e| (dedup::fingerprint(&e.org_id, &e.actor_id, &e.session_id, &e.kind, &e.content), e.event_id.clone()))
         .collect();
-    let originals = s.dedup.claim(&claims).await.map_err(|e| ApiError::unavailable("redis", e))?;
+    let originals = s.dedup.claim(&claims).await.map_err(|e| ApiError::unavailable(Component::Redis, e))?;
     let total = events.len();
     let mut returned = Vec::with_capacity(total);
     let mut to_store: Vec<Event> = Vec::with_capacity(total);
@@ -92,7 +92,7 @@ pub async fn ingest(
 /// ids, as duplicates) and does not count them again.
 async fn store(s: &AppState, org_id: &str, key_id: &str, events: &[Event], accepted: u64) -> Result<u64, ApiError> {
     if !s.bus.is_connected() {
-        return Err(ApiError::unavailable("message broker", "not connected"));
+        return Err(ApiError::unavailable(Component::Nats, "not connected"));
     }
     let ids: Vec<String> = events.iter().map(|e| e.event_id.clone()).collect();
     let ttl = s.config.redis.status_ttl_secs;
@@ -101,7 +101,7 @@ async fn store(s: &AppState, org_id: &str, key_id: &str, events: &[Event], accep
         s.meter
             .add_with(org_id, Some(key_id), Dimension::EventsIngested, accepted, Utc::now(), mark)
             .await
-            .map_err(|e| ApiError::unavailable("status store", e))
+            .map_err(|e| ApiError::unavailable(Component::Redis, e))
     };
     let traceparent = telemetry::new_traceparent();
     let msgs = events
@@ -116,7 +116,7 @@ async fn store(s: &AppState, org_id: &str, key_id: &str, events: &[Event], accep
     let publish = async {
         s.bus.publish_all(msgs).await.map_err(|e| {
             warn!(org_id, error = %e, "publish failed; answering 503");
-            ApiError::unavailable("message broker", e)
+            ApiError::unavailable(Component::Nats, e)
         })
     };
     tokio::try_join!(pending, publish).map(|(total, ())| total)

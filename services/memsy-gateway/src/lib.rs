@@ -38,7 +38,7 @@ use memsy_usage::Meter;
 pub use auth::{ApiKeyRecord, KeyRegistry};
 pub use caller::{Caller, Consumed, Counted, MemoryLevels};
 pub use dedup::Dedup;
-pub use error::ApiError;
+pub use error::{ApiError, Component};
 pub use hierarchy::Hierarchy;
 pub use recall::Recalls;
 

@@ -21,7 +21,7 @@ use crate::caller::{Authorized, Read};
 use crate::fields::{
     check_searchable_id, opt_bool, opt_f64, opt_int, opt_str, opt_str_list, read_object, reject_org_id,
 };
-use crate::{ApiError, AppState, Consumed};
+use crate::{ApiError, AppState, Component, Consumed};
 use memsy_usage::Dimension;
 
 #[derive(Debug)]
@@ -128,9 +128,9 @@ pub async fn search(
         .embedder
         .embed(vec![req.query.clone()])
         .await
-        .map_err(|e| ApiError::unavailable("embedder", e))?
+        .map_err(|e| ApiError::unavailable(Component::Embedder, e))?
         .pop()
-        .ok_or_else(|| ApiError::unavailable("embedder", "returned no vector"))?;
+        .ok_or_else(|| ApiError::unavailable(Component::Embedder, "returned no vector"))?;
     // More than asked for, so that strength and recency can reorder
     // near-ties at the edge of the page and other messages can take the
     // places of a message's second and third memories.
@@ -139,7 +139,7 @@ pub async fn search(
         .store
         .search(&vector, Some(&req.query), &req.filter, fetch)
         .await
-        .map_err(|e| ApiError::unavailable("vector store", e))?;
+        .map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
     let now = chrono::Utc::now();
     let hits: Vec<_> = hits
         .into_iter()
@@ -160,8 +160,11 @@ pub async fn search(
     if req.include_source_events {
         let ids: BTreeSet<String> = hits.iter().flat_map(|(_, m)| m.source_event_ids.iter().cloned()).collect();
         let ids: Vec<String> = ids.into_iter().collect();
-        let events =
-            s.store.get_events(&key.org_id, &ids).await.map_err(|e| ApiError::unavailable("vector store", e))?;
+        let events = s
+            .store
+            .get_events(&key.org_id, &ids)
+            .await
+            .map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
         sources = events.into_iter().map(|e| (e.event_id.clone(), e)).collect();
     }
     memsy_core::metrics::add("memsy_search_queries_total", 1);

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::caller::{Authorized, Read};
 use crate::fields::{opt_str_list, read_object, reject_org_id};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Component};
 
 pub async fn status(
     State(s): State<AppState>,
@@ -32,7 +32,7 @@ pub async fn status(
     if ids.len() > max {
         return Err(ApiError::invalid("event_ids", format!("holds {} ids; at most {max} are allowed", ids.len())));
     }
-    let statuses = s.status.get(&key.org_id, &ids).await.map_err(|e| ApiError::unavailable("status store", e))?;
+    let statuses = s.status.get(&key.org_id, &ids).await.map_err(|e| ApiError::unavailable(Component::Status, e))?;
     let (mut completed, mut failed, mut pending) = (vec![], vec![], vec![]);
     let mut by_id = BTreeMap::new();
     for st in &statuses {
