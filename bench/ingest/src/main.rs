@@ -785,7 +785,8 @@ async fn main() -> Res<()> {
     let secs: u64 = env_or("BENCH_SECS", "10").parse()?;
     let dur = Duration::from_secs(secs);
     let n_pipeline: usize = env_or("BENCH_PIPELINE_N", "2000").parse()?;
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
     let memsy_bin = env_or("MEMSY_BIN", &target.join("release/memsy").display().to_string());
     let model_dir = PathBuf::from(env_or(
         "MEMSY_MODEL_DIR",
