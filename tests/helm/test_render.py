@@ -413,33 +413,6 @@ def test_bootstrap_job_mints_the_admin_key_into_its_secret():
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "memsy-bootstrap", "namespace": NAMESPACE}]
 
 
-def test_the_bootstrap_script_writes_a_valid_secret(tmp_path):
-    # The Job's shell script, run here with a stand-in `memsy` that prints a
-    # key: the manifest it leaves for kubectl must be the Secret, key intact.
-    import base64
-    import os
-    import shutil
-    import subprocess
-
-    sh = shutil.which("sh")
-    if sh is None:
-        pytest.skip("no sh on this machine")
-    (job,) = by_kind(render_objects({}), "Job").values()
-    (mint,) = job["spec"]["template"]["spec"]["initContainers"]
-    script = mint["args"][0].replace("/bootstrap/", f"{tmp_path}/")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "memsy").write_text("#!/bin/sh\necho msy_test_key_0123456789\n")
-    (bin_dir / "memsy").chmod(0o755)
-    env = {e["name"]: e["value"] for e in mint["env"] if "value" in e}
-    env["PATH"] = f"{bin_dir}:{os.environ['PATH']}"
-    subprocess.run([sh, "-c", script], env=env, check=True)
-    secret = yaml.safe_load((tmp_path / "secret.yaml").read_text())
-    kubernetes_validate.validate(secret, KUBE_VERSIONS[-1], strict=True)
-    assert secret["metadata"]["name"] == "memsy-admin-key"
-    assert base64.b64decode(secret["data"]["api-key"]).decode() == "msy_test_key_0123456789"
-
-
 def test_subcharts_wire_memsy_to_them():
     values = {"nats": {"enabled": True}, "redis": {"enabled": True, "auth": {"enabled": True}}, "qdrant": {"enabled": True}}
     deps = deployments(render_objects(values, release="prod"))
