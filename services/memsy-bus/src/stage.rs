@@ -32,9 +32,23 @@ use crate::{Bus, BusError, OutMessage};
 pub struct Delivery {
     pub payload: Bytes,
     pub subject: String,
+    /// The publisher's `Nats-Msg-Id` (`<event id>` or `<stage letter>:<event id>`).
+    pub msg_id: Option<String>,
     pub traceparent: Option<String>,
     /// 1 on first delivery.
     pub attempt: i64,
+}
+
+impl Delivery {
+    /// The org and event a message is about, from its envelope alone: the
+    /// subject's last token is the org, and the message id ends in the
+    /// event id. For a payload no stage can read.
+    pub fn envelope(&self) -> Option<(String, String)> {
+        let org = memsy_core::ids::subject_token_decode(self.subject.rsplit('.').next()?)?;
+        let event_id = self.msg_id.as_deref()?.rsplit(':').next()?;
+        memsy_core::ids::event_point_id(event_id)?;
+        Some((org, event_id.to_string()))
+    }
 }
 
 /// A stage's verdict on one message.
@@ -69,11 +83,15 @@ pub trait StageHandler: Send + Sync + 'static {
     /// Handles a batch; returns one outcome per delivery, in order.
     async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome>;
 
-    /// Called when a message is dead-lettered, so that the stage can mark
-    /// its events failed with `reason`. Returns the (org, event ids) the
-    /// message was about, recorded in the dead letter; an error (the status
-    /// store is down) puts the message back to be dead-lettered again later.
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String>;
+    /// The org and event ids a message is about, read from its payload;
+    /// None when the payload cannot be read (the runner then takes them
+    /// from the message's envelope, [`Delivery::envelope`]).
+    fn events_of(&self, payload: &[u8]) -> Option<(String, Vec<String>)>;
+
+    /// Marks events failed with `reason` when their message is
+    /// dead-lettered; an error (the status store is down) puts the message
+    /// back to be dead-lettered again later.
+    async fn mark_failed(&self, org_id: &str, event_ids: &[String], reason: &str) -> Result<(), String>;
 }
 
 /// How a stage gathers its batches.
@@ -224,6 +242,7 @@ pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHan
         .map(|m| Delivery {
             payload: m.payload.clone(),
             subject: m.subject.to_string(),
+            msg_id: m.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID)).map(|v| v.to_string()),
             traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
             attempt: m.info().map(|i| i.delivered).unwrap_or(1),
         })
@@ -244,20 +263,45 @@ pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHan
             }
         }
     };
-    let outcomes = result.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        error!(stage = stage.name, panic = what, "stage panicked on a batch");
-        vec![Outcome::Fail(format!("stage panicked: {what}")); msgs.len()]
-    });
+    let outcomes = match result {
+        Ok(outcomes) => outcomes,
+        Err(panic) => {
+            error!(stage = stage.name, panic = panic_text(&panic), messages = msgs.len(), "stage panicked on a batch");
+            one_by_one(stage, handler, &deliveries).await
+        }
+    };
     debug!(stage = stage.name, messages = msgs.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch handled");
     for (i, msg) in msgs.iter().enumerate() {
         let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
         settle(bus, stage, handler, msg, &deliveries[i], outcome, max_deliver).await;
     }
+}
+
+/// After a batch panicked: each message on its own, so that only the one
+/// that makes the stage panic is dead-lettered and the others go on.
+async fn one_by_one(stage: Stage, handler: &dyn StageHandler, deliveries: &[Delivery]) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        let alone = AssertUnwindSafe(handler.handle(std::slice::from_ref(d))).catch_unwind().await;
+        outcomes.push(match alone {
+            Ok(mut o) if o.len() == 1 => o.remove(0),
+            Ok(_) => Outcome::Retry("stage gave no outcome".into()),
+            Err(panic) => {
+                let what = panic_text(&panic);
+                error!(stage = stage.name, panic = what, subject = d.subject, "stage panicked on a message");
+                Outcome::Fail(format!("stage panicked: {what}"))
+            }
+        });
+    }
+    outcomes
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 async fn settle(
@@ -290,14 +334,16 @@ async fn settle(
         Outcome::Retry(reason) => format!("gave up after {} attempts: {reason}", d.attempt),
         Outcome::Fail(reason) => reason,
     };
-    let (org_id, event_ids) = match handler.on_dead_letter(&d.payload, &reason).await {
-        Ok(x) => x,
-        Err(e) => {
+    // What the message is about: from its payload, else from its envelope.
+    let (org_id, event_ids) =
+        handler.events_of(&d.payload).or_else(|| d.envelope().map(|(org, id)| (org, vec![id]))).unwrap_or_default();
+    if !event_ids.is_empty() {
+        if let Err(e) = handler.mark_failed(&org_id, &event_ids, &format!("{}: {reason}", stage.name)).await {
             warn!(stage = stage.name, error = %e, "could not record the failure; will dead-letter later");
             let _ = msg.ack_with(AckKind::Nak(Some(backoff(d.attempt)))).await;
             return;
         }
-    };
+    }
     error!(stage = stage.name, org_id, events = ?event_ids, reason = %reason, "dead-lettered");
     let letter = DeadLetter {
         stage: stage.name.into(),
@@ -331,4 +377,30 @@ async fn settle(
 /// Grows with each attempt, capped, so an outage is not hammered.
 fn backoff(attempt: i64) -> Duration {
     Duration::from_millis((250u64 << attempt.clamp(0, 7) as u64).min(30_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(subject: &str, msg_id: Option<&str>) -> Delivery {
+        Delivery {
+            payload: Bytes::from_static(b"\xff"),
+            subject: subject.into(),
+            msg_id: msg_id.map(Into::into),
+            traceparent: None,
+            attempt: 1,
+        }
+    }
+
+    #[test]
+    fn the_envelope_names_the_org_and_the_event() {
+        let id = "01J00000000000000000000001";
+        assert_eq!(delivery("memsy.events.acme", Some(id)).envelope(), Some(("acme".into(), id.into())));
+        let org = memsy_core::ids::subject_token("a.b c");
+        let e = delivery(&format!("memsy.embedded.3.{org}"), Some(&format!("e:{id}"))).envelope();
+        assert_eq!(e, Some(("a.b c".into(), id.into())));
+        assert_eq!(delivery("memsy.events.acme", Some("x:not-an-id")).envelope(), None);
+        assert_eq!(delivery("memsy.events.acme", None).envelope(), None);
+    }
 }

@@ -75,16 +75,20 @@ impl StageHandler for Recorder {
                 // A dependency outage longer than max_deliver attempts: it
                 // must be waited out, not dead-lettered.
                 "outage" if d.attempt <= 4 => Outcome::Backoff("store down".into()),
-                "panic" if batch.len() == 1 => panic!("boom"),
+                "panic" => panic!("boom"),
                 _ => Outcome::Done,
             });
         }
         out
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
-        self.dead.lock().await.push(format!("{}|{reason}", String::from_utf8_lossy(payload)));
-        Ok(("acme".into(), vec!["E".into()]))
+    fn events_of(&self, payload: &[u8]) -> Option<(String, Vec<String>)> {
+        Some(("acme".into(), vec![String::from_utf8_lossy(payload).into_owned()]))
+    }
+
+    async fn mark_failed(&self, _org_id: &str, event_ids: &[String], reason: &str) -> Result<(), String> {
+        self.dead.lock().await.push(format!("{}|{reason}", event_ids[0]));
+        Ok(())
     }
 }
 
@@ -117,8 +121,8 @@ async fn stage_acks_retries_and_dead_letters() {
 
     let dead = rec.dead.lock().await.clone();
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead.iter().any(|d| d.starts_with("poison|cannot decode")));
-    assert!(dead.iter().any(|d| d.starts_with("flaky|gave up after 3 attempts")));
+    assert!(dead.iter().any(|d| d.starts_with("poison|extractor: cannot decode")));
+    assert!(dead.iter().any(|d| d.starts_with("flaky|extractor: gave up after 3 attempts")));
     let seen = rec.seen.lock().await.clone();
     let flaky: Vec<i64> = seen.iter().filter(|s| s.0 == "flaky").map(|s| s.1).collect();
     assert_eq!(flaky, vec![1, 2, 3]);
@@ -133,7 +137,7 @@ async fn stage_acks_retries_and_dead_letters() {
     let raw = s.get_raw_message(1).await.unwrap();
     let letter = DeadLetter::decode(raw.payload).unwrap();
     assert_eq!(letter.stage, "extractor");
-    assert_eq!(letter.event_ids, vec!["E".to_string()]);
+    assert!(["poison", "flaky"].contains(&letter.event_ids[0].as_str()), "{:?}", letter.event_ids);
 }
 
 #[tokio::test]
@@ -158,7 +162,7 @@ async fn a_panicking_stage_dead_letters_instead_of_dying() {
     while rec.dead.lock().await.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(rec.dead.lock().await[0].starts_with("panic|stage panicked: boom"));
+    assert!(rec.dead.lock().await[0].starts_with("panic|extractor: stage panicked: boom"));
     // The runner survived and still works.
     bus.publish_all(vec![msg("acme", "2", "ok")]).await.unwrap();
     while !rec.seen.lock().await.iter().any(|s| s.0 == "ok") && tokio::time::Instant::now() < deadline {
@@ -167,6 +171,40 @@ async fn a_panicking_stage_dead_letters_instead_of_dying() {
     assert!(rec.seen.lock().await.iter().any(|s| s.0 == "ok"));
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// A message that makes the stage panic in a batch with others: only it is
+/// dead-lettered; the others are handled alone and go on.
+#[tokio::test]
+async fn a_panic_fails_only_the_message_that_causes_it() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&cfg(nats.url())).await.unwrap();
+    bus.publish_all(vec![msg("acme", "1", "ok"), msg("acme", "2", "panic"), msg("acme", "3", "fine")]).await.unwrap();
+    let rec = Arc::new(Recorder { seen: Mutex::new(vec![]), dead: Mutex::new(vec![]), calls: AtomicUsize::new(0) });
+    let stop = CancellationToken::new();
+    // A long wait so that all three arrive in one batch.
+    let task = tokio::spawn(run_stage(bus.clone(), EXTRACTOR, rec.clone(), Batching::new(10, 200), stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let handled = {
+            let seen = rec.seen.lock().await;
+            ["ok", "fine"].iter().all(|b| seen.iter().any(|s| s.0 == *b))
+        };
+        if handled && stream_len(&bus, topology::DLQ_STREAM).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let dead = rec.dead.lock().await.clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].starts_with("panic|extractor: stage panicked: boom"), "{dead:?}");
+    assert_eq!(stream_len(&bus, topology::DLQ_STREAM).await, 1);
+    let seen = rec.seen.lock().await.clone();
+    for body in ["ok", "fine"] {
+        assert!(seen.iter().any(|s| s.0 == body), "{body} was handled: {seen:?}");
+    }
 }
 
 /// A steady trickle, each message within the batch wait of the last, must
@@ -225,7 +263,11 @@ impl StageHandler for Slow {
         vec![Outcome::Done; batch.len()]
     }
 
-    async fn on_dead_letter(&self, _: &[u8], _: &str) -> Result<(String, Vec<String>), String> {
+    fn events_of(&self, _: &[u8]) -> Option<(String, Vec<String>)> {
+        None
+    }
+
+    async fn mark_failed(&self, _: &str, _: &[String], _: &str) -> Result<(), String> {
         Err("nothing should be dead-lettered".into())
     }
 }

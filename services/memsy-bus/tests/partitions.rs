@@ -65,8 +65,12 @@ impl StageHandler for Recorder {
         vec![Outcome::Done; batch.len()]
     }
 
-    async fn on_dead_letter(&self, _payload: &[u8], _reason: &str) -> Result<(String, Vec<String>), String> {
-        Ok((String::new(), Vec::new()))
+    fn events_of(&self, _payload: &[u8]) -> Option<(String, Vec<String>)> {
+        None
+    }
+
+    async fn mark_failed(&self, _org_id: &str, _event_ids: &[String], _reason: &str) -> Result<(), String> {
+        Ok(())
     }
 }
 

@@ -55,6 +55,27 @@ pub fn subject_token(s: &str) -> String {
     out
 }
 
+/// The id a [`subject_token`] was made of; None for a token it cannot have made.
+pub fn subject_token_decode(token: &str) -> Option<String> {
+    if token == "=" {
+        return Some(String::new());
+    }
+    let bytes = token.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            let hex = token.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Lower-case hex SHA-256, used for API-key hashes and de-duplication keys.
 pub fn sha256_hex(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -101,6 +122,10 @@ mod tests {
         assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'='));
         assert_ne!(subject_token("a.b"), subject_token("a_b"));
         assert_ne!(subject_token("=2E"), subject_token("."));
+        for id in ["acme", "a.b *>", "ünïcode org", "", "=2E"] {
+            assert_eq!(subject_token_decode(&subject_token(id)).as_deref(), Some(id));
+        }
+        assert_eq!(subject_token_decode("=Z"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use memsy_bus::topology::embedded_subject;
 use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::telemetry::child_traceparent;
 use memsy_proto::{EmbeddedEvent, EmbeddedMemory, ExtractedEvent};
-use memsy_status::{record_failure, StatusApi};
+use memsy_status::{EventState, StatusApi};
 use prost::Message;
 use tracing::warn;
 
@@ -86,10 +86,11 @@ impl StageHandler for EmbedderStage {
         outcomes
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
-        let Some(event) = ExtractedEvent::decode(payload).ok().and_then(|x| x.event) else {
-            return Ok((String::new(), vec![]));
-        };
-        record_failure(self.status.as_ref(), event.org_id, vec![event.event_id], &format!("embedder: {reason}")).await
+    fn events_of(&self, payload: &[u8]) -> Option<(String, Vec<String>)> {
+        ExtractedEvent::decode(payload).ok().and_then(|x| x.event).map(|e| (e.org_id, vec![e.event_id]))
+    }
+
+    async fn mark_failed(&self, org_id: &str, event_ids: &[String], reason: &str) -> Result<(), String> {
+        self.status.mark(org_id, event_ids, EventState::Failed, reason).await.map_err(|e| e.to_string())
     }
 }

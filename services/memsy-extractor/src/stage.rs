@@ -9,7 +9,7 @@ use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::ids::memory_id;
 use memsy_core::telemetry::child_traceparent;
 use memsy_proto::{CandidateMemory, Entity, Event, ExtractedEvent};
-use memsy_status::{record_failure, StatusApi};
+use memsy_status::{EventState, StatusApi};
 use prost::Message;
 use tracing::{debug, warn};
 
@@ -172,10 +172,11 @@ impl StageHandler for ExtractorStage {
         outcomes
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
-        let Ok(event) = Event::decode(payload) else {
-            return Ok((String::new(), vec![]));
-        };
-        record_failure(self.status.as_ref(), event.org_id, vec![event.event_id], &format!("extractor: {reason}")).await
+    fn events_of(&self, payload: &[u8]) -> Option<(String, Vec<String>)> {
+        Event::decode(payload).ok().map(|e| (e.org_id, vec![e.event_id]))
+    }
+
+    async fn mark_failed(&self, org_id: &str, event_ids: &[String], reason: &str) -> Result<(), String> {
+        self.status.mark(org_id, event_ids, EventState::Failed, reason).await.map_err(|e| e.to_string())
     }
 }

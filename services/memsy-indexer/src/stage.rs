@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use memsy_bus::{Delivery, Outcome, StageHandler};
 use memsy_core::model::StoredEvent;
 use memsy_proto::EmbeddedEvent;
-use memsy_status::{record_failure, EventState, StatusApi};
+use memsy_status::{EventState, StatusApi};
 use memsy_store::{MemoryPoint, MemoryStore, StoreError};
 use prost::Message;
 use tracing::{debug, warn};
@@ -136,10 +136,11 @@ impl StageHandler for IndexerStage {
         outcomes
     }
 
-    async fn on_dead_letter(&self, payload: &[u8], reason: &str) -> Result<(String, Vec<String>), String> {
-        let Some(event) = EmbeddedEvent::decode(payload).ok().and_then(|x| x.event) else {
-            return Ok((String::new(), vec![]));
-        };
-        record_failure(self.status.as_ref(), event.org_id, vec![event.event_id], &format!("indexer: {reason}")).await
+    fn events_of(&self, payload: &[u8]) -> Option<(String, Vec<String>)> {
+        EmbeddedEvent::decode(payload).ok().and_then(|x| x.event).map(|e| (e.org_id, vec![e.event_id]))
+    }
+
+    async fn mark_failed(&self, org_id: &str, event_ids: &[String], reason: &str) -> Result<(), String> {
+        self.status.mark(org_id, event_ids, EventState::Failed, reason).await.map_err(|e| e.to_string())
     }
 }

@@ -29,21 +29,6 @@ pub struct Status {
     pub reason: String,
 }
 
-/// Marks a dead-lettered message's events failed with `reason`, for a
-/// stage's `on_dead_letter`: Ok with what the letter is about, or Err when
-/// the failure could not be recorded (the message must come back).
-pub async fn record_failure(
-    api: &dyn StatusApi,
-    org_id: String,
-    event_ids: Vec<String>,
-    reason: &str,
-) -> Result<(String, Vec<String>), String> {
-    if !event_ids.is_empty() {
-        api.mark(&org_id, &event_ids, EventState::Failed, reason).await.map_err(|e| e.to_string())?;
-    }
-    Ok((org_id, event_ids))
-}
-
 #[async_trait]
 pub trait StatusApi: Send + Sync + 'static {
     /// Records `state` for every id. `Pending` never overwrites a state

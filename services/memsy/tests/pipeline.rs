@@ -457,3 +457,52 @@ async fn revoked_keys_stop_working_within_a_second() {
     }
     app.stop().await;
 }
+
+/// A payload no stage can read, published straight onto each stage's
+/// subject, goes to the dead-letter stream and fails its event (named by
+/// the message's subject and id) with the stage and the reason; events
+/// after it go through.
+#[tokio::test]
+async fn undecodable_messages_on_each_stage_fail_their_event() {
+    let app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let bus = app.bus().await;
+    let ids: Vec<String> = (0..3).map(|_| memsy_core::ids::new_event_id()).collect();
+    let stages = [
+        (topology::events_subject("acme"), "", "extractor"),
+        (topology::extracted_subject("acme"), "x:", "embedder"),
+        (topology::embedded_subject("acme", bus.partitions()), "e:", "indexer"),
+    ];
+    let garbage = bytes::Bytes::from_static(&[0xff; 16]);
+    for ((subject, prefix, _), id) in stages.iter().zip(&ids) {
+        let m = memsy_bus::OutMessage {
+            subject: subject.clone(),
+            msg_id: format!("{prefix}{id}"),
+            payload: garbage.clone(),
+            traceparent: None,
+        };
+        bus.publish_all(vec![m]).await.unwrap();
+    }
+    let good = app.ingest(&key, json!([ev("a", "s", "I live in Oslo.")])).await;
+    let v = app.wait_completed(&key, &good).await;
+    assert_eq!(v["completedIds"], json!(good));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let (_, v, _) = app.call("POST", Some(&key), "/v1/status", Some(json!({ "event_ids": ids }))).await;
+        // Unknown ids are failed too (not_found) until the letters are in.
+        let failed = ids.iter().filter(|id| v["statuses"][id.as_str()] == "failed").count();
+        if failed == 3 || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for ((_, _, stage), id) in stages.iter().zip(&ids) {
+        assert_eq!(v["statuses"][id], "failed", "{v}");
+        let reason = v["reasons"][id].as_str().unwrap_or_default();
+        assert!(reason.starts_with(&format!("{stage}: ")) && reason.contains("undecodable"), "{id}: {reason}");
+    }
+    let mut dlq = bus.jetstream().get_stream(topology::DLQ_STREAM).await.unwrap();
+    assert_eq!(dlq.info().await.unwrap().state.messages, 3);
+    app.stop().await;
+}
