@@ -1,9 +1,11 @@
 """The distributed topology as separate processes, for the topology and fault tests:
 a Qdrant server, one nats-server and one redis-server, and `memsy status`,
 two `memsy embedder`, two `memsy extractor`, two `memsy indexer` and two
-`memsy gateway` processes, each with its own ports, wired as README
-"Running it" says. Any of them can be killed (SIGKILL) and started again on
-the same ports.
+`memsy gateway` processes, each with its own ports. Their command lines,
+environments and configuration files are the Helm chart's
+(tests/helm/chart_topology.py renders helm/memsy with every address on
+127.0.0.1), so these tests exercise exactly what the chart deploys. Any
+process can be killed (SIGKILL) and started again on the same ports.
 
 The Qdrant server comes from QDRANT_BIN (started here on free ports with
 its own storage) or QDRANT_URL (a running one: this stack then uses
@@ -25,6 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from conftest import ROOT, _binary, _free_port, _wait_port, memsy_bin, start_memsy, stop_all  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "helm"))
+import chart_topology as ct  # noqa: E402
+from helm_render import deep_merge  # noqa: E402
 
 SKIP_REASON = "the topology tests need QDRANT_BIN (a qdrant binary to start) or QDRANT_URL (a running server)"
 
@@ -191,7 +197,10 @@ class Topology:
     def add(self, name: str, command: str, own_env: dict | None = None) -> Proc:
         ops = f"127.0.0.1:{_free_port()}"
         args = [command, "--http-addr", ops, "--data-dir", str(self.tmp / name)]
-        p = Proc(name, args, dict(self.env, **(own_env or {})), self.tmp / f"{name}.log", ops)
+        return self.add_process(name, args, dict(self.env, **(own_env or {})), ops)
+
+    def add_process(self, name: str, args: list[str], env: dict, ops: str) -> Proc:
+        p = Proc(name, args, env, self.tmp / f"{name}.log", ops)
         self.procs[name] = p
         p.start()
         return p
@@ -226,32 +235,42 @@ def _started(build, extra_env: dict | None) -> Topology:
         raise
 
 
-def start_topology(extra_env: dict | None = None) -> Topology:
-    """Every service its own process, started and ready; the caller stops it with `remove()`."""
+def start_topology(config: dict | None = None) -> Topology:
+    """Every service its own process, as the chart runs it, started and
+    ready; `config` goes into the chart's `config` block (memsy.toml). The
+    caller stops it with `remove()`."""
 
     def build(topo: Topology) -> None:
-        status_grpc = f"127.0.0.1:{_free_port()}"
-        topo.env.update({
-            "MEMSY__STATUS__URL": f"http://{status_grpc}",
-            "MEMSY__STATUS__GRPC_ADDR": status_grpc,
-            # Two embedders share two cores with everything else.
-            "MEMSY__EMBEDDER__THREADS": "1",
-        })
-        topo.add("status", "status")
-        embedder_urls = []
-        for i in range(2):
-            grpc = f"127.0.0.1:{_free_port()}"
-            topo.add(f"embedder-{i}", "embedder", {"MEMSY__EMBEDDER__GRPC_ADDR": grpc})
-            embedder_urls.append(f"http://{grpc}")
-        for i in range(2):
-            topo.add(f"extractor-{i}", "extractor")
-        for i in range(2):
-            topo.add(f"indexer-{i}", "indexer")
-        # A gateway reaches one embedder for query embeddings: each its own.
-        for i in range(2):
-            topo.add(f"gateway-{i}", "gateway", {"MEMSY__EMBEDDER__URL": embedder_urls[i]})
+        infra = topo.infra
+        # The chart's processes get the chart's environment only.
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMSY_", "QDRANT_"))}
+        extra = {
+            "embedder": {"modelDir": topo.env["MEMSY__EMBEDDER__MODEL_DIR"]},
+            "config": deep_merge({
+                # Two embedders share two cores with everything else.
+                "embedder": {"threads": 1},
+                "qdrant": {"collection_prefix": topo.env["MEMSY__QDRANT__COLLECTION_PREFIX"]},
+            }, config or {}),
+        }
+        status_ports = None
+        # Two renders: one replica of each component from each (one status
+        # service); a gateway reaches the embedder of its own render.
+        for r in range(2):
+            ports = ct.free_ports()
+            if status_ports is None:
+                status_ports = ports["status"]
+            ports["status"] = status_ports
+            chart = ct.processes(ct.local_values(
+                nats_url=f"nats://127.0.0.1:{infra.nats.port}", redis_url=f"redis://127.0.0.1:{infra.redis.port}",
+                qdrant_url=infra.qdrant_url, ports=ports, extra=extra))
+            for component, p in chart.items():
+                if component == "status" and r > 0:
+                    continue
+                name = component if component == "status" else f"{component}-{r}"
+                argv = p.argv(memsy_bin(), topo.tmp / name)
+                topo.add_process(name, argv[1:], {**base_env, **p.env}, p.http_addr)
 
-    return _started(build, extra_env)
+    return _started(build, None)
 
 
 def start_single_node(extra_env: dict | None = None, qdrant: bool = False) -> Topology:

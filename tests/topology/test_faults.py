@@ -215,7 +215,7 @@ def test_redis_killed_and_restarted_empty(events):
 def test_qdrant_server_killed_and_restarted_under_the_topology(events, baseline):
     if os.environ.get("QDRANT_URL"):
         pytest.skip("a running QDRANT_URL server is not this test's to kill (QDRANT_BIN starts one)")
-    topo = stack.start_topology({"MEMSY__NATS__ACK_WAIT_SECS": "10"})
+    topo = stack.start_topology({"nats": {"ack_wait_secs": 10}})
     try:
         probe_key = topo.create_key(f"probe-{uuid.uuid4().hex[:6]}", scopes="read,write")
         times = {}

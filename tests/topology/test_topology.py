@@ -1,6 +1,7 @@
 """memsy as a distributed system: every service its own process (two
-gateways, two extractors, two embedders, two indexers, one status service)
-on one nats-server, one redis-server and a Qdrant server.
+gateways, two extractors, two embedders, two indexers, one status service),
+started as the Helm chart starts them, on one nats-server, one redis-server
+and a Qdrant server.
 
 - The SDK's own end-to-end script passes through each gateway.
 - 5,000 distinct events ingested across both gateways all complete, and the
@@ -100,7 +101,7 @@ KILLS = [("extractor-0", 2.0), ("embedder-1", 6.0), ("indexer-0", 10.0), ("statu
 
 def test_kill_9_under_load_loses_and_doubles_nothing(events, baseline):
     # Short lease and ack timeouts so that the survivors take over quickly.
-    topo = stack.start_topology({"MEMSY__INDEXER__LEASE_TTL_SECS": "5", "MEMSY__NATS__ACK_WAIT_SECS": "10"})
+    topo = stack.start_topology({"indexer": {"lease_ttl_secs": 5}, "nats": {"ack_wait_secs": 10}})
     try:
         client = workload.Client(keys_for(topo, f"kill-{uuid.uuid4().hex[:6]}"), timeout=5.0)
         report = []
