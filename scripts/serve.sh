@@ -25,7 +25,8 @@ if [ -z "${MEMSY__NATS__URL:-}" ] && ! port_open 4222; then
 fi
 if [ -z "${MEMSY__REDIS__URL:-}" ] && ! port_open 6379; then
   echo "serve: starting redis-server on 127.0.0.1:6379" >&2
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir "$root/data" --logfile "$root/data/redis.log"
+  # Durable: event states survive a restart (append-only file, synced every second).
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes --appendfsync everysec --dir "$root/data" --logfile "$root/data/redis.log"
 fi
 for _ in $(seq 1 100); do port_open 4222 && port_open 6379 && break; sleep 0.1; done
 

@@ -1,6 +1,9 @@
 //! `POST /status`: where each event is. Ids never seen, expired or of
 //! another org come back failed with status `not_found`, so that a poller
-//! waiting for every id to settle always terminates.
+//! waiting for every id to settle always terminates. The status store
+//! (Redis) may have lost an event's state (restarted empty, or the state's
+//! TTL passed): an event the store holds among its raw events was indexed,
+//! so it is `completed` whatever Redis says, and never `not_found`.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +11,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use memsy_status::EventState;
+use memsy_status::{EventState, Status};
 use serde_json::{json, Value};
 
 use crate::caller::{Authorized, Read};
@@ -32,7 +35,15 @@ pub async fn status(
     if ids.len() > max {
         return Err(ApiError::invalid("event_ids", format!("holds {} ids; at most {max} are allowed", ids.len())));
     }
-    let statuses = s.status.get(&key.org_id, &ids).await.map_err(|e| ApiError::unavailable(Component::Status, e))?;
+    let statuses = match s.status.get(&key.org_id, &ids).await {
+        Ok(statuses) => with_durable_records(&s, &key.org_id, statuses).await?,
+        // Without the status store, what the store holds is still known:
+        // answer if that covers every id, else say what is down.
+        Err(e) => match stored_only(&s, &key.org_id, &ids).await {
+            Some(statuses) => statuses,
+            None => return Err(ApiError::unavailable(Component::Status, e)),
+        },
+    };
     let (mut completed, mut failed, mut pending) = (vec![], vec![], vec![]);
     let mut by_id = BTreeMap::new();
     for st in &statuses {
@@ -69,4 +80,38 @@ pub async fn status(
         "statuses": by_id,
         "reasons": reasons,
     })))
+}
+
+/// `statuses` with every id Redis does not know looked up among the stored
+/// raw events (written when an event is indexed): those are completed.
+async fn with_durable_records(s: &AppState, org_id: &str, mut statuses: Vec<Status>) -> Result<Vec<Status>, ApiError> {
+    let unknown: Vec<String> =
+        statuses.iter().filter(|st| st.state == EventState::NotFound).map(|st| st.event_id.clone()).collect();
+    if unknown.is_empty() {
+        return Ok(statuses);
+    }
+    let stored =
+        s.store.get_events(org_id, &unknown).await.map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
+    let stored: std::collections::BTreeSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
+    for st in statuses.iter_mut().filter(|st| st.state == EventState::NotFound) {
+        if stored.contains(st.event_id.as_str()) {
+            st.state = EventState::Completed;
+        }
+    }
+    Ok(statuses)
+}
+
+/// Every id as completed when the store holds them all; None otherwise.
+async fn stored_only(s: &AppState, org_id: &str, ids: &[String]) -> Option<Vec<Status>> {
+    let stored = s.store.get_events(org_id, ids).await.ok()?;
+    let stored: std::collections::BTreeSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
+    ids.iter()
+        .map(|id| {
+            stored.contains(id.as_str()).then(|| Status {
+                event_id: id.clone(),
+                state: EventState::Completed,
+                reason: String::new(),
+            })
+        })
+        .collect()
 }

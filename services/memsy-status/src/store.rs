@@ -26,10 +26,14 @@ fn key(org_id: &str, event_id: &str) -> String {
 /// answering must turn into errors (503s, retries), never into hung requests.
 pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StatusError> {
     let client = redis::Client::open(url)?;
+    // A call waits for the reconnection in progress, and the client's
+    // default (six retries, exponentially apart) held calls for minutes
+    // while Redis was down: one attempt per call instead, so that a call
+    // fails within the connection timeout and the next call tries again.
     let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(2);
+        .set_connection_timeout(Duration::from_millis(500))
+        .set_response_timeout(Duration::from_secs(1))
+        .set_number_of_retries(0);
     tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(cfg))
         .await
         .map_err(|_| StatusError::Unavailable(format!("redis at {url} did not answer")))?
