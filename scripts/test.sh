@@ -16,4 +16,5 @@ export MEMSY_BIN="$CARGO_TARGET_DIR/release/memsy"
 .venv/bin/python -m pytest -v tests/repo
 .venv/bin/python -m pytest -v tests/e2e
 .venv/bin/python -m pytest -v -rs tests/helm
+.venv/bin/python -m pytest -v tests/image
 .venv/bin/python -m pytest -v -rs tests/topology

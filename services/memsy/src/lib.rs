@@ -469,7 +469,7 @@ async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
     let stage = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
     spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(stage), extractor_batching(&config), &token);
-    ops::spawn(&mut tasks, &config, bus, &token)?;
+    ops::spawn(&mut tasks, &config, bus, &token, vec![])?;
     Services { token, tasks }.wait().await
 }
 
@@ -500,7 +500,7 @@ impl EmbedderNode {
         let grpc = addr(&config.embedder.grpc_addr, "embedder.grpc_addr")?;
         let t = token.clone();
         tasks.spawn(async move { memsy_embedder::serve(grpc, local, t.cancelled_owned()).await.map_err(Into::into) });
-        ops::spawn(&mut tasks, &config, bus, &token)?;
+        ops::spawn(&mut tasks, &config, bus, &token, vec![])?;
         Ok(Self { services: Services { token, tasks } })
     }
 }
@@ -512,9 +512,9 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
     let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
-    let stage = memsy_indexer::IndexerStage::new(store, status, (&config.indexer).into());
+    let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into());
     spawn_indexer(&mut tasks, &bus, Arc::new(stage), &config, &token).await?;
-    ops::spawn(&mut tasks, &config, bus, &token)?;
+    ops::spawn(&mut tasks, &config, bus, &token, vec![ops::store_check(store)])?;
     Services { token, tasks }.wait().await
 }
 
@@ -525,9 +525,9 @@ async fn status(config: Arc<Config>) -> anyhow::Result<()> {
     let store: Arc<dyn StatusApi> = Arc::new(status_store(&config).await?);
     let grpc = addr(&config.status.grpc_addr, "status.grpc_addr")?;
     let mut tasks = JoinSet::new();
-    let t = token.clone();
+    let (t, checked) = (token.clone(), store.clone());
     tasks.spawn(async move { memsy_status::serve(grpc, store, t.cancelled_owned()).await.map_err(Into::into) });
-    ops::spawn(&mut tasks, &config, bus, &token)?;
+    ops::spawn(&mut tasks, &config, bus, &token, vec![ops::status_check(checked)])?;
     Services { token, tasks }.wait().await
 }
 

@@ -267,12 +267,18 @@ async fn a_node_with_an_external_embedder_completes_and_finds() {
     assert!(contents(&results).iter().all(|c| !c.contains("Rex")), "{results:?}");
     let (code, v, _) = app.call("GET", None, "/readyz", None).await;
     assert_eq!((code, &v["components"]["embedder"]), (200, &json!("ok")), "{v}");
-    // Without its embedder the node is not ready, and says why.
+    // Without its embedder the node still takes events (it stays ready),
+    // says what is down, and search answers a prompt 503 naming it.
     let mut app = app;
     app.embedder.take().unwrap().services.stop().await.unwrap();
     let (code, v, _) = app.call("GET", None, "/readyz", None).await;
-    assert_eq!(code, 503, "{v}");
+    assert_eq!(code, 200, "{v}");
     assert!(v["components"]["embedder"].as_str().is_some_and(|e| e.starts_with("error")), "{v}");
+    let started = Instant::now();
+    let (code, v, _) = app.call("POST", Some(&key), "/v1/search", Some(json!({"query": "pets"}))).await;
+    assert_eq!((code, &v["detail"]["component"]), (503, &json!("embedder")), "{v}");
+    assert!(started.elapsed() < Duration::from_secs(2), "search answered after {:?}", started.elapsed());
+    app.ingest(&key, json!([ev("user_9", "s", "I keep bees.")])).await;
     app.stop().await;
 }
 
