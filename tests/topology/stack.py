@@ -13,7 +13,9 @@ collections of its own prefix)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +26,8 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from conftest import ROOT, _binary, _free_port, _wait_port, memsy_bin, start_memsy, stop_all  # noqa: E402
@@ -37,6 +41,13 @@ SKIP_REASON = "the topology tests need QDRANT_BIN (a qdrant binary to start) or 
 
 def qdrant_available() -> bool:
     return bool(os.environ.get("QDRANT_BIN") or os.environ.get("QDRANT_URL"))
+
+
+def require_qdrant() -> None:
+    """Skips the calling test module without a Qdrant server (one line for
+    all the modules: pytest groups skips raised from one place)."""
+    if not qdrant_available():
+        pytest.skip(SKIP_REASON, allow_module_level=True)
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -82,6 +93,30 @@ class Proc:
     def ready(self) -> bool:
         return http_ok(f"http://{self.ops}/readyz")
 
+    def local_ports(self) -> set[int]:
+        """The local ports of this process's TCP sockets (Linux /proc)."""
+        if not self.popen or self.popen.poll() is not None:
+            return set()
+        inodes = set()
+        try:
+            fds = list(Path(f"/proc/{self.popen.pid}/fd").iterdir())
+        except OSError:  # it has just exited
+            return set()
+        for fd in fds:
+            try:
+                m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(fd))
+            except OSError:
+                continue
+            if m:
+                inodes.add(m.group(1))
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+        return ports
+
 
 @dataclass
 class Service:
@@ -112,12 +147,18 @@ class Service:
 
 @dataclass
 class Infra:
-    """nats-server, redis-server (AOF on, as memsy's own scripts run it) and a Qdrant server."""
+    """nats-server (with its monitoring port), redis-server (AOF on, as
+    memsy's own scripts run it) and a Qdrant server."""
 
     nats: Service
+    nats_monitor: int
     redis: Service
     qdrant: Service | None
     qdrant_url: str
+
+    def nats_monitoring(self, path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.nats_monitor}{path}", timeout=5) as r:
+            return json.load(r)
 
     @property
     def services(self) -> list[Service]:
@@ -142,9 +183,9 @@ class Infra:
 
 
 def start_infra(tmp: Path) -> Infra:
-    nats_port, redis_port = _free_port(), _free_port()
+    nats_port, nats_monitor, redis_port = _free_port(), _free_port(), _free_port()
     nats = Service("nats", [_binary("nats-server", "/usr/sbin/nats-server"), "-a", "127.0.0.1", "-p", str(nats_port),
-                            "-js", "-sd", str(tmp / "nats")], nats_port, tmp)
+                            "-m", str(nats_monitor), "-js", "-sd", str(tmp / "nats")], nats_port, tmp)
     redis = Service("redis", [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
                               "--appendonly", "yes", "--dir", str(tmp)], redis_port, tmp)
     qdrant, qdrant_url = None, os.environ.get("QDRANT_URL", "")
@@ -164,7 +205,7 @@ def start_infra(tmp: Path) -> Infra:
         })
         qdrant = Service("qdrant", [os.environ["QDRANT_BIN"]], http_port, qdir, env=env, health="/readyz")
         qdrant_url = f"http://127.0.0.1:{grpc_port}"
-    infra = Infra(nats, redis, qdrant, qdrant_url)
+    infra = Infra(nats, nats_monitor, redis, qdrant, qdrant_url)
     try:
         for s in infra.services:
             s.start()
@@ -204,6 +245,26 @@ class Topology:
         self.procs[name] = p
         p.start()
         return p
+
+    def delivered(self) -> dict[str, tuple[int, int]]:
+        """Per process: the messages NATS has delivered to its own
+        subscriptions (stage consumers, key-value watches; replies to its
+        requests left out), as (all of them, the busiest subscription's).
+        A process started again counts from zero."""
+        conns = self.infra.nats_monitoring("/connz?subs=detail&limit=1024")["connections"]
+        out = {}
+        for name, p in self.procs.items():
+            ports = p.local_ports()
+            counts = [s["msgs"] for c in conns if c["port"] in ports
+                      for s in c.get("subscriptions_list_detail", []) if not s["subject"].endswith(".*")]
+            out[name] = (sum(counts), max(counts, default=0))
+        return out
+
+    def consumers(self, stream: str) -> list[dict]:
+        """The JetStream consumers of `stream`, as the monitoring port reports them."""
+        jsz = self.infra.nats_monitoring("/jsz?consumers=true")
+        return [c for a in jsz.get("account_details", []) for s in a.get("stream_detail", [])
+                if s["name"] == stream for c in s.get("consumer_detail", [])]
 
     def wait_ready(self, timeout: float = 120) -> None:
         for p in self.procs.values():

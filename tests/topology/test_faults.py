@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stack  # noqa: E402
 import workload  # noqa: E402
 
-if not stack.qdrant_available():
-    pytest.skip(stack.SKIP_REASON, allow_module_level=True)
+stack.require_qdrant()
 
 from workload import baseline, compare, events_fixture, keys_for  # noqa: E402,F401  (fixtures)
 

@@ -1,18 +1,22 @@
 """The topology tests' input and how its outcome is read.
 
-5,000 distinct events over 8 orgs of 25 actors, built so that every kind of
-consolidation happens and the final memories do not depend on the order in
-which events are processed: each actor states 15 facts of its own (each
-template once per actor, fillers its own), repeats two of them in two more
-sessions (reinforcement: strength 2.0, three source events), moves home
-twice (supersession by `ts`: one residence active, two superseded), and
-states one of its org's three shared facts, which about eight actors each
-state once (promotion to the org: one memory per shared fact, no actor).
-Memory and event ids differ between runs, so memories are compared by what
-they say: scope, actor, text, status, strength and number of sources."""
+5,000 distinct events over 20 orgs of 10 actors in two roles, built so that
+every kind of consolidation happens and the final memories do not depend on
+the order in which events are processed: each actor states 15 facts of its
+own (each template once per actor, fillers its own), repeats two of them in
+two more sessions and a third in one more (reinforcement: strength 2.0 with
+three source events, 1.5 with two), moves home twice (supersession by `ts`:
+one residence active, two superseded), states its role's fact, which every
+actor of the role states once (promotion to the role), and one of its org's
+three shared facts, which three or four actors across both roles each state
+once (promotion to the org). The org ids are chosen so that the orgs cover
+every indexer partition. Memory and event ids differ between runs, so
+memories are compared by what they say: scope, actor, text, status, strength
+and number of sources."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,9 +24,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-ORGS = 8
-ACTORS = 25
+ORGS = 20
+ACTORS = 10
+ROLES = 2  # actors 0-4 hold the first, 5-9 the second
 EVENTS = ORGS * ACTORS * 25
+# memsy's default `nats.indexer_partitions` (the topology tests keep it).
+INDEXER_PARTITIONS = 16
 
 FIRST = ["Amara", "Bjorn", "Chiara", "Dmitri", "Elif", "Farah", "Gustav", "Hiroko", "Ines", "Jonas", "Kalani",
          "Lorenzo", "Mireille", "Nikolai", "Oksana", "Pedro", "Quinn", "Rashid", "Sunniva", "Tobias", "Ulrike",
@@ -71,19 +78,25 @@ SHARED = [
     "The office wifi password changes on the first Monday of each month.",
     "Expense reports must be filed within thirty days of travel.",
 ]
+# What every actor of one role says (and no one of the other).
+ROLE_FACTS = [
+    "Support engineers must answer every urgent customer ticket within two hours.",
+    "The warehouse forklifts are charged overnight in loading bay four.",
+]
 
 
 @dataclass(frozen=True)
 class Event:
     org: int  # index; the org id is given per run
     actor: str
+    role: str
     session: str
     content: str
     ts: str
 
     def body(self) -> dict:
         return {"actor_id": self.actor, "session_id": self.session, "kind": "user_message",
-                "content": self.content, "ts": self.ts}
+                "content": self.content, "role_id": self.role, "ts": self.ts}
 
 
 def _ts(day: int, minute: int) -> str:
@@ -96,6 +109,8 @@ def events() -> list[Event]:
     for o in range(ORGS):
         for a in range(ACTORS):
             actor = f"actor-{a}"
+            role_index = a * ROLES // ACTORS
+            role = f"role-{role_index}"
             fill = {
                 "name": FIRST[(a + o) % len(FIRST)],
                 "thing": THINGS[(a * 7 + o) % len(THINGS)],
@@ -103,23 +118,27 @@ def events() -> list[Event]:
                 "food": FOODS[(a * 11 + o) % len(FOODS)],
                 "hobby": HOBBIES[(a * 13 + o * 3) % len(HOBBIES)],
             }
+
+            def said(session: str, content: str, ts: str) -> Event:
+                return Event(o, actor, role, session, content, ts)
+
             mine: list[Event] = []
             facts = [t.format(**fill) for t in TEMPLATES]
             for i, text in enumerate(facts):
-                mine.append(Event(o, actor, f"s{a}-main", text, _ts(1, i)))
-            # Two facts repeated in two more sessions each.
+                mine.append(said(f"s{a}-main", text, _ts(1, i)))
+            # Two facts repeated in two more sessions each, a third in one more.
             for k in (1, 2):
                 for i in (a % 15, (a + 7) % 15):
-                    mine.append(Event(o, actor, f"s{a}-again{k}", facts[i], _ts(1 + k, i)))
+                    mine.append(said(f"s{a}-again{k}", facts[i], _ts(1 + k, i)))
+            mine.append(said(f"s{a}-again3", facts[(a + 3) % 15], _ts(3, 30)))
             # Moves: the last by ts stays active, whatever the order of processing.
             homes = [CITIES[(a * 3 + k) % len(CITIES)] for k in range(3)]
-            mine.append(Event(o, actor, f"s{a}-home", f"I live in {homes[0]}.", _ts(4, 0)))
-            mine.append(Event(o, actor, f"s{a}-home", f"I moved to {homes[1]}.", _ts(5, 0)))
-            mine.append(Event(o, actor, f"s{a}-home", f"I live in {homes[2]} now.", _ts(6, 0)))
-            mine.append(Event(o, actor, f"s{a}-work", SHARED[a % 3], _ts(7, a)))
-            # Pad to 25 events per actor with further distinct sessions of a repeated fact.
-            while len(mine) < 25:
-                mine.append(Event(o, actor, f"s{a}-extra{len(mine)}", facts[(a + 3) % 15], _ts(8, len(mine))))
+            mine.append(said(f"s{a}-home", f"I live in {homes[0]}.", _ts(4, 0)))
+            mine.append(said(f"s{a}-home", f"I moved to {homes[1]}.", _ts(5, 0)))
+            mine.append(said(f"s{a}-home", f"I live in {homes[2]} now.", _ts(6, 0)))
+            mine.append(said(f"s{a}-work", SHARED[a % len(SHARED)], _ts(7, a)))
+            mine.append(said(f"s{a}-role", ROLE_FACTS[role_index], _ts(8, a)))
+            assert len(mine) == 25
             out.append(mine)
     # Round-robin over the actors, so that batches mix orgs and actors.
     mixed = [e for group in zip(*out) for e in group]
@@ -127,27 +146,62 @@ def events() -> list[Event]:
     return mixed
 
 
-def expected_promotions() -> int:
-    return len(SHARED)
+def expected_promotions() -> dict[str, int]:
+    """Promoted memories per org, by level."""
+    return {"org": len(SHARED), "role": ROLES}
+
+
+def partition_of(org_id: str, partitions: int = INDEXER_PARTITIONS) -> int:
+    """The indexer partition of an org, as memsy computes it (FNV-1a 64 of
+    the id, modulo the partition count; README, *Scaling the indexer*)."""
+    h = 0xCBF29CE484222325
+    for b in org_id.encode():
+        h = ((h ^ b) * 0x100000001B3) % (1 << 64)
+    return h % partitions
+
+
+def org_names(prefix: str) -> list[str]:
+    """One org id per org index, org o in partition o mod the partition
+    count: every partition gets work, so every indexer replica does."""
+    names = []
+    for o in range(ORGS):
+        k = 0
+        while partition_of(f"{prefix}-{o}-{k}") != o % INDEXER_PARTITIONS:
+            k += 1
+        names.append(f"{prefix}-{o}-{k}")
+    return names
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One ingest request: when it was answered, where, and the event ids
+    of a 200 (None when it was refused or failed)."""
+
+    at: float  # time.monotonic()
+    base: str
+    org: int
+    ids: list[str] | None
 
 
 class Client:
-    """Ingest and status over HTTP with one key per org."""
+    """Ingest and status over HTTP with one key per org; keeps a log of its
+    ingest requests."""
 
     def __init__(self, keys: dict[int, str], timeout: float = 10.0):
         self.keys = keys
         self.http = httpx.Client(timeout=timeout)
+        self.sent: list[Sent] = []
 
     def ingest(self, base: str, org: int, batch: list[Event]) -> list[str] | None:
         """The event ids on a 200; None when the request was refused or failed."""
         try:
             r = self.http.post(f"{base}/ingest", json={"events": [e.body() for e in batch]},
                                headers={"Authorization": f"Bearer {self.keys[org]}"})
+            ids = r.json()["event_ids"] if r.status_code == 200 else None
         except httpx.HTTPError:
-            return None
-        if r.status_code != 200:
-            return None
-        return r.json()["event_ids"]
+            ids = None
+        self.sent.append(Sent(time.monotonic(), base, org, ids))
+        return ids
 
     def status(self, base: str, org: int, ids: list[str]) -> dict:
         r = self.http.post(f"{base}/status", json={"event_ids": ids},
@@ -156,32 +210,23 @@ class Client:
         return r.json()
 
     def wait_completed(self, bases: list[str], acked: dict[int, list[str]], timeout: float) -> float:
-        """Polls until every acked id is completed; fails on a failed one."""
-        start = time.monotonic()
-        pending = {o: list(ids) for o, ids in acked.items()}
-        turn = 0
-        while any(pending.values()):
-            if time.monotonic() - start > timeout:
-                left = sum(len(v) for v in pending.values())
-                raise AssertionError(f"{left} acknowledged events not completed after {timeout} s")
-            for o, ids in pending.items():
-                still = []
-                for i in range(0, len(ids), 1000):
-                    try:
-                        st = self.status(bases[turn % len(bases)], o, ids[i:i + 1000])
-                    except httpx.HTTPError:
-                        still.extend(ids[i:i + 1000])
-                        continue
-                    turn += 1
-                    assert not st["failedIds"], f"failed events: {st['failedIds'][:5]} {st['statuses'][:2]}"
-                    still.extend(st["pendingIds"])
-                pending[o] = still
-            if any(pending.values()):
-                time.sleep(0.5)
-        return time.monotonic() - start
+        """Polls until every acked id is completed; fails on a failed one. Returns the seconds it took."""
+        c = Completions(self, bases)
+        for o, ids in acked.items():
+            c.add(o, ids)
+        c.start()
+        try:
+            waited = c.wait(timeout)
+        finally:
+            c.stop()
+        assert not c.failed, f"failed events: {list(c.failed.items())[:5]}"
+        assert not c.pending(), f"{c.pending()} acknowledged events not completed after {timeout} s"
+        return waited
 
     def memories(self, base: str, org: int) -> Counter:
-        """Every memory of the org (any status) as comparable tuples."""
+        """Every memory of the org (any status) as comparable tuples: (scope
+        level, actor, role, text, status, strength to 0.1, number of source
+        events)."""
         out: Counter = Counter()
         offset = 0
         while True:
@@ -191,18 +236,20 @@ class Client:
             page = r.json()
             assert not page["truncated"]
             for m in page["items"]:
-                out[(m["scope"]["level"], m["scope"]["actor_id"], m["text"], m["status"], round(m["strength"], 1),
-                     len(m["source_event_ids"]))] += 1
+                scope = m["scope"]
+                out[(scope["level"], scope["actor_id"], scope["role_id"], m["text"], m["status"],
+                     round(m["strength"], 1), len(m["source_event_ids"]))] += 1
             offset += len(page["items"])
             if offset >= page["total"] or not page["items"]:
                 return out
 
 
 def ingest_all(client: Client, bases: list[str], evs: list[Event], batch: int = 50,
-               pace: float = 0.0, attempts: int = 200) -> tuple[dict[int, list[str]], int]:
+               pace: float = 0.0, attempts: int = 200, on_ack=None) -> tuple[dict[int, list[str]], int]:
     """Sends every event in batches (one org per batch), alternating gateways
-    and moving on to the next gateway when one refuses or fails. Returns the
-    acknowledged ids per org and how many requests were retried."""
+    and moving on to the next gateway when one refuses or fails; `on_ack(org,
+    ids)` hears of every 200. Returns the acknowledged ids per org and how
+    many requests were retried."""
     by_org: dict[int, list[Event]] = {}
     for e in evs:
         by_org.setdefault(e.org, []).append(e)
@@ -219,6 +266,8 @@ def ingest_all(client: Client, bases: list[str], evs: list[Event], batch: int = 
             if ids is not None:
                 assert len(ids) == len(b)
                 acked.setdefault(o, []).extend(ids)
+                if on_ack:
+                    on_ack(o, ids)
                 break
             retries += 1
             time.sleep(0.2)
@@ -230,7 +279,67 @@ def ingest_all(client: Client, bases: list[str], evs: list[Event], batch: int = 
 
 
 def keys_for(topo, prefix: str) -> dict[int, str]:
-    return {o: topo.create_key(f"{prefix}-{o}") for o in range(ORGS)}
+    """A read/write key per org index, for the orgs of org_names(prefix)."""
+    return {o: topo.create_key(name) for o, name in enumerate(org_names(prefix))}
+
+
+class Completions(threading.Thread):
+    """Polls /status for every acknowledged event until it is completed,
+    noting when each was first seen completed (to within `every` seconds)
+    and when status answers came; events reported failed are kept apart."""
+
+    def __init__(self, client: Client, bases: list[str], every: float = 0.5):
+        super().__init__(daemon=True)
+        self.client, self.bases, self.every = client, bases, every
+        self.completed_at: dict[str, float] = {}
+        self.failed: dict[str, dict] = {}
+        self.answered_at: list[float] = []
+        self._pending: dict[int, list[str]] = {}
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+
+    def add(self, org: int, ids: list[str]) -> None:
+        with self._lock:
+            self._pending.setdefault(org, []).extend(ids)
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._pending.values())
+
+    def run(self) -> None:
+        turn = 0
+        while not self._halt.is_set():
+            with self._lock:
+                work = {o: list(ids) for o, ids in self._pending.items() if ids}
+            for o, ids in work.items():
+                done: set[str] = set()
+                for i in range(0, len(ids), 1000):
+                    turn += 1
+                    try:
+                        st = self.client.status(self.bases[turn % len(self.bases)], o, ids[i:i + 1000])
+                    except httpx.HTTPError:
+                        continue
+                    now = time.monotonic()
+                    self.answered_at.append(now)
+                    for eid in st["completedIds"]:
+                        self.completed_at.setdefault(eid, now)
+                    for eid in st["failedIds"]:
+                        self.failed[eid] = {"status": st["statuses"].get(eid), "reason": st["reasons"].get(eid)}
+                    done |= set(st["completedIds"]) | set(st["failedIds"])
+                with self._lock:
+                    self._pending[o] = [eid for eid in self._pending[o] if eid not in done]
+            self._halt.wait(self.every)
+
+    def wait(self, timeout: float) -> float:
+        """Waits until nothing acknowledged is pending (or `timeout`); returns the seconds waited."""
+        start = time.monotonic()
+        while self.pending() and time.monotonic() - start < timeout:
+            time.sleep(0.2)
+        return time.monotonic() - start
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
 
 
 def compare(baseline, client: Client, base: str) -> list[str]:
@@ -249,14 +358,20 @@ def events_fixture():
     return events()
 
 
+_baseline: dict[int, Counter] = {}
+
+
 @pytest.fixture(scope="module")
 def baseline(events):
-    """The memories `memsy serve` (embedded store, undisturbed) makes of the events, per org index."""
+    """The memories `memsy serve` (embedded store, undisturbed) makes of the
+    events, per org index; made once per test session."""
     from conftest import memsy_stack  # tests/e2e, on the path through stack
 
-    with memsy_stack() as server:
-        keys = {o: server.create_key(f"base-{o}") for o in range(ORGS)}
-        client = Client(keys)
-        acked, _ = ingest_all(client, [server.base_url], events)
-        client.wait_completed([server.base_url], acked, timeout=600)
-        return {o: client.memories(server.base_url, o) for o in range(ORGS)}
+    if not _baseline:
+        with memsy_stack() as server:
+            keys = {o: server.create_key(name) for o, name in enumerate(org_names("base"))}
+            client = Client(keys)
+            acked, _ = ingest_all(client, [server.base_url], events)
+            client.wait_completed([server.base_url], acked, timeout=600)
+            _baseline.update({o: client.memories(server.base_url, o) for o in range(ORGS)})
+    return _baseline
