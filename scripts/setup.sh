@@ -39,6 +39,8 @@ have python3 || need_apt+=(python3)
 have pkg-config || need_apt+=(pkg-config)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 have git || need_apt+=(git)
+# tests/topology scrapes every process's /metrics with a real Prometheus.
+have prometheus || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   if ! have apt-get; then

@@ -51,3 +51,24 @@ def test_the_rule_catches_machine_paths_and_spares_others():
     for fine in ["#!/usr/bin/env bash", "/proc/self/stat", "> /dev/null", "COPY memsy /usr/local/bin/memsy",
                  "WORKDIR /var/lib/memsy", "https://example.org/work/x", "$HOME/.cache", "tests/work/x"]:
         assert not MACHINE_PATH.search(fine), fine
+
+
+def documented_metrics() -> set[str]:
+    """The metric names of the README's table (Observability)."""
+    readme = (ROOT / "README.md").read_text()
+    return set(re.findall(r"^\| `(memsy_[a-z_]+)` \|", readme, re.M))
+
+
+def test_dashboard_and_alerts_use_only_documented_metrics():
+    documented = documented_metrics()
+    assert len(documented) >= 14, documented
+    # Histograms are queried by their series (_bucket, _sum, _count).
+    used = {re.sub(r"_(bucket|sum|count)$", "", m)
+            for path in ("deploy/grafana-dashboard.json", "helm/memsy/values.yaml",
+                         "helm/memsy/templates/prometheusrule.yaml")
+            for m in re.findall(r"\bmemsy_[a-z_]+", (ROOT / path).read_text())}
+    assert used, "no memsy metric in the dashboard or the alerts"
+    assert used <= documented, f"undocumented metrics: {sorted(used - documented)}"
+    # And every documented family is in the code's list of names.
+    code = (ROOT / "services" / "memsy-core" / "src" / "metrics.rs").read_text()
+    assert all(f'"{m}"' in code for m in documented), sorted(m for m in documented if f'"{m}"' not in code)

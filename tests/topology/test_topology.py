@@ -9,6 +9,11 @@ and a Qdrant server. Each gateway reaches the embedder of its own render
   replica of every stage takes a share of them, and the memories are the
   ones `memsy serve` stores for the same input: the two indexers, busy at
   once, never race on an org's consolidation.
+- A real Prometheus scrapes every process while 1,000 events flow: every
+  metric family of the README's table is there, from the processes that
+  must report it; the stage counters moved by the events; and every
+  consumer's backlog is back to 0 after the drain; every query of the
+  Grafana dashboard (deploy/grafana-dashboard.json) finds its series.
 - kill -9 of one process of each kind (extractor, embedder, indexer, status,
   gateway) while the events flow: every acknowledged event completes, each
   restarted process takes work again, and the memories are again the
@@ -18,6 +23,7 @@ Skipped, with one line, without QDRANT_BIN or QDRANT_URL."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -28,6 +34,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import prometheus  # noqa: E402
 import stack  # noqa: E402
 import workload  # noqa: E402
 
@@ -112,6 +119,106 @@ def test_5000_events_across_both_gateways_make_the_single_node_memories(topology
     diffs = compare(baseline, client, topology.gateways[1])
     assert not diffs, f"{len(diffs)} differences from memsy serve:\n" + "\n".join(diffs[:40])
 
+
+
+# Every family the README's metric table lists, and which processes must
+# report it (a prefix of the process names: gateway-0, extractor-1, ...).
+METRIC_FAMILIES = {
+    "memsy_http_requests_total": ("gateway", "extractor", "embedder", "indexer", "status"),
+    "memsy_http_request_duration_seconds_bucket": ("gateway",),
+    "memsy_stage_messages_total": STAGES,
+    "memsy_stage_batch_duration_seconds_bucket": STAGES,
+    "memsy_stage_batch_size_bucket": STAGES,
+    "memsy_stream_pending_messages": STAGES,
+    "memsy_stream_ack_pending": STAGES,
+    "memsy_dlq_messages": STAGES,
+    "memsy_embedder_texts_total": ("embedder",),
+    "memsy_embedder_queue_depth": ("embedder",),
+    "memsy_store_request_duration_seconds_bucket": ("indexer", "gateway"),
+    "memsy_event_freshness_seconds_bucket": ("indexer",),
+    "memsy_events_ingested_total": ("gateway",),
+    "memsy_search_queries_total": ("gateway",),
+    "process_cpu_seconds_total": ("gateway", "extractor", "embedder", "indexer", "status"),
+    "process_resident_memory_bytes": ("gateway", "extractor", "embedder", "indexer", "status"),
+}
+METRICS_EVENTS = 1000
+WARM_UP = 50
+
+
+def test_prometheus_scrapes_every_process_and_sees_the_pipeline_move_and_drain(topology, events):
+    prom = prometheus.Prometheus({name: p.ops for name, p in topology.procs.items()})
+    try:
+        prom.wait_all_up()
+        client = workload.Client(keys_for(topology, f"prom-{uuid.uuid4().hex[:6]}"))
+        # A first trickle, so that every counter exists before the load
+        # (Prometheus does not count a counter's first sample as an increase).
+        first, load = events[:WARM_UP], events[WARM_UP:WARM_UP + METRICS_EVENTS]
+        acked, _ = workload.ingest_all(client, topology.gateways, first)
+        client.wait_completed(topology.gateways, acked, timeout=120)
+        settled = 'sum by (stage) (memsy_stage_messages_total{outcome="ok"})'
+        prometheus.wait_for(prom, settled, lambda r: len(r) == len(STAGES) and all(
+            float(x["value"][1]) >= WARM_UP for x in r), 30, "the warm-up seen settled by every stage")
+        before = prom.values(settled, "stage")
+        acked, _ = workload.ingest_all(client, topology.gateways, load)
+        client.wait_completed(topology.gateways, acked, timeout=300)
+        org = next(iter(acked))
+        for base in topology.gateways:
+            r = client.http.post(f"{base}/search", json={"query": "where do I live", "limit": 3},
+                                 headers={"Authorization": f"Bearer {client.keys[org]}"})
+            assert r.status_code == 200, r.text
+
+        # Every family, from every process that must report it.
+        def reported(result) -> bool:
+            by = _by_family(result)
+            return all(any(p.startswith(want) for p in by.get(family, ()))
+                       for family, wants in METRIC_FAMILIES.items() for want in wants)
+        result = prometheus.wait_for(prom, '{__name__=~"memsy_.+|process_.+"}', reported, 30,
+                                     "every metric family from every process")
+        by = _by_family(result)
+        for family, wants in METRIC_FAMILIES.items():
+            print(f"{family}: {sorted(by[family])}")
+
+        # The counters moved by the load: each stage settled at least one
+        # message per event (replicas summed); ingest and embedding rates rose.
+        after = prometheus.wait_for(prom, settled, lambda r: all(
+            float(x["value"][1]) - before.get(x["metric"]["stage"], 0) >= METRICS_EVENTS for x in r), 30,
+            "every stage's settled count up by the load")
+        print(f"messages settled ok, before and after the load: {before} → "
+              f"{ {x['metric']['stage']: float(x['value'][1]) for x in after} }")
+        window = "[5m]"
+        ingests = prom.values(
+            f'sum by (route) (increase(memsy_http_requests_total{{route="/v1/ingest",status="200"}}{window}))', "route")
+        assert ingests.get("/v1/ingest", 0) > 0, ingests
+        texts = prom.values(f"sum(increase(memsy_embedder_texts_total{window}))", "")
+        assert texts.get("", 0) > 0, texts
+        fresh = prom.values("sum(memsy_event_freshness_seconds_count)", "")
+        assert fresh.get("", 0) >= METRICS_EVENTS, fresh
+        dead = prom.values("max(memsy_dlq_messages)", "")
+        assert dead.get("", -1) == 0, dead
+
+        # After the drain nothing is pending on any consumer of any stream.
+        prometheus.wait_for(
+            prom, "sum(max by (stream, consumer) (memsy_stream_pending_messages + memsy_stream_ack_pending))",
+            lambda r: bool(r) and float(r[0]["value"][1]) == 0, 30, "every consumer drained")
+        # Every query of the Grafana dashboard in deploy/ finds its series.
+        dashboard = json.loads((stack.ROOT / "deploy" / "grafana-dashboard.json").read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"].replace("$__rate_interval", "5m")
+                assert prom.query(expr), f"dashboard panel {panel['title']!r}: no series for {expr}"
+        consumers = prom.values("max by (consumer) (memsy_stream_pending_messages)", "consumer")
+        assert {"extractor", "embedder"} <= set(consumers), consumers
+        assert {f"indexer-{p}" for p in range(workload.INDEXER_PARTITIONS)} <= set(consumers), consumers
+    finally:
+        prom.stop()
+
+
+def _by_family(result: list[dict]) -> dict[str, set[str]]:
+    """Metric name → the processes that report it."""
+    out: dict[str, set[str]] = {}
+    for r in result:
+        out.setdefault(r["metric"]["__name__"], set()).add(r["metric"].get("process", ""))
+    return out
 
 # The kill order and the seconds into the run of each kill; each process is
 # started again two seconds after its kill.

@@ -4,8 +4,10 @@
 //! waits for the broker's ack, the stage runner every pipeline stage uses
 //! (pull, handle, ack only after the output is durable, dead-letter after
 //! `max_deliver`), the partitioned runner with its leases (the indexer: one
-//! replica at a time per org), and key-value buckets for control data.
+//! replica at a time per org), key-value buckets for control data, and the backlog figures
+//! (consumer lag, dead letters) for `/metrics`.
 
+mod backlog;
 mod bus;
 mod error;
 pub mod lease;
@@ -13,6 +15,7 @@ mod partitioned;
 mod stage;
 pub mod topology;
 
+pub use backlog::spawn_backlog_gauges;
 pub use bus::{Bus, OutMessage};
 pub use error::BusError;
 pub use lease::Leases;

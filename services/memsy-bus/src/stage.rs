@@ -18,6 +18,7 @@ use async_nats::jetstream::Message;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
+use memsy_core::metrics as mx;
 use memsy_proto::DeadLetter;
 use prost::Message as _;
 use tokio::sync::Semaphore;
@@ -270,7 +271,10 @@ pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHan
             one_by_one(stage, handler, &deliveries).await
         }
     };
-    debug!(stage = stage.name, messages = msgs.len(), ms = started.elapsed().as_secs_f64() * 1e3, "batch handled");
+    let took = started.elapsed().as_secs_f64();
+    debug!(stage = stage.name, messages = msgs.len(), ms = took * 1e3, "batch handled");
+    metrics::histogram!(mx::STAGE_BATCH_DURATION, "stage" => stage.name).record(took);
+    metrics::histogram!(mx::STAGE_BATCH_SIZE, "stage" => stage.name).record(msgs.len() as f64);
     for (i, msg) in msgs.iter().enumerate() {
         let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
         settle(bus, stage, handler, msg, &deliveries[i], outcome, max_deliver).await;
@@ -315,6 +319,7 @@ async fn settle(
 ) {
     let reason = match outcome {
         Outcome::Done => {
+            settled(stage, "ok");
             if let Err(e) = msg.ack().await {
                 // The work is done and idempotent; a redelivery is harmless.
                 warn!(stage = stage.name, error = %e, "ack failed");
@@ -322,11 +327,13 @@ async fn settle(
             return;
         }
         Outcome::Retry(reason) if max_deliver <= 0 || d.attempt < max_deliver => {
+            settled(stage, "retry");
             warn!(stage = stage.name, attempt = d.attempt, reason = %reason, "will retry");
             let _ = msg.ack_with(AckKind::Nak(Some(backoff(d.attempt)))).await;
             return;
         }
         Outcome::Backoff(reason) => {
+            settled(stage, "backoff");
             warn!(stage = stage.name, attempt = d.attempt, reason = %reason, "dependency unavailable; will retry");
             let _ = msg.ack_with(AckKind::Nak(Some(backoff(d.attempt)))).await;
             return;
@@ -363,6 +370,7 @@ async fn settle(
     };
     match bus.publish_all(vec![out]).await {
         Ok(()) => {
+            settled(stage, "dead_letter");
             let _ = msg.ack_with(AckKind::Term).await;
         }
         Err(e) => {
@@ -372,6 +380,12 @@ async fn settle(
             let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
         }
     }
+}
+
+/// Counts a settled message: `ok`, `retry` (failed, attempts left),
+/// `backoff` (a dependency is down) or `dead_letter`.
+fn settled(stage: Stage, outcome: &'static str) {
+    metrics::counter!(mx::STAGE_MESSAGES, "stage" => stage.name, "outcome" => outcome).increment(1);
 }
 
 /// Grows with each attempt, capped, so an outage is not hammered.

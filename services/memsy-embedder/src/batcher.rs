@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
+use memsy_core::metrics as mx;
 use tokio::sync::oneshot;
 use tracing::warn;
 
@@ -75,6 +76,8 @@ impl Batcher {
         }
         let (reply, rx) = oneshot::channel();
         let queue = if priority == Priority::Query { &self.query } else { &self.bulk };
+        // Waiting until the worker hands them to the engine (`run_batch`).
+        metrics::gauge!(mx::EMBEDDER_QUEUE_DEPTH).increment(texts.len() as f64);
         queue.send(Request { texts, reply }).map_err(|_| EmbedError::Compute("embedding worker has stopped".into()))?;
         rx.await.map_err(|_| EmbedError::Compute("embedding worker dropped the request".into()))?
     }
@@ -177,7 +180,11 @@ impl Worker {
             texts.extend(job.texts[job.taken..job.taken + n].iter().map(String::as_str));
             pieces.push((i, n));
         }
+        metrics::gauge!(mx::EMBEDDER_QUEUE_DEPTH).decrement(texts.len() as f64);
         let result = self.engine.embed(&texts);
+        if result.is_ok() {
+            metrics::counter!(mx::EMBEDDER_TEXTS).increment(texts.len() as u64);
+        }
         drop(texts);
         match result {
             Ok(vectors)

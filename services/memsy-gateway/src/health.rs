@@ -66,10 +66,6 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     (code, Json(json!({ "ready": ok, "components": c })))
 }
 
-pub async fn metrics() -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], memsy_core::metrics::render())
-}
-
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }

@@ -71,7 +71,7 @@ pub async fn ingest(
     }
     let accepted = (total - duplicates) as u64;
     let month_total = store(&s, &key.org_id, &key.key_id, &to_store, accepted).await?;
-    memsy_core::metrics::add("memsy_events_ingested_total", accepted);
+    metrics::counter!(memsy_core::metrics::EVENTS_INGESTED).increment(accepted);
     info!(org_id = key.org_id, accepted, duplicates, "ingested");
     let counted = Counted(vec![(Dimension::EventsIngested, month_total)]);
     Ok((Extension(counted), Json(json!({ "event_ids": returned }))))

@@ -111,8 +111,9 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", metered(control_api()))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(memsy_core::metrics::endpoint))
         .fallback(health::not_found)
+        .layer(axum::middleware::from_fn(memsy_core::metrics::track_http))
         .with_state(state)
 }
 

@@ -167,7 +167,7 @@ pub async fn search(
             .map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
         sources = events.into_iter().map(|e| (e.event_id.clone(), e)).collect();
     }
-    memsy_core::metrics::add("memsy_search_queries_total", 1);
+    metrics::counter!(memsy_core::metrics::SEARCHES).increment(1);
     let results: Vec<Value> = hits
         .into_iter()
         .map(|(score, m)| {

@@ -133,6 +133,13 @@ impl StageHandler for IndexerStage {
                 return outcomes;
             }
         }
+        let now = chrono::Utc::now();
+        for w in writes.iter().filter(|w| outcomes[w.index] == Outcome::Done) {
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&w.event.ingested_at) {
+                let age = (now - at.with_timezone(&chrono::Utc)).num_milliseconds().max(0) as f64 / 1e3;
+                metrics::histogram!(memsy_core::metrics::EVENT_FRESHNESS).record(age);
+            }
+        }
         outcomes
     }
 

@@ -11,10 +11,12 @@ use memsy_core::model::{Memory, StoredEvent};
 mod edge;
 mod error;
 mod qdrant;
+mod timed;
 
 pub use edge::EdgeStore;
 pub use error::StoreError;
 pub use qdrant::QdrantStore;
+pub use timed::Timed;
 
 /// How a Qdrant server lays out the collections memsy creates (an existing
 /// collection keeps its own layout). See `memsy_core::config::QdrantConfig`.

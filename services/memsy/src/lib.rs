@@ -20,7 +20,7 @@ use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, OnnxThreads, Que
 use memsy_gateway::hierarchy::LlmGenerator;
 use memsy_gateway::{AppState, Dedup, Hierarchy, KeyRegistry, MemoryLevels, Recalls};
 use memsy_status::{GrpcStatus, StatusApi, StatusStore};
-use memsy_store::{EdgeStore, MemoryStore, QdrantStore};
+use memsy_store::{EdgeStore, MemoryStore, QdrantStore, Timed};
 use memsy_usage::Meter;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -180,6 +180,7 @@ async fn open_store(
             bail!("this service needs a Qdrant server: set QDRANT_URL (the embedded store serves only `memsy serve`)")
         }
     };
+    let store: Arc<dyn MemoryStore> = Arc::new(Timed::new(store));
     if !prepare {
         return Ok(store);
     }
@@ -217,6 +218,7 @@ fn spawn_stage(
     token: &CancellationToken,
 ) {
     let (bus, token) = (bus.clone(), token.clone());
+    memsy_bus::spawn_backlog_gauges(bus.clone(), vec![stage], token.clone());
     tasks.spawn(async move { run_stage(bus, stage, handler, batching, token).await.map_err(Into::into) });
 }
 
@@ -234,6 +236,7 @@ async fn spawn_indexer(
         .await
         .context("joining the indexer partitions (NATS key-value bucket)")?;
     let (bus, token, batching) = (bus.clone(), token.clone(), indexer_batching(config));
+    memsy_bus::spawn_backlog_gauges(bus.clone(), vec![INDEXER], token.clone());
     tasks.spawn(async move {
         let r = run_partitioned_stage(bus, INDEXER, handler, batching, leases, token).await;
         // The leases are given up only after the stage has stopped.

@@ -12,5 +12,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     memsy_core::telemetry::init_logging();
+    memsy_core::metrics::init();
     memsy::run(memsy::cli::Cli::parse()).await
 }

@@ -59,7 +59,8 @@ pub fn spawn(
                 async move { readyz(&bus, &checks).await }
             }),
         )
-        .route("/metrics", get(|| async { memsy_core::metrics::render() }));
+        .route("/metrics", get(memsy_core::metrics::endpoint))
+        .layer(axum::middleware::from_fn(memsy_core::metrics::track_http));
     let token = token.clone();
     tasks.spawn(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
