@@ -90,6 +90,13 @@ class Proc:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing (a hung peer)."""
+        self.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.popen.send_signal(signal.SIGCONT)
+
     def ready(self) -> bool:
         return http_ok(f"http://{self.ops}/readyz")
 

@@ -1,7 +1,8 @@
 """Faults of memsy's dependencies and of memsy itself, while events flow:
 kill -9 of `memsy serve`; NATS killed and restarted; Redis killed and
 restarted empty; the Qdrant server killed and restarted under the
-multi-process topology. Each run reports acknowledged events lost (must be
+multi-process topology; the status service and an embedder hung (SIGSTOP)
+under the topology, where every call to them must end at its timeout. Each run reports acknowledged events lost (must be
 0), memories doubled or missing against the undisturbed run (must be 0),
 and how long requests took while the dependency was down (at most 2 s: a
 prompt 503 naming the component, or served) and after it came back (served
@@ -41,6 +42,7 @@ class Prober:
         self.base, self.key, self.ids = base, key, event_ids
         self.http = httpx.Client(timeout=30.0)
         self.samples: list[tuple[float, str, int, float, dict]] = []  # (at, kind, status, seconds, body)
+        self.acked: list[str] = []  # event ids of its 200 ingests
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -54,7 +56,7 @@ class Prober:
                     {"actor_id": "prober", "session_id": uuid.uuid4().hex, "kind": "user_message",
                      "content": f"Probe {uuid.uuid4().hex[:8]} is a quiet thing."}]})
             elif kind == "status":
-                r = self.http.post(f"{self.base}/status", headers=h, json={"event_ids": self.ids[:50]})
+                r = self.http.post(f"{self.base}/status", headers=h, json={"event_ids": (self.ids or self.acked)[-50:]})
             else:
                 r = self.http.post(f"{self.base}/search", headers=h, json={"query": "grandfather", "limit": 3})
             code = r.status_code
@@ -62,6 +64,8 @@ class Prober:
                 body = r.json()
             except ValueError:
                 body = {}
+            if kind == "ingest" and code == 200:
+                self.acked.extend(body["event_ids"])
         except httpx.HTTPError:
             code = 0
         self.samples.append((time.monotonic(), kind, code, time.monotonic() - t, body))
@@ -88,14 +92,15 @@ class Prober:
         return min(ok) - t if ok else None
 
 
-def outage_report(name: str, probe: Prober, down_at: float, up_at: float, component: str) -> list[str]:
+def outage_report(name: str, probe: Prober, down_at: float, up_at: float, component: str,
+                  bound: float = BOUNDED_S) -> list[str]:
     """Checks the bounded-wait and recovery figures; returns what is wrong, and prints the figures."""
     wrong = []
     during = probe.during(down_at + 0.5, up_at)
     slowest = max((s[3] for s in during), default=0.0)
     refusals = [s for s in during if s[2] != 200]
     for at, kind, code, secs, body in during:
-        if secs > BOUNDED_S:
+        if secs > bound:
             wrong.append(f"{kind} took {secs:.1f} s while {component} was down")
         if code == 503:
             detail = body.get("detail", {})
@@ -232,6 +237,43 @@ def test_qdrant_server_killed_and_restarted_under_the_topology(events, baseline)
             time.sleep(RECOVERY_S + 1)
         wrong = outage_report("Qdrant down 5 s", probe, times["down"], times["up"], "vector_store")
         settle_and_compare(topo, client, acked, baseline, "Qdrant server killed and restarted")
+        assert not wrong, "\n".join(wrong)
+    finally:
+        stack.remove(topo)
+
+
+# The call timeouts of memsy's defaults (status.timeout_ms, embedder.timeout_ms).
+STATUS_TIMEOUT_S = 1.0
+EMBEDDER_TIMEOUT_S = 2.0
+
+
+def test_a_hung_status_service_or_embedder_costs_a_request_its_call_timeout_only():
+    """A peer that is up but answers nothing (SIGSTOP: its sockets stay
+    open, so nothing is refused) is the case a connection error does not
+    cover: every call to it must end at its timeout."""
+    topo = stack.start_topology()
+    try:
+        key = topo.create_key(f"hung-{uuid.uuid4().hex[:6]}", scopes="read,write")
+        gateway = topo.gateways[0]
+        wrong = []
+        # The status service, then the embedder gateway-0 asks for query vectors.
+        for name, component, timeout in (("status", "status", STATUS_TIMEOUT_S),
+                                         ("embedder-0", "embedder", EMBEDDER_TIMEOUT_S)):
+            proc = topo.procs[name]
+            with Prober(gateway, key, []) as probe:
+                time.sleep(2.0)
+                proc.pause()
+                down = time.monotonic()
+                time.sleep(5.0)
+                proc.resume()
+                up = time.monotonic()
+                time.sleep(RECOVERY_S + 1)
+            # The call timeout plus the request's own work.
+            wrong += outage_report(f"{name} hung 5 s", probe, down, up, component, bound=timeout + 0.5)
+            ids = list(probe.acked)
+            client = workload.Client({0: key})
+            client.wait_completed([gateway], {0: ids}, timeout=120)
+            print(f"{name} hung: {len(ids)} events acknowledged meanwhile, all completed")
         assert not wrong, "\n".join(wrong)
     finally:
         stack.remove(topo)

@@ -37,7 +37,7 @@ impl Bus {
     pub async fn connect(cfg: &NatsConfig) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .name("memsy")
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             // Keep retrying in the background after the first connect: a broker
             // restart must not take the service down.
             .retry_on_initial_connect()

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -48,7 +49,11 @@ pub struct NatsConfig {
     pub ack_wait_secs: u64,
     /// Broker-side de-duplication window for `Nats-Msg-Id`.
     pub duplicate_window_secs: u64,
+    /// How long a publish, or any other request to the broker, waits for
+    /// its answer.
     pub publish_timeout_ms: u64,
+    /// How long a connection attempt to the broker may take.
+    pub connect_timeout_ms: u64,
     /// Partitions of the indexer's input (`memsy.embedded.<p>.<org>`, an
     /// org always in the same one): the most indexer replicas that can work
     /// at once. Read only when the stream is created; afterwards the
@@ -63,6 +68,32 @@ pub struct RedisConfig {
     pub url: String,
     /// How long an event's status is kept.
     pub status_ttl_secs: u64,
+    /// How long a connection attempt may take; a call made while Redis is
+    /// down fails after this instead of waiting for it to return.
+    pub connect_timeout_ms: u64,
+    /// How long one command waits for Redis's answer.
+    pub response_timeout_ms: u64,
+}
+
+impl RedisConfig {
+    pub fn timeouts(&self) -> CallTimeouts {
+        CallTimeouts::from_ms(self.connect_timeout_ms, self.response_timeout_ms)
+    }
+}
+
+/// How long a client waits for a dependency: to connect, and for each call.
+/// Every call to another process has both, so that a dependency that is
+/// down or hung turns into a prompt error (a 503, a retry), never a hang.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallTimeouts {
+    pub connect: Duration,
+    pub call: Duration,
+}
+
+impl CallTimeouts {
+    pub fn from_ms(connect_ms: u64, call_ms: u64) -> Self {
+        Self { connect: Duration::from_millis(connect_ms), call: Duration::from_millis(call_ms) }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +162,15 @@ pub struct StatusConfig {
     /// How the gateway and the indexer reach the status service when it runs
     /// in another process.
     pub url: String,
+    pub connect_timeout_ms: u64,
+    /// How long one call to the status service may take.
+    pub timeout_ms: u64,
+}
+
+impl StatusConfig {
+    pub fn timeouts(&self) -> CallTimeouts {
+        CallTimeouts::from_ms(self.connect_timeout_ms, self.timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,12 +223,21 @@ pub struct EmbedderConfig {
     pub grpc_addr: String,
     /// How the gateway reaches the embedder when it runs in another process.
     pub url: String,
+    pub connect_timeout_ms: u64,
+    /// How long one call to `url` may take (a search's query embedding).
+    pub timeout_ms: u64,
     /// `memsy serve` only: leave the model to `memsy embedder` processes
     /// (on cores or a GPU of their own) instead of loading it. The single
     /// node then runs no embedding stage, asks `url` for query embeddings
     /// and serves the status gRPC service (at `status.grpc_addr`) that the
     /// embedders report to.
     pub external: bool,
+}
+
+impl EmbedderConfig {
+    pub fn timeouts(&self) -> CallTimeouts {
+        CallTimeouts::from_ms(self.connect_timeout_ms, self.timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -401,6 +450,7 @@ impl Default for NatsConfig {
             ack_wait_secs: 30,
             duplicate_window_secs: 120,
             publish_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
             indexer_partitions: 16,
         }
     }
@@ -408,13 +458,23 @@ impl Default for NatsConfig {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { url: "redis://127.0.0.1:6379".into(), status_ttl_secs: 7 * 24 * 3600 }
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            status_ttl_secs: 7 * 24 * 3600,
+            connect_timeout_ms: 500,
+            response_timeout_ms: 1_000,
+        }
     }
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
-        Self { grpc_addr: "127.0.0.1:50051".into(), url: "http://127.0.0.1:50051".into() }
+        Self {
+            grpc_addr: "127.0.0.1:50051".into(),
+            url: "http://127.0.0.1:50051".into(),
+            connect_timeout_ms: 1_000,
+            timeout_ms: 1_000,
+        }
     }
 }
 
@@ -439,6 +499,10 @@ impl Default for EmbedderConfig {
             spin: true,
             grpc_addr: "127.0.0.1:50052".into(),
             url: "http://127.0.0.1:50052".into(),
+            connect_timeout_ms: 1_000,
+            // A query waits at most for the engine call in progress (the
+            // batcher puts queries first), a fraction of this on a busy host.
+            timeout_ms: 2_000,
             external: false,
         }
     }
@@ -522,6 +586,19 @@ impl Config {
         if cfg.nats.indexer_partitions == 0 || cfg.nats.indexer_partitions > 1024 {
             return Err(CoreError::Config("nats.indexer_partitions must be 1 to 1024".into()));
         }
+        let timeouts = [
+            ("nats.publish_timeout_ms", cfg.nats.publish_timeout_ms),
+            ("nats.connect_timeout_ms", cfg.nats.connect_timeout_ms),
+            ("redis.connect_timeout_ms", cfg.redis.connect_timeout_ms),
+            ("redis.response_timeout_ms", cfg.redis.response_timeout_ms),
+            ("status.connect_timeout_ms", cfg.status.connect_timeout_ms),
+            ("status.timeout_ms", cfg.status.timeout_ms),
+            ("embedder.connect_timeout_ms", cfg.embedder.connect_timeout_ms),
+            ("embedder.timeout_ms", cfg.embedder.timeout_ms),
+        ];
+        if let Some((name, _)) = timeouts.iter().find(|(_, ms)| *ms == 0) {
+            return Err(CoreError::Config(format!("{name} must be positive (a call without a timeout can hang)")));
+        }
         if cfg.indexer.lease_ttl_secs < 3 {
             return Err(CoreError::Config("indexer.lease_ttl_secs must be at least 3".into()));
         }
@@ -568,6 +645,20 @@ mod tests {
         assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("bananas"));
         std::fs::write(&f, "[usage.orgs]\nacme = \"gold\"\n").unwrap();
         assert!(Config::load(Some(&f)).is_err());
+    }
+
+    #[test]
+    fn every_call_has_a_timeout_and_none_may_be_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memsy.toml");
+        std::fs::write(&f, "[status]\ntimeout_ms = 250\n").unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(cfg.status.timeouts(), CallTimeouts::from_ms(1_000, 250));
+        assert_eq!(cfg.redis.timeouts(), CallTimeouts::from_ms(500, 1_000));
+        assert_eq!(cfg.embedder.timeouts(), CallTimeouts::from_ms(1_000, 2_000));
+        std::fs::write(&f, "[redis]\nresponse_timeout_ms = 0\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("redis.response_timeout_ms must be positive"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use memsy_core::config::CallTimeouts;
 use memsy_proto::embed_service_client::EmbedServiceClient;
 use memsy_proto::EmbedRequest;
 use tonic::transport::{Channel, Endpoint};
@@ -62,11 +63,11 @@ pub struct GrpcEmbedder {
 }
 
 impl GrpcEmbedder {
-    pub fn connect_lazy(url: &str) -> Result<Self, EmbedError> {
+    pub fn connect_lazy(url: &str, timeouts: CallTimeouts) -> Result<Self, EmbedError> {
         let ep = Endpoint::from_shared(url.to_string())
             .map_err(|e| EmbedError::Unavailable(format!("embedder url {url}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .timeout(std::time::Duration::from_secs(10));
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.call);
         Ok(Self { client: EmbedServiceClient::new(ep.connect_lazy()) })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use memsy_bus::topology::{self, EMBEDDER};
 use memsy_bus::{run_stage, Batching, Bus, OutMessage};
-use memsy_core::config::NatsConfig;
+use memsy_core::config::{EmbedderConfig, NatsConfig, RedisConfig};
 use memsy_embedder::{EmbedderStage, GrpcEmbedder, LocalEmbedder, MiniLm, QueryEmbedder};
 use memsy_proto::{CandidateMemory, EmbeddedEvent, Event, ExtractedEvent};
 use memsy_status::{StatusApi, StatusStore};
@@ -24,7 +24,8 @@ async fn embeds_extracted_events_and_serves_queries() {
     let nats = NatsServer::start();
     let redis = RedisServer::start();
     let bus = Bus::connect(&NatsConfig { url: nats.url(), ..Default::default() }).await.unwrap();
-    let status: Arc<dyn StatusApi> = Arc::new(StatusStore::connect(&redis.url(), 60).await.unwrap());
+    let status: Arc<dyn StatusApi> =
+        Arc::new(StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap());
     let local = LocalEmbedder::new(Arc::new(MiniLm::load(&model_dir(), 0).unwrap()), 32, Duration::from_millis(2));
 
     let x = ExtractedEvent {
@@ -73,7 +74,8 @@ async fn embeds_extracted_events_and_serves_queries() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let grpc = tokio::spawn(memsy_embedder::serve(addr, local.clone(), stop.clone().cancelled_owned()));
-    let client = GrpcEmbedder::connect_lazy(&format!("http://127.0.0.1:{port}")).unwrap();
+    let client =
+        GrpcEmbedder::connect_lazy(&format!("http://127.0.0.1:{port}"), EmbedderConfig::default().timeouts()).unwrap();
     let mut q = None;
     for _ in 0..50 {
         if let Ok(v) = client.embed(vec!["My dog's name is Rex.".into()]).await {

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use memsy_bus::topology::{self, EXTRACTOR, HIERARCHY_BUCKET};
 use memsy_bus::{run_stage, Batching, Bus, OutMessage};
-use memsy_core::config::{LlmConfig, NatsConfig};
+use memsy_core::config::{LlmConfig, NatsConfig, RedisConfig};
 use memsy_extractor::{Engine, ExtractorError, ExtractorStage, LlmEngine};
 use memsy_llm::{ChatClient, LlmError};
 use memsy_proto::{Event, EventState, ExtractedEvent};
@@ -101,8 +101,10 @@ async fn env() -> Env {
     let bus = Bus::connect(&NatsConfig { url: nats.url(), max_deliver: 2, ack_wait_secs: 3, ..Default::default() })
         .await
         .unwrap();
-    let meter = Meter::new(memsy_status::redis_connection(&redis.url()).await.unwrap());
-    let status: Arc<dyn StatusApi> = Arc::new(StatusStore::connect(&redis.url(), 60).await.unwrap());
+    let meter =
+        Meter::new(memsy_status::redis_connection(&redis.url(), RedisConfig::default().timeouts()).await.unwrap());
+    let status: Arc<dyn StatusApi> =
+        Arc::new(StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap());
     Env { _nats: nats, _redis: redis, bus, meter, status }
 }
 

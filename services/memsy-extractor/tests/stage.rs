@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use memsy_bus::topology::{self, EXTRACTOR};
 use memsy_bus::{run_stage, Batching, Bus, OutMessage};
-use memsy_core::config::NatsConfig;
+use memsy_core::config::{NatsConfig, RedisConfig};
 use memsy_extractor::ExtractorStage;
 use memsy_proto::{Event, ExtractedEvent};
 use memsy_status::{StatusApi, StatusStore};
@@ -35,7 +35,8 @@ async fn extracts_and_forwards_every_event() {
     let nats = NatsServer::start();
     let redis = RedisServer::start();
     let bus = Bus::connect(&NatsConfig { url: nats.url(), max_deliver: 2, ..Default::default() }).await.unwrap();
-    let status: Arc<dyn StatusApi> = Arc::new(StatusStore::connect(&redis.url(), 60).await.unwrap());
+    let status: Arc<dyn StatusApi> =
+        Arc::new(StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap());
     let events = [
         event("01J00000000000000000000001", "My dog's name is Rex."),
         event("01J00000000000000000000002", "ok thanks"),

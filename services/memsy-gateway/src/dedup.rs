@@ -20,8 +20,12 @@ pub fn fingerprint(org_id: &str, actor_id: &str, session_id: &str, kind: &str, c
 }
 
 impl Dedup {
-    pub async fn connect(url: &str, window_secs: u64) -> Result<Self, memsy_status::StatusError> {
-        Ok(Self { conn: memsy_status::redis_connection(url).await?, window_secs })
+    pub async fn connect(
+        url: &str,
+        window_secs: u64,
+        timeouts: memsy_core::config::CallTimeouts,
+    ) -> Result<Self, memsy_status::StatusError> {
+        Ok(Self { conn: memsy_status::redis_connection(url, timeouts).await?, window_secs })
     }
 
     /// For each (fingerprint, proposed id): None when the proposal now holds

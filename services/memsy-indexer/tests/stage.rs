@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use memsy_bus::topology::{self, INDEXER};
 use memsy_bus::{run_partitioned_stage, Batching, Bus, Leases, OutMessage};
-use memsy_core::config::NatsConfig;
+use memsy_core::config::{NatsConfig, RedisConfig};
 use memsy_indexer::IndexerStage;
 use memsy_proto::{CandidateMemory, EmbeddedEvent, EmbeddedMemory, Event};
 use memsy_status::{EventState, StatusApi, StatusStore};
@@ -53,7 +53,7 @@ async fn stores_memories_and_marks_completed_idempotently() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let bus = Bus::connect(&NatsConfig { url: nats.url(), ..Default::default() }).await.unwrap();
-    let status = Arc::new(StatusStore::connect(&redis.url(), 60).await.unwrap());
+    let status = Arc::new(StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap());
     let store = Arc::new(EdgeStore::open(dir.path(), 4).unwrap());
     store.ensure_schema().await.unwrap();
     status.mark("acme", &[EVENT_ID.to_string()], EventState::Pending, "").await.unwrap();

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use memsy_core::config::CallTimeouts;
 use memsy_proto::status_service_client::StatusServiceClient;
 use memsy_proto::status_service_server::{StatusService, StatusServiceServer};
 use memsy_proto::{EventStatus, GetStatusRequest, GetStatusResponse, MarkRequest, MarkResponse};
@@ -85,11 +86,11 @@ pub struct GrpcStatus {
 
 impl GrpcStatus {
     /// Connects lazily: a status service that starts later is found then.
-    pub fn connect_lazy(url: &str) -> Result<Self, StatusError> {
+    pub fn connect_lazy(url: &str, timeouts: CallTimeouts) -> Result<Self, StatusError> {
         let ep = Endpoint::from_shared(url.to_string())
             .map_err(|e| StatusError::Invalid(format!("status url {url}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(3))
-            .timeout(std::time::Duration::from_secs(10));
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.call);
         Ok(Self { client: StatusServiceClient::new(ep.connect_lazy()) })
     }
 }

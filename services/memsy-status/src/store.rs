@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use memsy_core::config::CallTimeouts;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
@@ -24,15 +25,15 @@ fn key(org_id: &str, event_id: &str) -> String {
 
 /// A reconnecting Redis connection whose calls time out: a Redis that stops
 /// answering must turn into errors (503s, retries), never into hung requests.
-pub async fn redis_connection(url: &str) -> Result<ConnectionManager, StatusError> {
+pub async fn redis_connection(url: &str, timeouts: CallTimeouts) -> Result<ConnectionManager, StatusError> {
     let client = redis::Client::open(url)?;
     // A call waits for the reconnection in progress, and the client's
     // default (six retries, exponentially apart) held calls for minutes
     // while Redis was down: one attempt per call instead, so that a call
     // fails within the connection timeout and the next call tries again.
     let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_millis(500))
-        .set_response_timeout(Duration::from_secs(1))
+        .set_connection_timeout(timeouts.connect)
+        .set_response_timeout(timeouts.call)
         .set_number_of_retries(0);
     tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(cfg))
         .await
@@ -59,8 +60,8 @@ pub fn mark_pending(pipe: &mut redis::Pipeline, org_id: &str, event_ids: &[Strin
 }
 
 impl StatusStore {
-    pub async fn connect(url: &str, ttl_secs: u64) -> Result<Self, StatusError> {
-        Ok(Self { conn: redis_connection(url).await?, ttl_secs })
+    pub async fn connect(url: &str, ttl_secs: u64, timeouts: CallTimeouts) -> Result<Self, StatusError> {
+        Ok(Self { conn: redis_connection(url, timeouts).await?, ttl_secs })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The status service against a real redis-server, directly and over gRPC.
 
+use memsy_core::config::{RedisConfig, StatusConfig};
 use std::sync::Arc;
 
 use memsy_status::{EventState, GrpcStatus, StatusApi, StatusStore};
@@ -37,21 +38,22 @@ async fn exercise(api: &dyn StatusApi) {
 #[tokio::test]
 async fn redis_store_keeps_state_per_org() {
     let redis = RedisServer::start();
-    let store = StatusStore::connect(&redis.url(), 60).await.unwrap();
+    let store = StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap();
     exercise(&store).await;
 }
 
 #[tokio::test]
 async fn grpc_service_round_trips() {
     let redis = RedisServer::start();
-    let store = StatusStore::connect(&redis.url(), 60).await.unwrap();
+    let store = StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(memsy_status::serve(addr, Arc::new(store), async move {
         let _ = rx.await;
     }));
-    let client = GrpcStatus::connect_lazy(&format!("http://127.0.0.1:{port}")).unwrap();
+    let client =
+        GrpcStatus::connect_lazy(&format!("http://127.0.0.1:{port}"), StatusConfig::default().timeouts()).unwrap();
     // The server may take a moment to bind.
     for _ in 0..50 {
         if client.ready().await.is_ok() {
@@ -67,7 +69,7 @@ async fn grpc_service_round_trips() {
 #[tokio::test]
 async fn statuses_expire_with_ttl() {
     let redis = RedisServer::start();
-    let store = StatusStore::connect(&redis.url(), 1).await.unwrap();
+    let store = StatusStore::connect(&redis.url(), 1, RedisConfig::default().timeouts()).await.unwrap();
     store.mark("acme", &ids(&["e1"]), EventState::Completed, "").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(store.get("acme", &ids(&["e1"])).await.unwrap()[0].state, EventState::NotFound);
@@ -76,6 +78,6 @@ async fn statuses_expire_with_ttl() {
 #[tokio::test]
 async fn unreachable_redis_is_an_error_not_a_hang() {
     let port = free_port();
-    let r = StatusStore::connect(&format!("redis://127.0.0.1:{port}"), 60).await;
+    let r = StatusStore::connect(&format!("redis://127.0.0.1:{port}"), 60, RedisConfig::default().timeouts()).await;
     assert!(r.is_err());
 }

@@ -98,7 +98,7 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
 }
 
 async fn status_store(config: &Config) -> anyhow::Result<StatusStore> {
-    StatusStore::connect(&config.redis.url, config.redis.status_ttl_secs)
+    StatusStore::connect(&config.redis.url, config.redis.status_ttl_secs, config.redis.timeouts())
         .await
         .with_context(|| format!("connecting to Redis at {}", config.redis.url))
 }
@@ -318,7 +318,7 @@ impl SingleNode {
         // mid-batch leaves its messages to the ack timeout.
         let (embedder, store, embedding_stage, status_listener) = if config.embedder.external {
             let embedder: Arc<dyn QueryEmbedder> =
-                Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
+                Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url, config.embedder.timeouts())?);
             let grpc = addr(&config.status.grpc_addr, "status.grpc_addr")?;
             let listener = tokio::net::TcpListener::bind(grpc)
                 .await
@@ -395,7 +395,7 @@ async fn extraction_engine(config: &Config, bus: &Bus) -> anyhow::Result<memsy_e
         return Ok(memsy_extractor::Engine::Rules(memsy_extractor::RulesEngine::new()));
     }
     let client = memsy_llm::ChatClient::from_config(&config.llm)?.context("extractor.engine = llm needs llm.url")?;
-    let redis = memsy_status::redis_connection(&config.redis.url)
+    let redis = memsy_status::redis_connection(&config.redis.url, config.redis.timeouts())
         .await
         .with_context(|| format!("connecting to Redis at {} (llm_tokens metering)", config.redis.url))?;
     let engine = memsy_extractor::LlmEngine::open(bus, client, Meter::new(redis)).await?;
@@ -413,8 +413,9 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
-    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
-    let embedder: Arc<dyn QueryEmbedder> = Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url)?);
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
+    let embedder: Arc<dyn QueryEmbedder> =
+        Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url, config.embedder.timeouts())?);
     let store = open_store(&config, model_dimension(&config), false, false).await?;
     let (state, recalls) = gateway_state(&config, bus, status, embedder, store).await?;
     let recalls = tokio::spawn(recalls);
@@ -436,8 +437,12 @@ async fn gateway_state(
 ) -> anyhow::Result<(AppState, impl std::future::Future<Output = ()> + Send + 'static)> {
     let keys = KeyRegistry::open(&bus).await?;
     let redis = || format!("connecting to Redis at {}", config.redis.url);
-    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs).await.with_context(redis)?;
-    let meter = Meter::new(memsy_status::redis_connection(&config.redis.url).await.with_context(redis)?);
+    let dedup = Dedup::connect(&config.redis.url, config.limits.dedup_window_secs, config.redis.timeouts())
+        .await
+        .with_context(redis)?;
+    let meter = Meter::new(
+        memsy_status::redis_connection(&config.redis.url, config.redis.timeouts()).await.with_context(redis)?,
+    );
     let levels = MemoryLevels::new(store.clone(), meter.clone());
     let mut hierarchy = Hierarchy::open(&bus).await?;
     // With an LLM configured, promotion prompts are written by it.
@@ -467,7 +472,7 @@ async fn extractor(config: Arc<Config>) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
-    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
     let engine = extraction_engine(&config, &bus).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
@@ -495,7 +500,8 @@ impl EmbedderNode {
     pub async fn start(config: Arc<Config>) -> anyhow::Result<Self> {
         let token = CancellationToken::new();
         let bus = connect_bus(&config).await?;
-        let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+        let status: Arc<dyn StatusApi> =
+            Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
         let local = local_embedder(&config, load_engine(&config)?);
         let mut tasks = JoinSet::new();
         let stage = memsy_embedder::EmbedderStage::new(bus.clone(), local.clone(), status);
@@ -512,7 +518,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
-    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url)?);
+    let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
     let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into());

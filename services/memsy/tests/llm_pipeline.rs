@@ -4,6 +4,7 @@
 //! ingested event's memories are the model's and are searchable; a provider
 //! that keeps failing ends the event `failed` with the provider's error.
 
+use memsy_core::config::RedisConfig;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,7 +159,8 @@ async fn the_models_memories_are_stored_and_searchable() {
     // Only the model's memories: the rules engine did not run.
     assert_eq!(results.len(), 1, "{v}");
 
-    let meter = Meter::new(memsy_status::redis_connection(&app.redis.url()).await.unwrap());
+    let meter =
+        Meter::new(memsy_status::redis_connection(&app.redis.url(), RedisConfig::default().timeouts()).await.unwrap());
     let now = memsy_core::time::parse_ts(&memsy_core::time::now_rfc3339()).unwrap();
     let month = meter.month("acme", now).await.unwrap();
     assert_eq!(month[&Dimension::LlmTokens], 2 * 250);
