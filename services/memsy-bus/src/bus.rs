@@ -13,7 +13,7 @@ use crate::topology::{self, Stage};
 use crate::BusError;
 
 /// One message to publish: subject, broker de-duplication id, payload and
-/// the trace context to carry.
+/// the trace context to carry (None: the current span's).
 #[derive(Debug, Clone)]
 pub struct OutMessage {
     pub subject: String,
@@ -202,8 +202,8 @@ impl Bus {
         for m in messages {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", m.msg_id.as_str());
-            if let Some(tp) = &m.traceparent {
-                headers.insert("traceparent", tp.as_str());
+            if let Some(tp) = m.traceparent.or_else(memsy_core::telemetry::current_traceparent) {
+                headers.insert(memsy_core::telemetry::TRACEPARENT, tp.as_str());
             }
             let fut =
                 self.js.publish_with_headers(m.subject, headers, m.payload).await.map_err(BusError::unavailable)?;

@@ -8,6 +8,12 @@
 //! long it lasts and never dead-letters anything. Long batches send
 //! in-progress acks so the broker does not redeliver work under way.
 //! Nothing is dropped silently.
+//!
+//! Traces: each message's work is a span in the trace its `traceparent`
+//! names (`extract event`, `embed event`, `index event`), and what the stage
+//! publishes for it continues from there. The batch's shared work (one
+//! model call, one store write) is one `… batch` span, in the trace of the
+//! batch's first message and linked to and from the others.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,12 +25,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use memsy_core::metrics as mx;
+use memsy_core::telemetry;
 use memsy_proto::DeadLetter;
 use prost::Message as _;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::field::Empty;
+use tracing::{debug, error, info, info_span, warn, Instrument, Span};
 
 use crate::topology::{dlq_subject, Stage};
 use crate::{Bus, BusError, OutMessage};
@@ -35,6 +43,8 @@ pub struct Delivery {
     pub subject: String,
     /// The publisher's `Nats-Msg-Id` (`<event id>` or `<stage letter>:<event id>`).
     pub msg_id: Option<String>,
+    /// The trace context of this message's work in the stage: what its
+    /// output carries on (the incoming one as it came when traces are off).
     pub traceparent: Option<String>,
     /// 1 on first delivery.
     pub attempt: i64,
@@ -238,21 +248,34 @@ where
 /// Hands one batch to the stage and settles each message by its outcome.
 pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHandler, msgs: Vec<Message>) {
     let max_deliver = bus.config().max_deliver;
-    let deliveries: Vec<Delivery> = msgs
+    let header = |m: &Message, name: &str| m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.to_string());
+    let mut deliveries: Vec<Delivery> = msgs
         .iter()
         .map(|m| Delivery {
             payload: m.payload.clone(),
             subject: m.subject.to_string(),
-            msg_id: m.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID)).map(|v| v.to_string()),
-            traceparent: m.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()),
+            msg_id: header(m, "Nats-Msg-Id"),
+            traceparent: header(m, telemetry::TRACEPARENT),
             attempt: m.info().map(|i| i.delivered).unwrap_or(1),
         })
         .collect();
+    let spans: Vec<Span> = msgs
+        .iter()
+        .zip(&mut deliveries)
+        .map(|(m, d)| {
+            let span = message_span(stage, d, header(m, "tracestate"), msgs.len());
+            if let Some(tp) = telemetry::traceparent(&span) {
+                d.traceparent = Some(tp);
+            }
+            span
+        })
+        .collect();
+    let batch = batch_span(stage, &spans);
     // Keep the batch's messages ours while the stage works on them.
     let every = Duration::from_secs(bus.config().ack_wait_secs.max(3) / 3);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let started = std::time::Instant::now();
-    let work = AssertUnwindSafe(handler.handle(&deliveries)).catch_unwind();
+    let work = AssertUnwindSafe(handler.handle(&deliveries).instrument(batch.clone())).catch_unwind();
     tokio::pin!(work);
     let result = loop {
         tokio::select! {
@@ -267,18 +290,78 @@ pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHan
     let outcomes = match result {
         Ok(outcomes) => outcomes,
         Err(panic) => {
-            error!(stage = stage.name, panic = panic_text(&panic), messages = msgs.len(), "stage panicked on a batch");
-            one_by_one(stage, handler, &deliveries).await
+            batch.in_scope(|| {
+                error!(
+                    stage = stage.name,
+                    panic = panic_text(&panic),
+                    messages = msgs.len(),
+                    "stage panicked on a batch"
+                )
+            });
+            one_by_one(stage, handler, &deliveries).instrument(batch.clone()).await
         }
     };
     let took = started.elapsed().as_secs_f64();
-    debug!(stage = stage.name, messages = msgs.len(), ms = took * 1e3, "batch handled");
+    batch.in_scope(|| debug!(stage = stage.name, messages = msgs.len(), ms = took * 1e3, "batch handled"));
+    drop(batch);
     metrics::histogram!(mx::STAGE_BATCH_DURATION, "stage" => stage.name).record(took);
     metrics::histogram!(mx::STAGE_BATCH_SIZE, "stage" => stage.name).record(msgs.len() as f64);
     for (i, msg) in msgs.iter().enumerate() {
         let outcome = outcomes.get(i).cloned().unwrap_or_else(|| Outcome::Retry("stage gave no outcome".into()));
-        settle(bus, stage, handler, msg, &deliveries[i], outcome, max_deliver).await;
+        settle(bus, stage, handler, msg, &deliveries[i], outcome, max_deliver).instrument(spans[i].clone()).await;
     }
+}
+
+/// What the spans call a stage's work: `extract`, `embed`, `index`.
+fn verb(stage: Stage) -> &'static str {
+    match stage.name {
+        "extractor" => "extract",
+        "embedder" => "embed",
+        "indexer" => "index",
+        other => other,
+    }
+}
+
+/// One message's span in the stage, continuing the trace it came with;
+/// the org and event from the envelope (never the payload's content).
+fn message_span(stage: Stage, d: &Delivery, tracestate: Option<String>, batch_size: usize) -> Span {
+    let (org_id, event_id) = d.envelope().unzip();
+    let span = info_span!(
+        parent: None,
+        "stage event",
+        otel.name = format!("{} event", verb(stage)),
+        otel.kind = "consumer",
+        stage = stage.name,
+        org_id,
+        event_id,
+        attempt = d.attempt,
+        batch_size,
+        trace_id = Empty,
+    );
+    telemetry::continue_trace(&span, d.traceparent.as_deref(), tracestate.as_deref());
+    span
+}
+
+/// The span of a batch's shared work: a child of its first message's span,
+/// linked both ways with the others', so every event's trace leads to it.
+fn batch_span(stage: Stage, messages: &[Span]) -> Span {
+    let span = info_span!(
+        parent: None,
+        "stage batch",
+        otel.name = format!("{} batch", verb(stage)),
+        stage = stage.name,
+        batch_size = messages.len(),
+        trace_id = Empty,
+    );
+    if let Some(first) = messages.first() {
+        telemetry::set_parent(&span, first);
+    }
+    telemetry::record_trace_id(&span);
+    for m in messages.iter().skip(1) {
+        telemetry::link(&span, m);
+        telemetry::link(m, &span);
+    }
+    span
 }
 
 /// After a batch panicked: each message on its own, so that only the one

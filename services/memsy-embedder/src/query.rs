@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use memsy_core::config::CallTimeouts;
+use memsy_core::telemetry;
 use memsy_proto::embed_service_client::EmbedServiceClient;
 use memsy_proto::EmbedRequest;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tracing::{info_span, Instrument};
 
 use crate::batcher::{Batcher, Priority};
 use crate::{EmbedError, Engine};
@@ -59,7 +62,7 @@ impl QueryEmbedder for LocalEmbedder {
 /// An embedder service in another process.
 #[derive(Clone)]
 pub struct GrpcEmbedder {
-    client: EmbedServiceClient<Channel>,
+    client: EmbedServiceClient<InterceptedService<Channel, telemetry::GrpcInject>>,
 }
 
 impl GrpcEmbedder {
@@ -68,17 +71,25 @@ impl GrpcEmbedder {
             .map_err(|e| EmbedError::Unavailable(format!("embedder url {url}: {e}")))?
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.call);
-        Ok(Self { client: EmbedServiceClient::new(ep.connect_lazy()) })
+        Ok(Self { client: EmbedServiceClient::with_interceptor(ep.connect_lazy(), telemetry::grpc_inject) })
     }
 }
 
 #[async_trait]
 impl QueryEmbedder for GrpcEmbedder {
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let span = info_span!(
+            "grpc client",
+            otel.name = "EmbedService/Embed",
+            otel.kind = "client",
+            rpc.method = "EmbedService/Embed",
+            texts = texts.len()
+        );
         let r = self
             .client
             .clone()
             .embed(EmbedRequest { texts })
+            .instrument(span)
             .await
             .map_err(|s| EmbedError::Unavailable(format!("embedder service: {}", s.message())))?
             .into_inner();

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use memsy_bus::topology::embedded_subject;
 use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
-use memsy_core::telemetry::child_traceparent;
 use memsy_proto::{EmbeddedEvent, EmbeddedMemory, ExtractedEvent};
 use memsy_status::{EventState, StatusApi};
 use prost::Message;
-use tracing::warn;
+use tracing::{info_span, warn, Instrument};
 
 use crate::LocalEmbedder;
 
@@ -44,7 +43,8 @@ impl StageHandler for EmbedderStage {
         let vectors = if texts.is_empty() {
             Vec::new()
         } else {
-            match self.embedder.embed_bulk(texts).await {
+            let span = info_span!("embed texts", texts = texts.len());
+            match self.embedder.embed_bulk(texts).instrument(span).await {
                 Ok(v) => v,
                 Err(e) => {
                     warn!(error = %e, "embedding failed");
@@ -76,7 +76,7 @@ impl StageHandler for EmbedderStage {
                 subject: embedded_subject(&event.org_id, self.bus.partitions()),
                 msg_id: format!("e:{}", event.event_id),
                 payload: EmbeddedEvent { event: Some(event), memories, model: model.clone() }.encode_to_vec().into(),
-                traceparent: batch[i].traceparent.as_deref().map(child_traceparent),
+                traceparent: batch[i].traceparent.clone(),
             });
         }
         if let Err(e) = self.bus.publish_all(out).await {

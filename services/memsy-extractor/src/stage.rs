@@ -7,7 +7,6 @@ use futures::StreamExt;
 use memsy_bus::topology::extracted_subject;
 use memsy_bus::{Bus, Delivery, OutMessage, Outcome, StageHandler};
 use memsy_core::ids::memory_id;
-use memsy_core::telemetry::child_traceparent;
 use memsy_proto::{CandidateMemory, Entity, Event, ExtractedEvent};
 use memsy_status::{EventState, StatusApi};
 use prost::Message;
@@ -160,7 +159,7 @@ impl StageHandler for ExtractorStage {
                 subject: extracted_subject(&event.org_id),
                 msg_id: format!("x:{}", event.event_id),
                 payload: x.encode_to_vec().into(),
-                traceparent: batch[i].traceparent.as_deref().map(child_traceparent),
+                traceparent: batch[i].traceparent.clone(),
             });
         }
         // Ack only once the output is durable; a failed publish retries the

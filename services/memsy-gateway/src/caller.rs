@@ -212,6 +212,7 @@ pub async fn admit(State(s): State<AppState>, mut req: Request, next: Next) -> R
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
+    tracing::Span::current().record("org_id", key.org_id.as_str());
     let (plan_name, plan) = s.config.usage.plan_for(&key.org_id);
     let (plan_name, plan) = (plan_name.to_string(), plan.clone());
     let now = Utc::now();

@@ -16,11 +16,11 @@ use chrono::Utc;
 use memsy_bus::topology::events_subject;
 use memsy_bus::OutMessage;
 use memsy_core::model::EVENT_KINDS;
-use memsy_core::{ids, telemetry, time};
+use memsy_core::{ids, time};
 use memsy_proto::Event;
 use prost::Message;
 use serde_json::{json, Map, Value};
-use tracing::{info, warn};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::caller::{Authorized, Write};
 use crate::fields::{check_id_len, opt_str, read_object, reject_org_id, req_str, type_of};
@@ -70,7 +70,10 @@ pub async fn ingest(
         }
     }
     let accepted = (total - duplicates) as u64;
-    let month_total = store(&s, &key.org_id, &key.key_id, &to_store, accepted).await?;
+    // Ids, never content: a trace is read by operators, not tenants.
+    let ids = to_store.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>().join(",");
+    let span = info_span!("ingest publish", org_id = key.org_id, events = to_store.len(), event_ids = ids);
+    let month_total = store(&s, &key.org_id, &key.key_id, &to_store, accepted).instrument(span).await?;
     metrics::counter!(memsy_core::metrics::EVENTS_INGESTED).increment(accepted);
     info!(org_id = key.org_id, accepted, duplicates, "ingested");
     let counted = Counted(vec![(Dimension::EventsIngested, month_total)]);
@@ -103,14 +106,14 @@ async fn store(s: &AppState, org_id: &str, key_id: &str, events: &[Event], accep
             .await
             .map_err(|e| ApiError::unavailable(Component::Redis, e))
     };
-    let traceparent = telemetry::new_traceparent();
     let msgs = events
         .iter()
         .map(|e| OutMessage {
             subject: events_subject(&e.org_id),
             msg_id: e.event_id.clone(),
             payload: e.encode_to_vec().into(),
-            traceparent: Some(traceparent.clone()),
+            // The publishing span's context.
+            traceparent: None,
         })
         .collect();
     let publish = async {

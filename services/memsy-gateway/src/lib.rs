@@ -21,6 +21,7 @@ mod rank;
 mod recall;
 mod search;
 mod status;
+mod trace;
 
 use std::sync::Arc;
 
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(memsy_core::metrics::endpoint))
         .fallback(health::not_found)
         .layer(axum::middleware::from_fn(memsy_core::metrics::track_http))
+        .layer(axum::middleware::from_fn(trace::http_span))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ use axum::{Extension, Json};
 use memsy_core::model::Memory;
 use memsy_store::SearchFilter;
 use serde_json::{json, Map, Value};
+use tracing::{info_span, Instrument};
 
 use crate::caller::{Authorized, Read};
 use crate::fields::{
@@ -124,9 +125,11 @@ pub async fn search(
     let obj = read_object(&headers, body, s.config.limits.max_body_bytes).await?;
     let req = parse(&obj, &key.org_id, &s.config.limits)?;
 
+    // The query's text stays out of the spans: it is the tenant's content.
     let vector = s
         .embedder
         .embed(vec![req.query.clone()])
+        .instrument(info_span!("embed query", org_id = key.org_id))
         .await
         .map_err(|e| ApiError::unavailable(Component::Embedder, e))?
         .pop()
@@ -138,6 +141,7 @@ pub async fn search(
     let hits = s
         .store
         .search(&vector, Some(&req.query), &req.filter, fetch)
+        .instrument(info_span!("store search", org_id = key.org_id, limit = fetch))
         .await
         .map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
     let now = chrono::Utc::now();

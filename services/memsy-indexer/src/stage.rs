@@ -14,7 +14,7 @@ use memsy_proto::EmbeddedEvent;
 use memsy_status::{EventState, StatusApi};
 use memsy_store::{MemoryPoint, MemoryStore, StoreError};
 use prost::Message;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::{memory_from, stored_event_from, Consolidator, Policy};
 
@@ -103,7 +103,8 @@ impl StageHandler for IndexerStage {
             }
         }
         let all: Vec<&Write> = writes.iter().collect();
-        match self.write(&all).await {
+        let span = info_span!("store write", events = all.len());
+        match self.write(&all).instrument(span).await {
             Ok(()) => {}
             Err(StoreError::Invalid(_)) => {
                 // Find the culprit(s): write each message on its own.

@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use memsy_core::config::CallTimeouts;
+use memsy_core::telemetry;
 use memsy_proto::status_service_client::StatusServiceClient;
 use memsy_proto::status_service_server::{StatusService, StatusServiceServer};
 use memsy_proto::{EventStatus, GetStatusRequest, GetStatusResponse, MarkRequest, MarkResponse};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response};
+use tracing::{info_span, Instrument};
 
 use crate::{EventState, Status, StatusApi, StatusError};
 
@@ -29,15 +32,17 @@ impl StatusGrpcServer {
 #[tonic::async_trait]
 impl StatusService for StatusGrpcServer {
     async fn mark(&self, req: Request<MarkRequest>) -> Result<Response<MarkResponse>, tonic::Status> {
+        let span = server_span("StatusService/Mark", &req);
         let r = req.into_inner();
         let state = EventState::try_from(r.state).map_err(|_| tonic::Status::invalid_argument("unknown state"))?;
-        self.inner.mark(&r.org_id, &r.event_ids, state, &r.reason).await?;
+        self.inner.mark(&r.org_id, &r.event_ids, state, &r.reason).instrument(span).await?;
         Ok(Response::new(MarkResponse {}))
     }
 
     async fn get(&self, req: Request<GetStatusRequest>) -> Result<Response<GetStatusResponse>, tonic::Status> {
+        let span = server_span("StatusService/Get", &req);
         let r = req.into_inner();
-        let statuses = self.inner.get(&r.org_id, &r.event_ids).await?;
+        let statuses = self.inner.get(&r.org_id, &r.event_ids).instrument(span).await?;
         Ok(Response::new(GetStatusResponse {
             statuses: statuses
                 .into_iter()
@@ -45,6 +50,24 @@ impl StatusService for StatusGrpcServer {
                 .collect(),
         }))
     }
+}
+
+/// A call's span on the server, continuing the caller's trace.
+fn server_span<T>(method: &'static str, req: &Request<T>) -> tracing::Span {
+    let span = info_span!(
+        "grpc server",
+        otel.name = method,
+        otel.kind = "server",
+        rpc.method = method,
+        trace_id = tracing::field::Empty
+    );
+    telemetry::continue_grpc(&span, req);
+    span
+}
+
+/// A call's span on the client; its context rides in the call's metadata.
+fn client_span(method: &'static str, org_id: &str, events: usize) -> tracing::Span {
+    info_span!("grpc client", otel.name = method, otel.kind = "client", rpc.method = method, org_id, events)
 }
 
 /// Runs the gRPC status service on `addr` until `shutdown` resolves.
@@ -81,7 +104,7 @@ pub async fn serve_on(
 /// A [`StatusApi`] in another process.
 #[derive(Clone)]
 pub struct GrpcStatus {
-    client: StatusServiceClient<Channel>,
+    client: StatusServiceClient<InterceptedService<Channel, telemetry::GrpcInject>>,
 }
 
 impl GrpcStatus {
@@ -91,7 +114,7 @@ impl GrpcStatus {
             .map_err(|e| StatusError::Invalid(format!("status url {url}: {e}")))?
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.call);
-        Ok(Self { client: StatusServiceClient::new(ep.connect_lazy()) })
+        Ok(Self { client: StatusServiceClient::with_interceptor(ep.connect_lazy(), telemetry::grpc_inject) })
     }
 }
 
@@ -112,6 +135,7 @@ impl StatusApi for GrpcStatus {
                 state: state as i32,
                 reason: reason.into(),
             })
+            .instrument(client_span("StatusService/Mark", org_id, event_ids.len()))
             .await?;
         Ok(())
     }
@@ -121,6 +145,7 @@ impl StatusApi for GrpcStatus {
             .client
             .clone()
             .get(GetStatusRequest { org_id: org_id.into(), event_ids: event_ids.to_vec() })
+            .instrument(client_span("StatusService/Get", org_id, event_ids.len()))
             .await?
             .into_inner();
         Ok(r.statuses

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use memsy_core::config::CallTimeouts;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use tracing::{info_span, Instrument};
 
 use crate::{EventState, Status, StatusApi, StatusError};
 
@@ -74,30 +75,8 @@ impl StatusApi for StatusStore {
         state: EventState,
         reason: &str,
     ) -> Result<(), StatusError> {
-        let value = match state {
-            EventState::Pending => "pending".to_string(),
-            EventState::Completed => "completed".to_string(),
-            EventState::Failed => format!("failed:{reason}"),
-            other => return Err(StatusError::Invalid(format!("cannot record state {other:?}"))),
-        };
-        let mut conn = self.conn.clone();
-        if state == EventState::Failed {
-            let script = redis::Script::new(MARK_FAILED);
-            for id in event_ids {
-                script.key(key(org_id, id)).arg(&value).arg(self.ttl_secs).invoke_async::<i64>(&mut conn).await?;
-            }
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        if state == EventState::Pending {
-            mark_pending(&mut pipe, org_id, event_ids, self.ttl_secs);
-        } else {
-            for id in event_ids {
-                pipe.cmd("SET").arg(key(org_id, id)).arg(&value).arg("EX").arg(self.ttl_secs).ignore();
-            }
-        }
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        let span = info_span!("status mark", org_id, events = event_ids.len(), state = state.as_str_name());
+        self.write(org_id, event_ids, state, reason).instrument(span).await
     }
 
     async fn get(&self, org_id: &str, event_ids: &[String]) -> Result<Vec<Status>, StatusError> {
@@ -125,6 +104,41 @@ impl StatusApi for StatusStore {
     async fn ready(&self) -> Result<(), StatusError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+impl StatusStore {
+    async fn write(
+        &self,
+        org_id: &str,
+        event_ids: &[String],
+        state: EventState,
+        reason: &str,
+    ) -> Result<(), StatusError> {
+        let value = match state {
+            EventState::Pending => "pending".to_string(),
+            EventState::Completed => "completed".to_string(),
+            EventState::Failed => format!("failed:{reason}"),
+            other => return Err(StatusError::Invalid(format!("cannot record state {other:?}"))),
+        };
+        let mut conn = self.conn.clone();
+        if state == EventState::Failed {
+            let script = redis::Script::new(MARK_FAILED);
+            for id in event_ids {
+                script.key(key(org_id, id)).arg(&value).arg(self.ttl_secs).invoke_async::<i64>(&mut conn).await?;
+            }
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        if state == EventState::Pending {
+            mark_pending(&mut pipe, org_id, event_ids, self.ttl_secs);
+        } else {
+            for id in event_ids {
+                pipe.cmd("SET").arg(key(org_id, id)).arg(&value).arg("EX").arg(self.ttl_secs).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 }

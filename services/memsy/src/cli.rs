@@ -35,6 +35,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The trace service name when `OTEL_SERVICE_NAME` gives none.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "memsy-serve",
+            Command::Gateway(_) => "memsy-gateway",
+            Command::Extractor(_) => "memsy-extractor",
+            Command::Embedder(_) => "memsy-embedder",
+            Command::Indexer(_) => "memsy-indexer",
+            Command::Status(_) => "memsy-status",
+            Command::Keys { .. } => "memsy-keys",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address of the HTTP API (for a stage: its /livez, /readyz, /metrics).

@@ -11,7 +11,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    memsy_core::telemetry::init_logging();
+    let cli = memsy::cli::Cli::parse();
+    let telemetry = memsy_core::telemetry::init(cli.command.service_name());
     memsy_core::metrics::init();
-    memsy::run(memsy::cli::Cli::parse()).await
+    let result = memsy::run(cli).await;
+    // Every service has drained: send the spans still queued.
+    telemetry.shutdown().await;
+    result
 }
