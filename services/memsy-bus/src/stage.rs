@@ -254,7 +254,7 @@ pub(crate) async fn handle_batch(bus: &Bus, stage: Stage, handler: &dyn StageHan
         .map(|m| Delivery {
             payload: m.payload.clone(),
             subject: m.subject.to_string(),
-            msg_id: header(m, "Nats-Msg-Id"),
+            msg_id: m.headers.as_ref().and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID)).map(|v| v.to_string()),
             traceparent: header(m, telemetry::TRACEPARENT),
             attempt: m.info().map(|i| i.delivered).unwrap_or(1),
         })
@@ -325,19 +325,22 @@ fn verb(stage: Stage) -> &'static str {
 /// One message's span in the stage, continuing the trace it came with;
 /// the org and event from the envelope (never the payload's content).
 fn message_span(stage: Stage, d: &Delivery, tracestate: Option<String>, batch_size: usize) -> Span {
-    let (org_id, event_id) = d.envelope().unzip();
     let span = info_span!(
         parent: None,
         "stage event",
         otel.name = format!("{} event", verb(stage)),
         otel.kind = "consumer",
         stage = stage.name,
-        org_id,
-        event_id,
+        org_id = Empty,
+        event_id = Empty,
         attempt = d.attempt,
         batch_size,
         trace_id = Empty,
     );
+    if let Some((org_id, event_id)) = d.envelope() {
+        span.record("org_id", org_id.as_str());
+        span.record("event_id", event_id.as_str());
+    }
     telemetry::continue_trace(&span, d.traceparent.as_deref(), tracestate.as_deref());
     span
 }
