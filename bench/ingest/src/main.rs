@@ -25,6 +25,9 @@
 //! 6. For reference: 50-event batches through the gateway of `memsy serve`,
 //!    whose pipeline drains them on the same cores, vs raw JetStream.
 //!
+//! With `BENCH_LAYOUT=traces`, only the pipeline of `memsy serve` with
+//! traces off and at 100 % sampling, alternating (see `traces.rs`).
+//!
 //! With `BENCH_LAYOUT=dedicated`, only this instead (see `dedicated.rs`):
 //! the embedder alone on one core with one thread, then the pipeline with
 //! `memsy embedder` on that core and `memsy serve` (`embedder.external`),
@@ -44,6 +47,7 @@
 mod cpu;
 mod dedicated;
 mod stores;
+mod traces;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -143,6 +147,19 @@ impl Memsy {
             .spawn()
             .map_err(|e| format!("spawn {bin}: {e}"))?;
         Ok(Memsy { child, log, what: format!("memsy {}", args[0]) })
+    }
+
+    /// SIGTERM, and wait until it has drained and exited.
+    fn stop(&mut self) -> Res<()> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        let t0 = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if t0.elapsed() > Duration::from_secs(60) {
+                return Err(format!("{} still running 60 s after SIGTERM", self.what).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     fn tail_log(&self) -> String {
@@ -799,6 +816,15 @@ async fn main() -> Res<()> {
     if env_or("BENCH_LAYOUT", "shared") == "stores" {
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         let mut result = stores::run(&memsy_bin, &model_dir, &texts, http).await?;
+        result["memsy_bin"] = json!(memsy_bin);
+        result["loadavg_start"] = json!(load_start);
+        result["loadavg_end"] = json!(loadavg());
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    if env_or("BENCH_LAYOUT", "shared") == "traces" {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        let mut result = traces::run(&memsy_bin, &model_dir, &texts, http).await?;
         result["memsy_bin"] = json!(memsy_bin);
         result["loadavg_start"] = json!(load_start);
         result["loadavg_end"] = json!(loadavg());
