@@ -84,7 +84,16 @@ pub fn init(service: &str) -> Telemetry {
     let tracer = provider.tracer("memsy");
     let installed = tracing_subscriber::registry()
         .with(log_layer())
-        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_filter(EnvFilter::new(span_filter())))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                // Source locations, thread names and busy/idle times on every
+                // span cost the pipeline more than they tell an operator.
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_filter(EnvFilter::new(span_filter())),
+        )
         .try_init()
         .is_ok();
     ENABLED.store(installed, Ordering::Relaxed);
