@@ -70,8 +70,9 @@ pub async fn ingest(
         }
     }
     let accepted = (total - duplicates) as u64;
-    // Ids, never content: a trace is read by operators, not tenants.
-    let ids = to_store.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>().join(",");
+    // Ids, never content: a trace is read by operators, not tenants. The
+    // first hundred: each event's stage spans name it in any case.
+    let ids = to_store.iter().take(100).map(|e| e.event_id.as_str()).collect::<Vec<_>>().join(",");
     let span = info_span!("ingest publish", org_id = key.org_id, events = to_store.len(), event_ids = ids);
     let month_total = store(&s, &key.org_id, &key.key_id, &to_store, accepted).instrument(span).await?;
     metrics::counter!(memsy_core::metrics::EVENTS_INGESTED).increment(accepted);
