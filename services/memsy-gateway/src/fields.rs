@@ -92,6 +92,10 @@ pub fn opt_text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Optio
     if t.is_empty() {
         return Err(ApiError::invalid(key, "must not be empty"));
     }
+    // A name is shown and logged: a NUL or another control character in it is a mistake.
+    if t.chars().any(char::is_control) {
+        return Err(ApiError::invalid(key, "must not contain control characters (NUL, newlines, ...)"));
+    }
     let n = t.chars().count();
     if n > max {
         return Err(ApiError::invalid(key, format!("is {n} characters long; at most {max} are allowed")));
