@@ -62,9 +62,10 @@ scripts/fetch-onnx.sh
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import memsy, pytest" 2>/dev/null; then
-  echo "setup: installing the memsy SDK and pytest into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "memsy==0.3.5" "pytest>=7"
+if ! .venv/bin/python -c "import memsy, pytest, hypothesis, requests" 2>/dev/null; then
+  echo "setup: installing the memsy SDK, pytest, hypothesis and requests into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "memsy==0.3.5" "pytest>=7" \
+    "hypothesis==6.170.27" "requests==2.34.2"
 fi
 
 # The Helm chart's tests (tests/helm): Helm's own library, and Kubernetes,

@@ -41,9 +41,29 @@ pub async fn read_object(headers: &HeaderMap, body: Body, limit: usize) -> Resul
 /// The body as a JSON object; anything else is a 422 on `body`.
 pub fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Object(m)) => {
+            for (k, v) in &m {
+                refuse_nul(v, k)?;
+            }
+            Ok(m)
+        }
         Ok(_) => Err(ApiError::invalid("body", "must be a JSON object")),
         Err(e) => Err(ApiError::invalid("body", format!("is not valid JSON ({e})"))),
+    }
+}
+
+/// A NUL in any string or key of a body is refused, naming where it is: no
+/// field of ours means anything with one, and stores and logs mangle it.
+fn refuse_nul(v: &Value, path: &str) -> Result<(), ApiError> {
+    let nul = |s: &str| s.contains('\0');
+    if nul(path) {
+        return Err(ApiError::invalid(path.replace('\0', "\\0"), "must not contain a NUL character"));
+    }
+    match v {
+        Value::String(s) if nul(s) => Err(ApiError::invalid(path, "must not contain a NUL character")),
+        Value::Array(a) => a.iter().enumerate().try_for_each(|(i, x)| refuse_nul(x, &format!("{path}[{i}]"))),
+        Value::Object(o) => o.iter().try_for_each(|(k, x)| refuse_nul(x, &format!("{path}.{k}"))),
+        _ => Ok(()),
     }
 }
 
@@ -91,6 +111,10 @@ pub fn opt_text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Optio
     let t = raw.trim();
     if t.is_empty() {
         return Err(ApiError::invalid(key, "must not be empty"));
+    }
+    // A name is shown and logged: a NUL or another control character in it is a mistake.
+    if t.chars().any(char::is_control) {
+        return Err(ApiError::invalid(key, "must not contain control characters (NUL, newlines, ...)"));
     }
     let n = t.chars().count();
     if n > max {
@@ -239,4 +263,25 @@ pub fn page_envelope<T>(
     let total = items.len();
     let items: Vec<Value> = page_of(items, offset, limit).iter().map(render).collect();
     Json(json!({ "items": items, "total": total, "limit": limit, "offset": offset, "truncated": truncated }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_anywhere_in_a_body_is_refused_naming_the_field() {
+        let e = json_object(br#"{"events":[{"content":"a\u0000b"}]}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.extra["field"], "events[0].content");
+        let e = json_object(br#"{"metadata":{"k\u0000":"v"}}"#).unwrap_err();
+        assert_eq!(e.extra["field"], "metadata.k\\0");
+        assert!(json_object(br#"{"events":[{"content":"a b"}]}"#).is_ok());
+    }
+
+    #[test]
+    fn control_characters_in_a_name_are_refused() {
+        let obj = json_object(br#"{"name":"k\tx"}"#).unwrap();
+        assert_eq!(opt_text(&obj, "name", 10).unwrap_err().extra["field"], "name");
+    }
 }
