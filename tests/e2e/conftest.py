@@ -139,6 +139,27 @@ def stop_all(procs) -> None:
 
 
 @contextlib.contextmanager
+def extra_gateways(server, n: int, name: str):
+    """`n` more `memsy gateway` processes on `server`'s NATS and Redis
+    (logs and data dirs `<name><i>` in its temporary directory); yields
+    their root URLs. No Qdrant server exists here: the gateways start
+    without one (the control plane and authentication need none) and
+    report it in /readyz."""
+    procs, urls = [], []
+    try:
+        for i in range(n):
+            addr = f"127.0.0.1:{_free_port()}"
+            env = dict(server.env, QDRANT_URL=f"http://127.0.0.1:{_free_port()}")
+            args = ["--config", str(server.config_path), "gateway", "--http-addr", addr,
+                    "--data-dir", str(server.tmp / f"{name}{i}")]
+            procs.append(start_memsy(args, env, server.tmp / f"{name}{i}.log"))
+            urls.append(f"http://{addr}")
+        yield urls
+    finally:
+        stop_all(procs)
+
+
+@contextlib.contextmanager
 def memsy_stack(extra_env: dict | None = None):
     """nats-server, redis-server and `memsy serve`, each on a free port in a
     temporary directory of its own; yields the Server and stops them all."""

@@ -14,7 +14,7 @@ import requests
 from memsy import EventPayload, MemsyClient
 from memsy.exceptions import MemsyAPIError
 
-from conftest import _free_port, start_memsy, stop_all
+from conftest import extra_gateways
 from test_bad_input import assert_error_shape
 from test_sdk import wait_settled
 
@@ -150,19 +150,8 @@ def test_other_orgs_ids_get_404_or_403_and_no_data(server, orgs):
 @pytest.fixture(scope="module")
 def gateways(server):
     """Two more gateway processes (`memsy gateway`) on the same NATS and Redis."""
-    procs, urls = [], []
-    try:
-        for i in range(2):
-            addr = f"127.0.0.1:{_free_port()}"
-            # The control plane and authentication need no Qdrant server.
-            env = dict(server.env, QDRANT_URL=f"http://127.0.0.1:{_free_port()}")
-            args = ["--config", str(server.config_path), "gateway", "--http-addr", addr,
-                    "--data-dir", str(server.tmp / f"tenancy-gw{i}")]
-            procs.append(start_memsy(args, env, server.tmp / f"tenancy-gw{i}.log"))
-            urls.append(f"http://{addr}")
-        yield [server.root_url, *urls]
-    finally:
-        stop_all(procs)
+    with extra_gateways(server, 2, "tenancy-gw") as roots:
+        yield [server.root_url, *roots]
 
 
 def _refused(url: str, key: str, path: str) -> bool:

@@ -12,26 +12,14 @@ import pytest
 from memsy import MemsyControlClient
 from memsy.exceptions import AuthenticationError, RateLimitExceeded
 
-from conftest import _free_port, start_memsy, stop_all
+from conftest import extra_gateways
 from test_control import _start_of_window
 
 
 @pytest.fixture(scope="module")
 def gateways(server):
-    procs, urls = [], []
-    try:
-        for i in range(2):
-            addr = f"127.0.0.1:{_free_port()}"
-            # No Qdrant server exists here: the gateways start without one
-            # (the control plane needs none) and report it in /readyz.
-            env = dict(server.env, QDRANT_URL=f"http://127.0.0.1:{_free_port()}")
-            args = ["--config", str(server.config_path), "gateway", "--http-addr", addr,
-                    "--data-dir", str(server.tmp / f"gateway{i}")]
-            procs.append(start_memsy(args, env, server.tmp / f"gateway{i}.log"))
-            urls.append(f"http://{addr}/api")
-        yield urls
-    finally:
-        stop_all(procs)
+    with extra_gateways(server, 2, "gateway") as roots:
+        yield [f"{r}/api" for r in roots]
 
 
 def test_key_revoked_through_one_gateway_is_refused_by_the_other(server, gateways):
