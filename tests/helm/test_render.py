@@ -177,6 +177,27 @@ def test_wiring_between_services(rendered):
     assert {c for c in COMPONENTS if "QDRANT_URL" in env(c)} == {"gateway", "indexer"}
 
 
+def test_tracing_sets_the_otel_variables_only_with_an_endpoint():
+    assert not any(e["name"].startswith("OTEL_")
+                   for d in deployments(render_objects({})).values()
+                   for e in d["spec"]["template"]["spec"]["containers"][0]["env"])
+    deps = deployments(render_objects(load_values("production")))
+    for component in COMPONENTS:
+        env = deps[component]["spec"]["template"]["spec"]["containers"][0]["env"]
+        by_name = {e["name"]: e for e in env}
+        assert by_name["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector.monitoring:4317"
+        assert by_name["OTEL_EXPORTER_OTLP_PROTOCOL"]["value"] == "grpc"
+        assert by_name["OTEL_SERVICE_NAME"]["value"] == f"memsy-{component}"
+        assert by_name["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
+        assert by_name["OTEL_EXPORTER_OTLP_HEADERS"]["valueFrom"]["secretKeyRef"] == {"name": "otel-auth", "key": "headers"}
+        attrs = dict(kv.split("=", 1) for kv in by_name["OTEL_RESOURCE_ATTRIBUTES"]["value"].split(","))
+        assert attrs["k8s.pod.name"] == "$(MEMSY_POD_NAME)" and attrs["deployment.environment"] == "prod"
+        # Kubernetes expands $(VAR) only from variables defined before it.
+        names = [e["name"] for e in env]
+        assert names.index("MEMSY_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+        assert by_name["MEMSY_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
 def test_autoscaled_deployments_leave_replicas_to_the_autoscaler():
     objects = render_objects(load_values("production"))
     deps = deployments(objects)

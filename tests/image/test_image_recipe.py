@@ -193,6 +193,14 @@ def compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+def interpolated(value: str, shell: dict[str, str]) -> str:
+    """A compose value with `${VAR:-default}` and `${VAR}` filled in from
+    `shell` as `docker compose` fills them from the caller's environment."""
+    def fill(m: re.Match) -> str:
+        return shell.get(m.group(1)) or (m.group(3) or "")
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}", fill, value)
+
+
 def nats_and_redis(image: Image, tmp: Path) -> tuple[subprocess.Popen, subprocess.Popen, dict]:
     """A nats-server (JetStream) and a redis-server of this test's own, and
     the image's environment pointed at them."""
@@ -299,7 +307,7 @@ def test_every_compose_service_starts_from_the_image_and_passes_its_health_check
         for name in MEMSY_SERVICES:
             env = {}
             for k, v in services[name]["environment"].items():
-                v = addresses.get(str(v), str(v))
+                v = addresses.get(str(v), interpolated(str(v), {}))
                 assert not re.search(r"//(nats|redis|qdrant|status|embedder|gateway)[:/]", v), \
                     f"{name}: {k}={v} names a service at an address it does not listen on"
                 env[k] = v
@@ -381,6 +389,13 @@ def test_compose_file_pins_persists_and_checks_every_service():
         assert any(m[1] == path and m[0] in doc["volumes"] for m in mounts), f"{name} keeps {path} on a named volume"
     redis_cmd = services["redis"]["command"]
     assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
+    # Traces follow the caller's OTEL_ variables and are off without an endpoint.
+    for name in MEMSY_SERVICES:
+        env = services[name]["environment"]
+        assert interpolated(env["OTEL_EXPORTER_OTLP_ENDPOINT"], {}) == "", name
+        assert interpolated(env["OTEL_EXPORTER_OTLP_ENDPOINT"], {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"}) \
+            == "http://c:4317", name
+        assert interpolated(env["OTEL_EXPORTER_OTLP_PROTOCOL"], {}) in ("grpc", "http/protobuf"), name
 
 
 def test_compose_config_accepts_the_file():

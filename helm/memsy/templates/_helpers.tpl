@@ -186,6 +186,37 @@ A provider or Qdrant key, when there is one to read:
 {{- end }}
 {{- end }}
 
+{{/*
+OpenTelemetry: the OTEL_ variables memsy reads, when tracing.endpoint is set.
+The pod, namespace and node come from the downward API so that each span
+names the pod that made it.
+*/}}
+{{- define "memsy.env.tracing" -}}
+{{- $t := .root.Values.tracing }}
+{{- if $t.endpoint }}
+{{- $attrs := list "k8s.pod.name=$(MEMSY_POD_NAME)" "k8s.namespace.name=$(MEMSY_POD_NAMESPACE)" "k8s.node.name=$(MEMSY_NODE_NAME)" "service.instance.id=$(MEMSY_POD_NAME)" (printf "service.version=%s" .root.Chart.AppVersion) }}
+{{- range $k, $v := $t.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end }}
+{{- $env := list
+  (dict "name" "MEMSY_POD_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.name")))
+  (dict "name" "MEMSY_POD_NAMESPACE" "valueFrom" (dict "fieldRef" (dict "fieldPath" "metadata.namespace")))
+  (dict "name" "MEMSY_NODE_NAME" "valueFrom" (dict "fieldRef" (dict "fieldPath" "spec.nodeName")))
+  (dict "name" "OTEL_EXPORTER_OTLP_ENDPOINT" "value" $t.endpoint)
+  (dict "name" "OTEL_EXPORTER_OTLP_PROTOCOL" "value" $t.protocol)
+  (dict "name" "OTEL_SERVICE_NAME" "value" (printf "memsy-%s" .component))
+  (dict "name" "OTEL_TRACES_SAMPLER" "value" $t.sampler)
+  (dict "name" "OTEL_TRACES_SAMPLER_ARG" "value" (toString $t.samplerArg))
+  (dict "name" "OTEL_RESOURCE_ATTRIBUTES" "value" (join "," $attrs)) }}
+{{- if $t.headersSecret.name }}
+{{- $env = append $env (dict "name" "OTEL_EXPORTER_OTLP_HEADERS" "valueFrom" (dict "secretKeyRef" (dict "name" $t.headersSecret.name "key" $t.headersSecret.key))) }}
+{{- end }}
+{{- toJson $env }}
+{{- else }}
+{{- list | toJson }}
+{{- end }}
+{{- end }}
+
 {{- define "memsy.env.redis" -}}
 {{- if .Values.redis.enabled }}
 {{- if .Values.redis.auth.enabled }}
@@ -219,7 +250,7 @@ extraEnv. (dict "root" $ "component" "gateway")
 {{- $root := .root }}
 {{- $c := index $root.Values .component }}
 {{- $env := list (dict "name" "MEMSY_LOG_FORMAT" "value" $root.Values.log.format) (dict "name" "RUST_LOG" "value" $root.Values.log.level) }}
-{{- $parts := list (include "memsy.env.nats" $root) }}
+{{- $parts := list (include "memsy.env.nats" $root) (include "memsy.env.tracing" .) }}
 {{- if eq .component "gateway" }}
 {{- $parts = concat $parts (list (include "memsy.env.redis" $root) (include "memsy.env.qdrant" $root) (include "memsy.env.statusClient" $root)) }}
 {{- $parts = append $parts (list (dict "name" "MEMSY__EMBEDDER__URL" "value" (include "memsy.grpcUrl" (dict "root" $root "component" "embedder"))) | toJson) }}
