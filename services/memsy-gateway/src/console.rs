@@ -5,10 +5,12 @@
 //! pages in memory; `truncated` says when the cap cut the scan short.
 
 mod actors;
+mod edits;
 mod events;
 mod memories;
 
 pub use actors::{get_actor, list_actors};
+pub use edits::{delete_memory, patch_memory};
 pub use events::console_events;
 pub use memories::{get_memory, list_memories, memory_stats};
 

@@ -26,7 +26,7 @@ mod trace;
 use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use hierarchy::api::{self as hier, Orgs, Roles, Teams};
 use memsy_bus::Bus;
@@ -79,6 +79,7 @@ fn core_api() -> Router<AppState> {
         .route("/console/memories", get(console::list_memories))
         .route("/console/memories/stats", get(console::memory_stats))
         .route("/console/memories/{memory_id}", get(console::get_memory))
+        .route("/memories/{memory_id}", patch(console::patch_memory).delete(console::delete_memory))
         .route("/actors", get(console::list_actors))
         .route("/actors/{actor_id}", get(console::get_actor))
 }

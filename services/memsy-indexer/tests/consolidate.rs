@@ -10,8 +10,8 @@ use memsy_core::config::IndexerConfig;
 use memsy_core::model::{Memory, StoredEvent};
 use memsy_indexer::{slots::slot_of, Consolidator, Plan};
 use memsy_store::{
-    DenseQuery, EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit,
-    StoreError,
+    DenseQuery, EdgeStore, EventScan, MemoryEdit, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId,
+    SearchFilter, SearchHit, StoreError,
 };
 use memsy_testkit::sample_memory;
 
@@ -223,6 +223,12 @@ impl MemoryStore for Counting {
     }
     async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError> {
         self.inner.replace_memories(memories).await
+    }
+    async fn edit_memory(&self, org: &str, id: &str, edit: &MemoryEdit) -> Result<Option<Memory>, StoreError> {
+        self.inner.edit_memory(org, id, edit).await
+    }
+    async fn delete_memories(&self, org: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        self.inner.delete_memories(org, ids).await
     }
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
         self.inner.upsert_events(events).await

@@ -41,9 +41,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryPoint, MemoryScan,
-    MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE,
-    SPARSE_NAME, VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryEdit, MemoryPoint,
+    MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, ARCHIVED, INDEXED_FIELDS, RRF_K,
+    RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
 
 /// A shard plus the lock that serialises its writers. `EdgeShard::flush`
@@ -58,16 +58,31 @@ struct Shard {
 impl Shard {
     /// Applies `ops` in order, then flushes, so that Ok means on disk.
     fn write(&self, ops: Vec<UpdateOperation>) -> Result<(), StoreError> {
+        self.write_planned(|_| Ok((ops, ())))
+    }
+
+    /// Plans the operations under the writers' lock, then applies and
+    /// flushes them: what a plan read cannot change before it is written
+    /// (a user's edit and the indexer's rewrite of one memory serialise).
+    /// Nothing planned: no flush.
+    fn write_planned<T>(
+        &self,
+        plan: impl FnOnce(&EdgeShard) -> Result<(Vec<UpdateOperation>, T), StoreError>,
+    ) -> Result<T, StoreError> {
         // A poisoned lock only means an earlier writer panicked; the engine
         // state is still whatever the WAL and segments say, so carry on.
         let _guard = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        let (ops, out) = plan(&self.engine)?;
+        if ops.is_empty() {
+            return Ok(out);
+        }
         for op in ops {
             self.engine.update(op).map_err(engine_error)?;
         }
         // Panics on I/O failure (it `expect`s); the panic surfaces as a
         // JoinError from `spawn_blocking`, which `blocking` maps to Unavailable.
         self.engine.flush();
-        Ok(())
+        Ok(out)
     }
 
     /// Keyword indexes on [`INDEXED_FIELDS`]. Only missing ones are created:
@@ -126,31 +141,6 @@ impl EdgeStore {
         Ok(Some(upsert_op(persisted)))
     }
 
-    /// Payload overwrites for those of `memories` stored under their org.
-    async fn replace_ops(&self, memories: &[Memory]) -> Result<Vec<UpdateOperation>, StoreError> {
-        if memories.is_empty() {
-            return Ok(Vec::new());
-        }
-        // The engine applies an overwrite to the listed ids only (a filter
-        // next to them is ignored) and fails on an unknown id: so only points
-        // stored under the same org are written, checked here first.
-        let ids: Vec<String> = memories.iter().map(|m| m.memory_id.clone()).collect();
-        let stored: std::collections::HashMap<String, String> =
-            self.get_memories_any_org(&ids).await?.into_iter().map(|m| (m.memory_id, m.org_id)).collect();
-        let mut ops = Vec::with_capacity(memories.len());
-        for m in memories.iter().filter(|m| stored.get(&m.memory_id) == Some(&m.org_id)) {
-            let id = Uuid::parse_str(&m.memory_id)
-                .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
-            ops.push(UpdateOperation::PayloadOperation(PayloadOps::OverwritePayload(SetPayloadOp {
-                payload: to_payload(m)?,
-                points: Some(vec![PointId::Uuid(id)]),
-                filter: None,
-                key: None,
-            })));
-        }
-        Ok(ops)
-    }
-
     /// Opens (or creates) the shards under `dir`. Reopening with a different
     /// `dimension` fails: the stored vectors cannot be reinterpreted.
     pub fn open(dir: &Path, dimension: usize) -> Result<Self, StoreError> {
@@ -179,10 +169,57 @@ impl EdgeStore {
     }
 
     async fn get_memories_any_org(&self, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
-        let ids: Vec<PointId> =
-            memory_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).map(PointId::Uuid).collect();
-        retrieve(&self.memories, ids).await
+        let ids = memory_ids.to_vec();
+        blocking(&self.memories, move |s| stored_memories(&s.engine, &ids)).await
     }
+}
+
+/// The stored memories of `memory_ids` (any org), read synchronously so
+/// that a write can plan under its lock; unknown and malformed ids are absent.
+fn stored_memories(engine: &EdgeShard, memory_ids: &[String]) -> Result<Vec<Memory>, StoreError> {
+    let ids: Vec<PointId> = memory_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).map(PointId::Uuid).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = engine
+        .retrieve(&ids, Some(WithPayloadInterface::Bool(true)), Some(WithVector::Bool(false)))
+        .map_err(engine_error)?;
+    records.into_iter().map(|r| from_payload(r.payload)).collect()
+}
+
+/// Payload overwrites for those of `memories` stored under their org and
+/// not archived, each keeping the stored `pinned` (see
+/// [`MemoryStore::replace_memories`]). The engine applies an overwrite to
+/// the listed ids only (a filter next to them is ignored) and fails on an
+/// unknown id: so the stored points are read first.
+fn replace_ops(engine: &EdgeShard, memories: &[Memory]) -> Result<Vec<UpdateOperation>, StoreError> {
+    if memories.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = memories.iter().map(|m| m.memory_id.clone()).collect();
+    let stored: std::collections::HashMap<String, Memory> =
+        stored_memories(engine, &ids)?.into_iter().map(|m| (m.memory_id.clone(), m)).collect();
+    let mut ops = Vec::with_capacity(memories.len());
+    for m in memories {
+        let Some(held) = stored.get(&m.memory_id) else { continue };
+        if held.org_id != m.org_id || held.status == ARCHIVED {
+            continue;
+        }
+        let m = Memory { pinned: held.pinned, ..m.clone() };
+        ops.push(overwrite_op(&m)?);
+    }
+    Ok(ops)
+}
+
+fn overwrite_op(m: &Memory) -> Result<UpdateOperation, StoreError> {
+    let id = Uuid::parse_str(&m.memory_id)
+        .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
+    Ok(UpdateOperation::PayloadOperation(PayloadOps::OverwritePayload(SetPayloadOp {
+        payload: to_payload(m)?,
+        points: Some(vec![PointId::Uuid(id)]),
+        filter: None,
+        key: None,
+    })))
 }
 
 fn open_shard(path: &Path, config: impl Into<Option<EdgeConfig>>) -> Result<Shard, StoreError> {
@@ -327,12 +364,56 @@ impl MemoryStore for EdgeStore {
     /// One shard write, so one flush, for both: the flush is most of what a
     /// write costs, whatever its size.
     async fn write_memories(&self, replaces: &[Memory], inserts: &[MemoryPoint]) -> Result<(), StoreError> {
-        let mut ops = self.replace_ops(replaces).await?;
-        ops.extend(self.upsert_memories_op(inserts)?);
-        if ops.is_empty() {
+        let upsert = self.upsert_memories_op(inserts)?;
+        if replaces.is_empty() && upsert.is_none() {
             return Ok(());
         }
-        blocking(&self.memories, move |s| s.write(ops)).await
+        let replaces = replaces.to_vec();
+        blocking(&self.memories, move |s| {
+            s.write_planned(|engine| {
+                let mut ops = replace_ops(engine, &replaces)?;
+                ops.extend(upsert);
+                Ok((ops, ()))
+            })
+        })
+        .await
+    }
+
+    async fn edit_memory(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        edit: &MemoryEdit,
+    ) -> Result<Option<Memory>, StoreError> {
+        let (org_id, memory_id, edit) = (org_id.to_string(), memory_id.to_string(), edit.clone());
+        blocking(&self.memories, move |s| {
+            s.write_planned(|engine| {
+                let held = stored_memories(engine, std::slice::from_ref(&memory_id))?;
+                let Some(mut m) = held.into_iter().find(|m| m.org_id == org_id) else {
+                    return Ok((Vec::new(), None));
+                };
+                edit.apply(&mut m);
+                Ok((vec![overwrite_op(&m)?], Some(m)))
+            })
+        })
+        .await
+    }
+
+    async fn delete_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let (org_id, memory_ids) = (org_id.to_string(), memory_ids.to_vec());
+        blocking(&self.memories, move |s| {
+            s.write_planned(|engine| {
+                let held: Vec<Memory> =
+                    stored_memories(engine, &memory_ids)?.into_iter().filter(|m| m.org_id == org_id).collect();
+                if held.is_empty() {
+                    return Ok((Vec::new(), Vec::new()));
+                }
+                let ids = held.iter().filter_map(|m| Uuid::parse_str(&m.memory_id).ok()).map(PointId::Uuid).collect();
+                let op = UpdateOperation::PointOperation(PointOperations::DeletePoints { ids });
+                Ok((vec![op], held.into_iter().map(|m| m.memory_id).collect()))
+            })
+        })
+        .await
     }
 
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {

@@ -282,6 +282,50 @@ fn check_dimension(vector: &[f32], dimension: usize) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What a user may change of a stored memory (`PATCH /v1/memories/{id}`);
+/// `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryEdit {
+    pub pinned: Option<bool>,
+    pub status: Option<UserStatus>,
+    /// When the edit is made (RFC 3339), the memory's new `updated_at`.
+    pub at: String,
+}
+
+/// The statuses a user may give a memory: `superseded` is the indexer's word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Archived,
+}
+
+impl UserStatus {
+    pub const ALL: [UserStatus; 2] = [UserStatus::Active, UserStatus::Archived];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Archived => "archived",
+        }
+    }
+}
+
+impl MemoryEdit {
+    pub fn apply(&self, m: &mut Memory) {
+        if let Some(pinned) = self.pinned {
+            m.pinned = pinned;
+        }
+        if let Some(status) = self.status {
+            m.status = status.as_str().into();
+        }
+        m.updated_at = self.at.clone();
+    }
+}
+
+/// The status a user archived a memory under; the pipeline's rewrites of a
+/// memory (reinforcement, supersession, recall counts) leave such a memory alone.
+pub const ARCHIVED: &str = "archived";
+
 #[async_trait]
 pub trait MemoryStore: Send + Sync + 'static {
     /// Creates collections and payload indexes if missing; idempotent.
@@ -292,8 +336,19 @@ pub trait MemoryStore: Send + Sync + 'static {
 
     /// Replaces the stored fields of existing memories (matched by
     /// `memory_id` within their org), leaving their vectors as they are;
-    /// ids that are not stored are ignored.
+    /// ids that are not stored are ignored. What only a user sets is kept:
+    /// the stored `pinned`, and an archived memory is not written at all, so
+    /// that a rewrite planned before a user's edit cannot undo it.
     async fn replace_memories(&self, memories: &[Memory]) -> Result<(), StoreError>;
+
+    /// Applies `edit` to the memory `memory_id` of `org_id` and answers it
+    /// as stored; None when the org holds no such memory.
+    async fn edit_memory(&self, org_id: &str, memory_id: &str, edit: &MemoryEdit)
+        -> Result<Option<Memory>, StoreError>;
+
+    /// Deletes those of `memory_ids` that `org_id` holds (vectors and all)
+    /// and answers their ids; other orgs' and unknown ids are left alone.
+    async fn delete_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<String>, StoreError>;
 
     /// `replace_memories(replaces)`, then `upsert_memories(inserts)`, as one
     /// write where the store can make it one (the embedded engine flushes

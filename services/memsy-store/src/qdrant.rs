@@ -15,12 +15,12 @@ use memsy_core::ids::event_point_id;
 use memsy_core::model::{Memory, StoredEvent};
 use qdrant_client::qdrant::vectors_config::Config;
 use qdrant_client::qdrant::{
-    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, Distance, FieldType,
-    Filter, GetCollectionInfoRequest, GetPointsBuilder, KeywordIndexParamsBuilder, Modifier, PointId, PointStruct,
-    PrefetchQueryBuilder, Query, QueryBatchPointsBuilder, QueryPoints, QueryPointsBuilder, Rrf, ScrollPointsBuilder,
-    SetPayloadPointsBuilder, SparseVectorConfig, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder, VectorParamsMap, VectorsConfig,
-    VectorsConfigBuilder, VectorsSelector,
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
+    Distance, FieldType, Filter, GetCollectionInfoRequest, GetPointsBuilder, KeywordIndexParamsBuilder, Modifier,
+    PointId, PointStruct, PrefetchQueryBuilder, Query, QueryBatchPointsBuilder, QueryPoints, QueryPointsBuilder, Rrf,
+    ScrollPointsBuilder, SetPayloadPointsBuilder, SparseVectorConfig, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder, VectorParamsMap,
+    VectorsConfig, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde::de::DeserializeOwned;
@@ -29,8 +29,8 @@ use uuid::Uuid;
 
 use crate::{
     bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, CollectionSettings, DenseQuery, EventScan,
-    MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, INDEXED_FIELDS,
-    RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
+    MemoryEdit, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, ARCHIVED,
+    INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
 
 pub struct QdrantStore {
@@ -297,19 +297,74 @@ impl MemoryStore for QdrantStore {
         for m in memories {
             let id = Uuid::parse_str(&m.memory_id)
                 .map_err(|_| StoreError::Invalid(format!("memory_id {:?} is not a UUID", m.memory_id)))?;
-            // Only a stored point of the same org is touched.
-            let selector = Filter::must([
-                Condition::has_id([PointId::from(id.to_string())]),
-                Condition::matches("org_id", m.org_id.clone()),
-            ]);
+            // Only a stored, unarchived point of the same org is touched, and
+            // `pinned` is left out of the (merged) payload: the server checks
+            // the filter when it writes, so a user's edit in between holds.
+            let selector = Filter {
+                must: vec![
+                    Condition::has_id([PointId::from(id.to_string())]),
+                    Condition::matches("org_id", m.org_id.clone()),
+                ],
+                must_not: vec![Condition::matches("status", ARCHIVED.to_string())],
+                ..Filter::default()
+            };
+            let mut payload =
+                serde_json::to_value(m).map_err(|e| StoreError::Invalid(format!("serialising payload: {e}")))?;
+            if let Some(fields) = payload.as_object_mut() {
+                fields.remove("pinned");
+            }
+            let payload = Payload::try_from(payload).map_err(|e| StoreError::Invalid(e.to_string()))?;
             self.client
-                .overwrite_payload(
-                    SetPayloadPointsBuilder::new(&self.memories, to_payload(m)?).points_selector(selector).wait(true),
-                )
+                .set_payload(SetPayloadPointsBuilder::new(&self.memories, payload).points_selector(selector).wait(true))
                 .await
                 .map_err(server_error)?;
         }
         Ok(())
+    }
+
+    async fn edit_memory(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        edit: &MemoryEdit,
+    ) -> Result<Option<Memory>, StoreError> {
+        let Some(id) = Uuid::parse_str(memory_id).ok().map(|u| u.to_string()) else { return Ok(None) };
+        if self.get_memories(org_id, std::slice::from_ref(&id)).await?.is_empty() {
+            return Ok(None);
+        }
+        let mut fields = serde_json::Map::new();
+        if let Some(pinned) = edit.pinned {
+            fields.insert("pinned".into(), pinned.into());
+        }
+        if let Some(status) = edit.status {
+            fields.insert("status".into(), status.as_str().into());
+        }
+        fields.insert("updated_at".into(), edit.at.clone().into());
+        let payload =
+            Payload::try_from(serde_json::Value::Object(fields)).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let selector = Filter::must([
+            Condition::has_id([PointId::from(id.clone())]),
+            Condition::matches("org_id", org_id.to_string()),
+        ]);
+        self.client
+            .set_payload(SetPayloadPointsBuilder::new(&self.memories, payload).points_selector(selector).wait(true))
+            .await
+            .map_err(server_error)?;
+        Ok(self.get_memories(org_id, &[id]).await?.into_iter().next())
+    }
+
+    async fn delete_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let held: Vec<String> = self.get_memories(org_id, memory_ids).await?.into_iter().map(|m| m.memory_id).collect();
+        if held.is_empty() {
+            return Ok(held);
+        }
+        let ids: Vec<PointId> = held.iter().map(|id| PointId::from(id.clone())).collect();
+        let selector = Filter::must([Condition::has_id(ids), Condition::matches("org_id", org_id.to_string())]);
+        self.client
+            .delete_points(DeletePointsBuilder::new(&self.memories).points(selector).wait(true))
+            .await
+            .map_err(server_error)?;
+        Ok(held)
     }
 
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {

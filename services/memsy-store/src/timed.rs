@@ -11,7 +11,8 @@ use memsy_core::metrics::STORE_DURATION;
 use memsy_core::model::{Memory, StoredEvent};
 
 use crate::{
-    DenseQuery, EventScan, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError,
+    DenseQuery, EventScan, MemoryEdit, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter,
+    SearchHit, StoreError,
 };
 
 pub struct Timed {
@@ -47,6 +48,19 @@ impl MemoryStore for Timed {
 
     async fn write_memories(&self, replaces: &[Memory], inserts: &[MemoryPoint]) -> Result<(), StoreError> {
         timed("write_memories", self.inner.write_memories(replaces, inserts)).await
+    }
+
+    async fn edit_memory(
+        &self,
+        org_id: &str,
+        memory_id: &str,
+        edit: &MemoryEdit,
+    ) -> Result<Option<Memory>, StoreError> {
+        timed("edit_memory", self.inner.edit_memory(org_id, memory_id, edit)).await
+    }
+
+    async fn delete_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        timed("delete_memories", self.inner.delete_memories(org_id, memory_ids)).await
     }
 
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {

@@ -10,8 +10,8 @@ use chrono::Utc;
 use memsy_core::ids::new_event_id;
 use memsy_core::model::{Memory, StoredEvent};
 use memsy_store::{
-    CollectionSettings, DenseQuery, EdgeStore, EventScan, MemoryPoint, MemoryScan, MemoryStore, QdrantStore,
-    SearchFilter, StoreError,
+    CollectionSettings, DenseQuery, EdgeStore, EventScan, MemoryEdit, MemoryPoint, MemoryScan, MemoryStore,
+    QdrantStore, SearchFilter, StoreError, UserStatus,
 };
 use memsy_testkit::sample_memory;
 use uuid::Uuid;
@@ -95,6 +95,9 @@ contract!(
     hybrid_filters_apply_to_both_sources,
     hybrid_limit_is_honoured,
     dense_ids_answer_each_query_as_search_does,
+    edits_change_pinned_and_status_within_the_org,
+    rewrites_keep_what_a_user_set,
+    delete_removes_only_the_orgs_memories,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -643,6 +646,76 @@ async fn write_memories_replaces_then_inserts(store: &dyn MemoryStore) {
     assert_eq!(hit_ids(store, &active).await, vec![new.memory_id.clone()]);
     // Nothing at all is a no-op.
     store.write_memories(&[], &[]).await.unwrap();
+}
+
+fn edit(pinned: Option<bool>, status: Option<UserStatus>) -> MemoryEdit {
+    MemoryEdit { pinned, status, at: "2030-01-01T00:00:00.000Z".into() }
+}
+
+async fn edits_change_pinned_and_status_within_the_org(store: &dyn MemoryStore) {
+    let m = memory("org", "alice");
+    put(store, &[(&m, axis(1))]).await;
+    // Another org's caller and an unknown or malformed id change nothing.
+    assert_eq!(store.edit_memory("org-b", &m.memory_id, &edit(Some(true), None)).await.unwrap(), None);
+    assert_eq!(store.edit_memory("org", &memory("org", "x").memory_id, &edit(Some(true), None)).await.unwrap(), None);
+    assert_eq!(store.edit_memory("org", "not-a-uuid", &edit(Some(true), None)).await.unwrap(), None);
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![m.clone()]);
+
+    let pinned = store.edit_memory("org", &m.memory_id, &edit(Some(true), None)).await.unwrap().unwrap();
+    let expected = Memory { pinned: true, updated_at: "2030-01-01T00:00:00.000Z".into(), ..m.clone() };
+    assert_eq!(pinned, expected);
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), vec![expected.clone()]);
+
+    let archived =
+        store.edit_memory("org", &m.memory_id, &edit(None, Some(UserStatus::Archived))).await.unwrap().unwrap();
+    assert_eq!(archived, Memory { status: "archived".into(), ..expected.clone() });
+    let active = SearchFilter { status: Some("active".into()), ..filter("org") };
+    assert!(hit_ids(store, &active).await.is_empty());
+    // The vector is untouched by an edit.
+    let restored =
+        store.edit_memory("org", &m.memory_id, &edit(None, Some(UserStatus::Active))).await.unwrap().unwrap();
+    assert!(restored.pinned);
+    let hits = store.search(&axis(1), None, &active, 1).await.unwrap();
+    assert_eq!(hits[0].memory, restored);
+    assert!(hits[0].score > 0.99);
+}
+
+async fn rewrites_keep_what_a_user_set(store: &dyn MemoryStore) {
+    let m = memory("org", "alice");
+    put(store, &[(&m, axis(1))]).await;
+    // The pipeline read `m` before the user pinned it, and rewrites it after.
+    store.edit_memory("org", &m.memory_id, &edit(Some(true), None)).await.unwrap();
+    let reinforced = Memory { strength: 3.0, recall_count: 2, ..m.clone() };
+    store.replace_memories(std::slice::from_ref(&reinforced)).await.unwrap();
+    let got = store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap();
+    assert_eq!((got[0].pinned, got[0].strength, got[0].recall_count), (true, 3.0, 2));
+    // An archived memory is not rewritten at all, by either write.
+    store.edit_memory("org", &m.memory_id, &edit(None, Some(UserStatus::Archived))).await.unwrap();
+    let before = store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap();
+    store.replace_memories(&[Memory { strength: 4.0, status: "active".into(), ..m.clone() }]).await.unwrap();
+    store.write_memories(&[Memory { status: "superseded".into(), ..m.clone() }], &[]).await.unwrap();
+    assert_eq!(store.get_memories("org", std::slice::from_ref(&m.memory_id)).await.unwrap(), before);
+}
+
+async fn delete_removes_only_the_orgs_memories(store: &dyn MemoryStore) {
+    let (a, b, foreign) = (memory("org", "alice"), memory("org", "bob"), memory("org-b", "carol"));
+    put(store, &[(&a, axis(1)), (&b, axis(2)), (&foreign, axis(3))]).await;
+    let asked =
+        vec![a.memory_id.clone(), foreign.memory_id.clone(), memory("org", "x").memory_id, "not-a-uuid".to_string()];
+    assert_eq!(store.delete_memories("org", &asked).await.unwrap(), vec![a.memory_id.clone()]);
+    assert!(store.get_memories("org", std::slice::from_ref(&a.memory_id)).await.unwrap().is_empty());
+    assert_eq!(hit_ids(store, &filter("org")).await, vec![b.memory_id.clone()]);
+    assert_eq!(store.count_memories("org").await.unwrap(), 1);
+    assert_eq!(store.scan_memories(&MemoryScan::org("org"), 10).await.unwrap().items, vec![b.clone()]);
+    assert_eq!(store.get_memories("org-b", std::slice::from_ref(&foreign.memory_id)).await.unwrap(), vec![foreign]);
+    // Gone means gone: deleting again finds nothing, a rewrite planned
+    // before the delete does not bring it back, nor does an edit.
+    assert!(store.delete_memories("org", std::slice::from_ref(&a.memory_id)).await.unwrap().is_empty());
+    store.replace_memories(&[Memory { strength: 2.0, ..a.clone() }]).await.unwrap();
+    store.write_memories(std::slice::from_ref(&a), &[]).await.unwrap();
+    assert_eq!(store.edit_memory("org", &a.memory_id, &edit(Some(true), None)).await.unwrap(), None);
+    assert!(store.get_memories("org", std::slice::from_ref(&a.memory_id)).await.unwrap().is_empty());
+    assert_eq!(store.count_memories("org").await.unwrap(), 1);
 }
 
 // ------------------------------------------------------------- edge only
