@@ -57,9 +57,7 @@ async fn spawn_app_with(external: bool) -> App {
         config.status.url = format!("http://127.0.0.1:{status}");
         config.embedder.grpc_addr = format!("127.0.0.1:{grpc}");
         config.embedder.url = format!("http://127.0.0.1:{grpc}");
-        let mut alone = config.clone();
-        alone.http.addr = format!("127.0.0.1:{}", free_port());
-        embedder = Some(EmbedderNode::start(Arc::new(alone)).await.expect("embedder starts"));
+        embedder = Some(start_embedder(&config).await);
         // The node must not need the model: it cannot load one from here.
         config.embedder.model_dir = data.path().join("no-model-here");
     }
@@ -67,6 +65,14 @@ async fn spawn_app_with(external: bool) -> App {
     let node = SingleNode::start(config.clone()).await.expect("node starts");
     let base = format!("http://{}", node.addr);
     App { node: Some(node), embedder, base, nats, _redis: redis, _data: data, config, http: reqwest::Client::new() }
+}
+
+/// The `memsy embedder` of a node with `embedder.external`.
+async fn start_embedder(node: &Config) -> EmbedderNode {
+    let mut alone = node.clone();
+    alone.http.addr = format!("127.0.0.1:{}", free_port());
+    alone.embedder.model_dir = model_dir();
+    EmbedderNode::start(Arc::new(alone)).await.expect("embedder starts")
 }
 
 impl App {
@@ -123,6 +129,12 @@ impl App {
             assert!(Instant::now() < deadline, "events still pending: {v}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    async fn status(&self, key: &str, ids: &[String]) -> Value {
+        let (code, v, _) = self.call("POST", Some(key), "/v1/status", Some(json!({ "event_ids": ids }))).await;
+        assert_eq!(code, 200, "{v}");
+        v
     }
 
     async fn search(&self, key: &str, body: Value) -> Vec<Value> {
@@ -279,6 +291,61 @@ async fn a_node_with_an_external_embedder_completes_and_finds() {
     assert_eq!((code, &v["detail"]["component"]), (503, &json!("embedder")), "{v}");
     assert!(started.elapsed() < Duration::from_secs(2), "search answered after {:?}", started.elapsed());
     app.ingest(&key, json!([ev("user_9", "s", "I keep bees.")])).await;
+    app.stop().await;
+}
+
+/// Redis losing every event's state (here FLUSHALL; a restart without its
+/// append-only file is the same) does not make any event `not_found`: the
+/// durable records answer for the ids Redis no longer knows. A completed
+/// event is completed (the store's raw events), a dead-lettered one failed
+/// with its stage and reason (`MEMSY_DLQ`), one whose next stage is stopped
+/// pending (still in `MEMSY_EVENTS`); another org's ids stay not_found.
+#[tokio::test]
+async fn status_survives_redis_losing_its_state() {
+    let mut app = spawn_app_with(true).await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let other = app.key("globex", &["read", "write"]).await;
+    let done = app.ingest(&key, json!([ev("a", "s", "I live in Oslo.")])).await;
+    app.wait_completed(&key, &done).await;
+    // A message the extractor cannot read: dead-lettered, its event failed.
+    let bad = memsy_core::ids::new_event_id();
+    let bus = app.bus().await;
+    let garbage = memsy_bus::OutMessage {
+        subject: topology::events_subject("acme", &bad),
+        msg_id: bad.clone(),
+        payload: bytes::Bytes::from_static(&[0xff; 16]),
+        traceparent: None,
+    };
+    bus.publish_all(vec![garbage]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.status(&key, std::slice::from_ref(&bad)).await["statuses"][&bad] != "failed" {
+        assert!(Instant::now() < deadline, "the undecodable event never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The embedding stage stopped: a new event is extracted and waits.
+    app.embedder.take().unwrap().services.stop().await.unwrap();
+    let queued = app.ingest(&key, json!([ev("b", "s", "My sister is called Ada.")])).await;
+    let queued = &queued[0];
+
+    let mut redis = redis::Client::open(app.config.redis.url.as_str()).unwrap().get_connection().unwrap();
+    redis::cmd("FLUSHALL").query::<()>(&mut redis).unwrap();
+    let never = memsy_core::ids::new_event_id();
+    let ids = vec![done[0].clone(), bad.clone(), queued.clone(), never.clone(), "not-an-id".into()];
+    let v = app.status(&key, &ids).await;
+    assert_eq!(v["statuses"][&done[0]], "completed", "{v}");
+    assert_eq!(v["statuses"][&bad], "failed", "{v}");
+    let reason = v["reasons"][&bad].as_str().unwrap_or_default();
+    assert!(reason.starts_with("extractor: ") && reason.contains("undecodable"), "{reason}");
+    assert_eq!(v["statuses"][queued], "pending", "{v}");
+    assert_eq!(v["statuses"][&never], "not_found", "{v}");
+    assert_eq!(v["statuses"]["not-an-id"], "not_found", "{v}");
+    let v = app.status(&other, &ids).await;
+    assert!(ids.iter().all(|id| v["statuses"][id] == "not_found"), "another org's ids: {v}");
+
+    // Once the stage is back the queued event completes.
+    app.embedder = Some(start_embedder(&app.config).await);
+    let v = app.wait_completed(&key, std::slice::from_ref(queued)).await;
+    assert_eq!(v["statuses"][queued], "completed", "{v}");
     app.stop().await;
 }
 
@@ -475,7 +542,7 @@ async fn undecodable_messages_on_each_stage_fail_their_event() {
     let bus = app.bus().await;
     let ids: Vec<String> = (0..3).map(|_| memsy_core::ids::new_event_id()).collect();
     let stages = [
-        (topology::events_subject("acme"), "", "extractor"),
+        (topology::events_subject("acme", &ids[0]), "", "extractor"),
         (topology::extracted_subject("acme"), "x:", "embedder"),
         (topology::embedded_subject("acme", bus.partitions()), "e:", "indexer"),
     ];
