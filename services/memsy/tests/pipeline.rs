@@ -579,3 +579,96 @@ async fn undecodable_messages_on_each_stage_fail_their_event() {
     assert_eq!(dlq.info().await.unwrap().state.messages, 3);
     app.stop().await;
 }
+
+/// `memsy dlq` (the binary, configured by environment like any command):
+/// `list` shows every letter or one org's, `show` the letter with the event
+/// it carries, `replay` sends a letter's event back through the pipeline
+/// (pending again, then completed and searchable; the letter gone), `purge`
+/// drops letters.
+#[tokio::test]
+async fn the_dlq_command_lists_shows_replays_and_purges_dead_letters() {
+    use memsy_status::StatusApi as _;
+    use prost::Message as _;
+    let app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let bus = app.bus().await;
+    let status =
+        memsy_status::StatusStore::connect(&app.config.redis.url, 3_600, app.config.redis.timeouts()).await.unwrap();
+    let event = memsy_proto::Event {
+        event_id: memsy_core::ids::new_event_id(),
+        org_id: "acme".into(),
+        actor_id: "user_42".into(),
+        session_id: "s1".into(),
+        kind: "user_message".into(),
+        content: "My dog's name is Rex.".into(),
+        ts: "2026-01-05T10:00:00Z".into(),
+        ingested_at: "2026-01-05T10:00:00Z".into(),
+        ..Default::default()
+    };
+    let id = event.event_id.clone();
+    let letter = |org: &str, id: &str, payload: Vec<u8>| memsy_proto::DeadLetter {
+        stage: "extractor".into(),
+        subject: topology::events_subject(org, id),
+        payload,
+        reason: "gave up after 5 attempts: model unavailable".into(),
+        deliveries: 5,
+        org_id: org.into(),
+        event_ids: vec![id.into()],
+    };
+    let other_id = memsy_core::ids::new_event_id();
+    let letters = [letter("acme", &id, event.encode_to_vec()), letter("globex", &other_id, vec![0xff; 4])];
+    for (i, l) in letters.iter().enumerate() {
+        let m = memsy_bus::OutMessage {
+            subject: topology::dlq_subject(&l.stage, &l.org_id, &l.event_ids[0]),
+            msg_id: format!("test-letter-{i}"),
+            payload: l.encode_to_vec().into(),
+            traceparent: None,
+        };
+        bus.publish_all(vec![m]).await.unwrap();
+        status.mark(&l.org_id, &l.event_ids, memsy_status::EventState::Failed, &l.reason).await.unwrap();
+    }
+    let dlq = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_memsy"))
+            .arg("dlq")
+            .args(args)
+            .env("MEMSY__NATS__URL", &app.config.nats.url)
+            .env("MEMSY__REDIS__URL", &app.config.redis.url)
+            .output()
+            .expect("memsy dlq runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "memsy dlq {args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let list = dlq(&["list"]);
+    let lines: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with("1 ") && lines[0].contains("extractor") && lines[0].contains("acme"), "{list}");
+    assert!(lines[0].contains(&id) && lines[0].contains("gave up after 5 attempts"), "{list}");
+    assert!(lines[1].starts_with("2 ") && lines[1].contains("globex") && lines[1].contains(&other_id), "{list}");
+    let only = dlq(&["list", "--org", "globex"]);
+    assert_eq!(only.lines().skip(1).collect::<Vec<_>>(), vec![lines[1]], "{only}");
+
+    let shown = dlq(&["show", "1"]);
+    for want in [id.as_str(), "user_42", "s1", "user_message", "My dog's name is Rex.", "model unavailable"] {
+        assert!(shown.contains(want), "{want} not in:\n{shown}");
+    }
+    assert!(dlq(&["show", "2"]).contains("does not decode"));
+
+    let replayed = dlq(&["replay", "1"]);
+    assert!(replayed.contains("replayed 1"), "{replayed}");
+    let v = app.status(&key, std::slice::from_ref(&id)).await;
+    assert!(v["statuses"][&id] == "pending" || v["statuses"][&id] == "completed", "{v}");
+    let v = app.wait_completed(&key, std::slice::from_ref(&id)).await;
+    assert_eq!(v["statuses"][&id], "completed", "{v}");
+    let found = app.search(&key, json!({"query": "what is the dog called", "actor_id": "user_42"})).await;
+    assert!(contents(&found).first().is_some_and(|c| c.contains("Rex")), "{found:?}");
+    assert!(bus.dead_letter(1).await.unwrap().is_none(), "a replayed letter is deleted");
+
+    // Another org's letters are left alone by `--org`.
+    let purged = dlq(&["purge", "--all", "--org", "acme"]);
+    assert_eq!(purged.trim(), "", "{purged}");
+    assert_eq!(dlq(&["list"]).lines().count(), 2);
+    assert_eq!(dlq(&["purge", "2"]).trim(), "purged 2");
+    assert_eq!(dlq(&["list"]).lines().count(), 1, "only the header is left");
+    app.stop().await;
+}
