@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use memsy_bus::EventRecord;
+use memsy_core::ids::is_event_id;
 use memsy_status::{EventState, Status};
 use serde_json::{json, Value};
 
@@ -125,7 +126,8 @@ async fn durable_records(s: &AppState, org_id: &str, ids: &[String]) -> Result<B
         .iter()
         .map(|e| (e.event_id.clone(), status(&e.event_id, EventState::Completed, String::new())))
         .collect();
-    let rest: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id)).cloned().collect();
+    // Only ids the gateway could have minted can be in the broker's records.
+    let rest: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id) && is_event_id(id)).cloned().collect();
     if rest.is_empty() {
         return Ok(found);
     }
