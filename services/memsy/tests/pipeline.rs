@@ -649,6 +649,7 @@ async fn the_dlq_command_lists_shows_replays_and_purges_dead_letters() {
     assert_eq!(only.lines().skip(1).collect::<Vec<_>>(), vec![lines[1]], "{only}");
 
     let shown = dlq(&["show", "1"]);
+    println!("memsy dlq list:\n{list}\nmemsy dlq show 1:\n{shown}");
     for want in [id.as_str(), "user_42", "s1", "user_message", "My dog's name is Rex.", "model unavailable"] {
         assert!(shown.contains(want), "{want} not in:\n{shown}");
     }
