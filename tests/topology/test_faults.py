@@ -182,13 +182,47 @@ def test_nats_killed_and_restarted(events, baseline):
         stack.remove(topo)
 
 
+def subject_token(s: str) -> str:
+    """memsy_core::ids::subject_token: one NATS subject token for any id."""
+    out = "".join(chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "_-") else f"={b:02X}"
+                  for b in s.encode())
+    return out or "="
+
+
+def publish_raw(nats_port: int, subject: str, msg_id: str, payload: bytes) -> None:
+    """One message with a Nats-Msg-Id header, in the NATS text protocol
+    (no client library needed), flushed by a PING."""
+    import socket
+    headers = f"NATS/1.0\r\nNats-Msg-Id: {msg_id}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", nats_port), timeout=5) as sock:
+        sock.recv(4096)  # INFO
+        sock.sendall(b'CONNECT {"verbose":false,"headers":true}\r\n')
+        sock.sendall(f"HPUB {subject} {len(headers)} {len(headers) + len(payload)}\r\n".encode()
+                     + headers + payload + b"\r\nPING\r\n")
+        got = b""
+        while b"PONG" not in got:
+            chunk = sock.recv(4096)
+            assert chunk, f"NATS closed the connection: {got!r}"
+            got += chunk
+        assert b"-ERR" not in got, got
+
+
 def test_redis_killed_and_restarted_empty(events):
     topo = stack.start_single_node()
     try:
-        client = workload.Client(keys_for(topo, f"redis-{uuid.uuid4().hex[:6]}"))
+        names = workload.org_names(f"redis-{uuid.uuid4().hex[:6]}")
+        client = workload.Client({o: topo.create_key(name) for o, name in enumerate(names)})
         some = [e for e in events if e.org == 0][:200]
         acked, _ = workload.ingest_all(client, topo.gateways, some)
         client.wait_completed(topo.gateways, acked, timeout=120)
+        # An event the extractor cannot read (published straight onto its
+        # subject, as the gateway would name it): dead-lettered, failed.
+        bad = "01" + uuid.uuid4().hex[:24].upper()  # a ULID: Crockford base32, 26 characters
+        publish_raw(topo.infra.nats.port, f"memsy.events.{subject_token(names[0])}.{bad}", bad, b"\xff" * 16)
+        deadline = time.monotonic() + 30
+        while client.status(topo.gateways[0], 0, [bad])["statuses"][bad] != "failed":
+            assert time.monotonic() < deadline, "the undecodable event was never failed"
+            time.sleep(0.2)
         probe_key = client.keys[0]
         with Prober(topo.gateways[0], probe_key, acked[0]) as probe:
             time.sleep(1.0)
@@ -211,6 +245,15 @@ def test_redis_killed_and_restarted_empty(events):
         st = client.status(topo.gateways[0], 0, acked[0])
         print(f"after Redis came back empty: {len(st['completedIds'])} of {len(acked[0])} reported completed")
         assert sorted(st["completedIds"]) == sorted(acked[0]), {k: st[k][:3] for k in ("failedIds", "pendingIds")}
+        # The dead-lettered event is failed with its stage and reason (from
+        # MEMSY_DLQ), and no event acknowledged to the prober reads not_found.
+        st = client.status(topo.gateways[0], 0, [bad])
+        print(f"the dead-lettered event after Redis came back empty: {st['statuses'][bad]}, {st['reasons'].get(bad)}")
+        assert st["statuses"][bad] == "failed" and st["reasons"][bad].startswith("extractor: "), st
+        probed = probe.acked[-500:]
+        st = client.status(topo.gateways[0], 0, probed) if probed else {"statuses": {}}
+        lost = [i for i, v in st["statuses"].items() if v == "not_found"]
+        assert not lost, f"{len(lost)} acknowledged events read not_found: {lost[:5]}"
         assert not wrong, "\n".join(wrong)
     finally:
         stack.remove(topo)

@@ -52,10 +52,10 @@ pub struct Delivery {
 
 impl Delivery {
     /// The org and event a message is about, from its envelope alone: the
-    /// subject's last token is the org, and the message id ends in the
-    /// event id. For a payload no stage can read.
+    /// subject names the org, and the message id ends in the event id. For a
+    /// payload no stage can read.
     pub fn envelope(&self) -> Option<(String, String)> {
-        let org = memsy_core::ids::subject_token_decode(self.subject.rsplit('.').next()?)?;
+        let org = crate::topology::subject_org(&self.subject)?;
         let event_id = self.msg_id.as_deref()?.rsplit(':').next()?;
         memsy_core::ids::event_point_id(event_id)?;
         Some((org, event_id.to_string()))
@@ -448,8 +448,10 @@ async fn settle(
         event_ids,
     };
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    // A stage message is about one event; the first names the letter.
+    let event_id = letter.event_ids.first().map(String::as_str).unwrap_or_default();
     let out = OutMessage {
-        subject: dlq_subject(stage.name),
+        subject: dlq_subject(stage.name, &letter.org_id, event_id),
         msg_id: format!("dlq:{}:{}", stage.name, seq),
         payload: letter.encode_to_vec().into(),
         traceparent: d.traceparent.clone(),
@@ -497,6 +499,8 @@ mod tests {
     fn the_envelope_names_the_org_and_the_event() {
         let id = "01J00000000000000000000001";
         assert_eq!(delivery("memsy.events.acme", Some(id)).envelope(), Some(("acme".into(), id.into())));
+        let e = delivery(&crate::topology::events_subject("acme", id), Some(id)).envelope();
+        assert_eq!(e, Some(("acme".into(), id.into())));
         let org = memsy_core::ids::subject_token("a.b c");
         let e = delivery(&format!("memsy.embedded.3.{org}"), Some(&format!("e:{id}"))).envelope();
         assert_eq!(e, Some(("a.b c".into(), id.into())));

@@ -1,9 +1,12 @@
 //! Names of streams, subjects and consumers. Subjects carry the org as a
-//! token (`memsy.events.<org>`) so that a deployment can shard or mirror by
-//! tenant; [`memsy_core::ids::subject_token`] keeps any org id safe. The
-//! indexer's input is partitioned by org (`memsy.embedded.<p>.<org>`), one
-//! durable consumer per partition, so that one replica at a time
-//! consolidates an org (see [`crate::lease`]).
+//! token (`memsy.events.<org>.<event>`) so that a deployment can shard or
+//! mirror by tenant; [`memsy_core::ids::subject_token`] keeps any org id
+//! safe. The indexer's input is partitioned by org
+//! (`memsy.embedded.<p>.<org>`), one durable consumer per partition, so that
+//! one replica at a time consolidates an org (see [`crate::lease`]). A raw
+//! event's and a dead letter's subject also carry the event id
+//! (`memsy.dlq.<stage>.<org>.<event>`), so that where an event is can be
+//! asked of the broker by subject, without a scan (see [`crate::records`]).
 
 use memsy_core::ids::subject_token;
 
@@ -25,8 +28,11 @@ pub const PARTITIONS_METADATA: &str = "memsy.partitions";
 /// Org, role and team records (`o.<org>`, `r.<org>.<role_id>`, `t.<org>.<team_id>`).
 pub const HIERARCHY_BUCKET: &str = "memsy_hierarchy";
 
-pub fn events_subject(org_id: &str) -> String {
-    format!("memsy.events.{}", subject_token(org_id))
+/// A raw event's subject. The event id is a token of its own so that
+/// "is this event in the log" is one get-last-by-subject from the broker's
+/// subject index, at no cost to ingest (the extractor reads every subject).
+pub fn events_subject(org_id: &str, event_id: &str) -> String {
+    format!("memsy.events.{}.{}", subject_token(org_id), subject_token(event_id))
 }
 
 pub fn extracted_subject(org_id: &str) -> String {
@@ -58,8 +64,37 @@ pub fn indexer_consumer(partition: u32) -> String {
     format!("{INDEXER_CONSUMER}-{partition}")
 }
 
-pub fn dlq_subject(stage: &str) -> String {
-    format!("memsy.dlq.{}", subject_token(stage))
+/// Where a stage's dead letter about `event_id` of `org_id` goes (empty
+/// strings when the message named neither): the org and event as tokens so
+/// that one org's letters are a filtered read and one event's latest letter
+/// a get-last-by-subject.
+pub fn dlq_subject(stage: &str, org_id: &str, event_id: &str) -> String {
+    format!("memsy.dlq.{}.{}.{}", subject_token(stage), subject_token(org_id), subject_token(event_id))
+}
+
+/// Every dead letter, or those of one org.
+pub fn dlq_filter(org_id: Option<&str>) -> String {
+    match org_id {
+        Some(org) => format!("memsy.dlq.*.{}.>", subject_token(org)),
+        None => "memsy.dlq.>".into(),
+    }
+}
+
+/// The dead letters of one event, from any stage.
+pub fn dlq_event_filter(org_id: &str, event_id: &str) -> String {
+    format!("memsy.dlq.*.{}.{}", subject_token(org_id), subject_token(event_id))
+}
+
+/// The org a stage's input subject names: `memsy.events.<org>[.<event>]`,
+/// `memsy.extracted.<org>`, `memsy.embedded.<p>.<org>`.
+pub fn subject_org(subject: &str) -> Option<String> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let token = match tokens.as_slice() {
+        ["memsy", "events" | "extracted", org, ..] => org,
+        ["memsy", "embedded", _, org] => org,
+        _ => return None,
+    };
+    memsy_core::ids::subject_token_decode(token)
 }
 
 /// A pipeline stage: which stream it reads and under which durable name.
@@ -82,10 +117,27 @@ mod tests {
 
     #[test]
     fn tenant_ids_cannot_add_subject_tokens() {
-        assert_eq!(events_subject("acme"), "memsy.events.acme");
-        let s = events_subject("evil.org.>");
-        assert_eq!(s.split('.').count(), 3);
+        assert_eq!(events_subject("acme", "01J0"), "memsy.events.acme.01J0");
+        let s = events_subject("evil.org.>", "a.*");
+        assert_eq!(s.split('.').count(), 4);
         assert!(!s.contains('>') && !s.contains('*'));
+        let d = dlq_subject("extractor", "evil.org.>", "*");
+        assert_eq!(d.split('.').count(), 5);
+        assert!(!d.contains('>') && !d.contains('*'));
+        assert_eq!(dlq_subject("indexer", "", ""), "memsy.dlq.indexer.=.=");
+        assert_eq!(dlq_filter(Some("a.b")), "memsy.dlq.*.a=2Eb.>");
+        assert_eq!(dlq_event_filter("acme", "01J0"), "memsy.dlq.*.acme.01J0");
+    }
+
+    #[test]
+    fn a_stage_subject_names_its_org() {
+        let org = "a.b c";
+        assert_eq!(subject_org(&events_subject(org, "01J0")).as_deref(), Some(org));
+        // The layout before the event id was a token of its own.
+        assert_eq!(subject_org("memsy.events.acme").as_deref(), Some("acme"));
+        assert_eq!(subject_org(&extracted_subject(org)).as_deref(), Some(org));
+        assert_eq!(subject_org(&embedded_subject(org, 16)).as_deref(), Some(org));
+        assert_eq!(subject_org("other.subject"), None);
     }
 
     #[test]

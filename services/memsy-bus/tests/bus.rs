@@ -21,7 +21,7 @@ fn cfg(url: String) -> NatsConfig {
 
 fn msg(org: &str, id: &str, body: &str) -> OutMessage {
     OutMessage {
-        subject: topology::events_subject(org),
+        subject: topology::events_subject(org, id),
         msg_id: id.into(),
         payload: body.as_bytes().to_vec().into(),
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),

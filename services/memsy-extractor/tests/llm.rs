@@ -159,7 +159,7 @@ async fn the_stage_asks_with_prompts_and_window_and_forwards_validated_candidate
     let out: Vec<OutMessage> = events
         .iter()
         .map(|e| OutMessage {
-            subject: topology::events_subject("acme"),
+            subject: topology::events_subject("acme", &e.event_id),
             msg_id: e.event_id.clone(),
             payload: e.encode_to_vec().into(),
             traceparent: None,
@@ -293,7 +293,7 @@ async fn a_failing_provider_fails_the_event_with_its_reason() {
     let e = event("01J0000000000000000000000F", "s1", "My dog's name is Rex.");
     env.bus
         .publish_all(vec![OutMessage {
-            subject: topology::events_subject("acme"),
+            subject: topology::events_subject("acme", &e.event_id),
             msg_id: e.event_id.clone(),
             payload: e.encode_to_vec().into(),
             traceparent: None,

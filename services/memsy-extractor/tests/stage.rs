@@ -44,14 +44,14 @@ async fn extracts_and_forwards_every_event() {
     let mut out: Vec<OutMessage> = events
         .iter()
         .map(|e| OutMessage {
-            subject: topology::events_subject("acme"),
+            subject: topology::events_subject("acme", &e.event_id),
             msg_id: e.event_id.clone(),
             payload: e.encode_to_vec().into(),
             traceparent: None,
         })
         .collect();
     out.push(OutMessage {
-        subject: topology::events_subject("acme"),
+        subject: topology::events_subject("acme", "junk"),
         msg_id: "junk".into(),
         payload: vec![0xff, 0xff, 0xff].into(),
         traceparent: None,

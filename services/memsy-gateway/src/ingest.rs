@@ -110,7 +110,7 @@ async fn store(s: &AppState, org_id: &str, key_id: &str, events: &[Event], accep
     let msgs = events
         .iter()
         .map(|e| OutMessage {
-            subject: events_subject(&e.org_id),
+            subject: events_subject(&e.org_id, &e.event_id),
             msg_id: e.event_id.clone(),
             payload: e.encode_to_vec().into(),
             // The publishing span's context.

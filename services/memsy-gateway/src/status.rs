@@ -2,15 +2,21 @@
 //! another org come back failed with status `not_found`, so that a poller
 //! waiting for every id to settle always terminates. The status store
 //! (Redis) may have lost an event's state (restarted empty, or the state's
-//! TTL passed): an event the store holds among its raw events was indexed,
-//! so it is `completed` whatever Redis says, and never `not_found`.
+//! TTL passed); for the ids it does not know the durable records answer: an
+//! event the store holds among its raw events was indexed, so it is
+//! `completed`; one with a dead letter is `failed` with the stage and
+//! reason; one still in the raw-event log is `pending`. None of them is
+//! ever `not_found`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
+use memsy_bus::EventRecord;
+use memsy_core::ids::is_event_id;
 use memsy_status::{EventState, Status};
 use serde_json::{json, Value};
 
@@ -82,36 +88,68 @@ pub async fn status(
     })))
 }
 
-/// `statuses` with every id Redis does not know looked up among the stored
-/// raw events (written when an event is indexed): those are completed.
+/// `statuses` with every id Redis does not know looked up in the durable
+/// records ([`durable_records`]). Ids Redis knows cost nothing more: the
+/// common path stays one Redis call.
 async fn with_durable_records(s: &AppState, org_id: &str, mut statuses: Vec<Status>) -> Result<Vec<Status>, ApiError> {
     let unknown: Vec<String> =
         statuses.iter().filter(|st| st.state == EventState::NotFound).map(|st| st.event_id.clone()).collect();
     if unknown.is_empty() {
         return Ok(statuses);
     }
-    let stored =
-        s.store.get_events(org_id, &unknown).await.map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
-    let stored: std::collections::BTreeSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
+    let mut found = durable_records(s, org_id, &unknown).await?;
     for st in statuses.iter_mut().filter(|st| st.state == EventState::NotFound) {
-        if stored.contains(st.event_id.as_str()) {
-            st.state = EventState::Completed;
+        if let Some(durable) = found.remove(&st.event_id) {
+            *st = durable;
         }
     }
     Ok(statuses)
 }
 
-/// Every id as completed when the store holds them all; None otherwise.
+/// Without the status store: every id's state from the durable records
+/// when they know them all; None otherwise (or when they cannot be read).
 async fn stored_only(s: &AppState, org_id: &str, ids: &[String]) -> Option<Vec<Status>> {
-    let stored = s.store.get_events(org_id, ids).await.ok()?;
-    let stored: std::collections::BTreeSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
-    ids.iter()
-        .map(|id| {
-            stored.contains(id.as_str()).then(|| Status {
-                event_id: id.clone(),
-                state: EventState::Completed,
-                reason: String::new(),
-            })
-        })
-        .collect()
+    let mut found = durable_records(s, org_id, ids).await.ok()?;
+    ids.iter().map(|id| found.remove(id)).collect()
+}
+
+/// The state of each of `ids` the durable records know, in the order that
+/// settles it: the store's raw events (written when an event is indexed)
+/// make it completed; else its latest dead letter makes it failed with the
+/// stage and reason; else the raw-event log holding it makes it pending.
+/// Ids none of them know (never ingested, another org's, or older than the
+/// event log's `nats.events_max_age_days`) are left out.
+async fn durable_records(s: &AppState, org_id: &str, ids: &[String]) -> Result<BTreeMap<String, Status>, ApiError> {
+    let status = |id: &str, state, reason: String| Status { event_id: id.to_string(), state, reason };
+    let stored = s.store.get_events(org_id, ids).await.map_err(|e| ApiError::unavailable(Component::VectorStore, e))?;
+    let mut found: BTreeMap<String, Status> = stored
+        .iter()
+        .map(|e| (e.event_id.clone(), status(&e.event_id, EventState::Completed, String::new())))
+        .collect();
+    // Only ids the gateway could have minted can be in the broker's records.
+    let rest: Vec<String> = ids.iter().filter(|id| !found.contains_key(*id) && is_event_id(id)).cloned().collect();
+    if rest.is_empty() {
+        return Ok(found);
+    }
+    if !s.bus.is_connected() {
+        return Err(ApiError::unavailable(Component::Nats, "not connected"));
+    }
+    // Bounded like a call to the status service: a hung broker must not
+    // hold the answer longer than a hung status store would.
+    let limit = Duration::from_millis(s.config.status.timeout_ms);
+    let records = tokio::time::timeout(limit, s.bus.event_records(org_id, &rest))
+        .await
+        .map_err(|_| ApiError::unavailable(Component::Nats, "the event records did not answer in time"))?
+        .map_err(|e| ApiError::unavailable(Component::Nats, e))?;
+    for (id, record) in rest.iter().zip(records) {
+        let st = match record {
+            Some(EventRecord::DeadLettered { stage, reason }) => {
+                status(id, EventState::Failed, format!("{stage}: {reason}"))
+            }
+            Some(EventRecord::Queued) => status(id, EventState::Pending, String::new()),
+            None => continue,
+        };
+        found.insert(id.clone(), st);
+    }
+    Ok(found)
 }

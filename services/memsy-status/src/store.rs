@@ -50,6 +50,15 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 "#;
 
+/// Marks an event pending again unless it completed meanwhile: for a
+/// dead-lettered event sent back through the pipeline, whose `failed` a
+/// plain pending mark (`SET … NX`) would keep.
+const REQUEUE: &str = r#"
+if redis.call('GET', KEYS[1]) == 'completed' then return 0 end
+redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[1])
+return 1
+"#;
+
 /// Adds to `pipe` the commands that mark `event_ids` pending (their replies
 /// ignored): `SET … NX`, so a state already recorded is never overwritten.
 /// For the gateway, which writes the marks in the same round trip as the
@@ -63,6 +72,17 @@ pub fn mark_pending(pipe: &mut redis::Pipeline, org_id: &str, event_ids: &[Strin
 impl StatusStore {
     pub async fn connect(url: &str, ttl_secs: u64, timeouts: CallTimeouts) -> Result<Self, StatusError> {
         Ok(Self { conn: redis_connection(url, timeouts).await?, ttl_secs })
+    }
+
+    /// Marks `event_ids` pending even over `failed` (never over
+    /// `completed`): they are about to go through the pipeline again.
+    pub async fn requeue(&self, org_id: &str, event_ids: &[String]) -> Result<(), StatusError> {
+        let mut conn = self.conn.clone();
+        let script = redis::Script::new(REQUEUE);
+        for id in event_ids {
+            script.key(key(org_id, id)).arg(self.ttl_secs).invoke_async::<i64>(&mut conn).await?;
+        }
+        Ok(())
     }
 }
 

@@ -33,6 +33,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Dead letters: the messages a stage gave up on (`MEMSY_DLQ`).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
 }
 
 impl Command {
@@ -46,6 +51,7 @@ impl Command {
             Command::Indexer(_) => "memsy-indexer",
             Command::Status(_) => "memsy-status",
             Command::Keys { .. } => "memsy-keys",
+            Command::Dlq { .. } => "memsy-dlq",
         }
     }
 }
@@ -86,4 +92,36 @@ pub enum KeysCommand {
         #[arg(long)]
         key_id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// One line per letter, oldest first: sequence, time, stage, org,
+    /// events, deliveries, reason.
+    List {
+        /// Only this org's letters.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// One letter in full, with the event it carries when that decodes.
+    Show { seq: u64 },
+    /// Sends letters' messages back to the stage that gave up on them,
+    /// marks their events pending and deletes the letters.
+    Replay(DlqSelection),
+    /// Deletes letters.
+    Purge(DlqSelection),
+}
+
+/// Which letters: the sequences given, or `--all` (of `--org`).
+#[derive(Debug, Clone, Args)]
+pub struct DlqSelection {
+    /// Letter sequences, as `memsy dlq list` shows them.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub seqs: Vec<u64>,
+    /// Every letter (of `--org`, when given).
+    #[arg(long)]
+    pub all: bool,
+    /// With `--all`: only this org's letters.
+    #[arg(long, requires = "all")]
+    pub org: Option<String>,
 }

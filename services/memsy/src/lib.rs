@@ -7,6 +7,7 @@
 //! and a Qdrant server.
 
 pub mod cli;
+mod dlq;
 mod ops;
 
 use std::net::SocketAddr;
@@ -37,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Embedder(a)
         | Command::Indexer(a)
         | Command::Status(a) => Some(a.clone()),
-        Command::Keys { .. } => None,
+        Command::Keys { .. } | Command::Dlq { .. } => None,
     };
     if let Some(a) = &args {
         // A flag beats the configuration; a stage without one gets a port of
@@ -63,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Arc::new(config);
     match cli.command {
         Command::Keys { command } => keys(&config, command).await,
+        Command::Dlq { command } => dlq::run(&config, command).await,
         Command::Serve(_) => serve_all(config).await,
         Command::Gateway(_) => gateway(config).await,
         Command::Extractor(_) => extractor(config).await,

@@ -57,9 +57,7 @@ async fn spawn_app_with(external: bool) -> App {
         config.status.url = format!("http://127.0.0.1:{status}");
         config.embedder.grpc_addr = format!("127.0.0.1:{grpc}");
         config.embedder.url = format!("http://127.0.0.1:{grpc}");
-        let mut alone = config.clone();
-        alone.http.addr = format!("127.0.0.1:{}", free_port());
-        embedder = Some(EmbedderNode::start(Arc::new(alone)).await.expect("embedder starts"));
+        embedder = Some(start_embedder(&config).await);
         // The node must not need the model: it cannot load one from here.
         config.embedder.model_dir = data.path().join("no-model-here");
     }
@@ -67,6 +65,14 @@ async fn spawn_app_with(external: bool) -> App {
     let node = SingleNode::start(config.clone()).await.expect("node starts");
     let base = format!("http://{}", node.addr);
     App { node: Some(node), embedder, base, nats, _redis: redis, _data: data, config, http: reqwest::Client::new() }
+}
+
+/// The `memsy embedder` of a node with `embedder.external`.
+async fn start_embedder(node: &Config) -> EmbedderNode {
+    let mut alone = node.clone();
+    alone.http.addr = format!("127.0.0.1:{}", free_port());
+    alone.embedder.model_dir = model_dir();
+    EmbedderNode::start(Arc::new(alone)).await.expect("embedder starts")
 }
 
 impl App {
@@ -123,6 +129,12 @@ impl App {
             assert!(Instant::now() < deadline, "events still pending: {v}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    async fn status(&self, key: &str, ids: &[String]) -> Value {
+        let (code, v, _) = self.call("POST", Some(key), "/v1/status", Some(json!({ "event_ids": ids }))).await;
+        assert_eq!(code, 200, "{v}");
+        v
     }
 
     async fn search(&self, key: &str, body: Value) -> Vec<Value> {
@@ -279,6 +291,61 @@ async fn a_node_with_an_external_embedder_completes_and_finds() {
     assert_eq!((code, &v["detail"]["component"]), (503, &json!("embedder")), "{v}");
     assert!(started.elapsed() < Duration::from_secs(2), "search answered after {:?}", started.elapsed());
     app.ingest(&key, json!([ev("user_9", "s", "I keep bees.")])).await;
+    app.stop().await;
+}
+
+/// Redis losing every event's state (here FLUSHALL; a restart without its
+/// append-only file is the same) does not make any event `not_found`: the
+/// durable records answer for the ids Redis no longer knows. A completed
+/// event is completed (the store's raw events), a dead-lettered one failed
+/// with its stage and reason (`MEMSY_DLQ`), one whose next stage is stopped
+/// pending (still in `MEMSY_EVENTS`); another org's ids stay not_found.
+#[tokio::test]
+async fn status_survives_redis_losing_its_state() {
+    let mut app = spawn_app_with(true).await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let other = app.key("globex", &["read", "write"]).await;
+    let done = app.ingest(&key, json!([ev("a", "s", "I live in Oslo.")])).await;
+    app.wait_completed(&key, &done).await;
+    // A message the extractor cannot read: dead-lettered, its event failed.
+    let bad = memsy_core::ids::new_event_id();
+    let bus = app.bus().await;
+    let garbage = memsy_bus::OutMessage {
+        subject: topology::events_subject("acme", &bad),
+        msg_id: bad.clone(),
+        payload: bytes::Bytes::from_static(&[0xff; 16]),
+        traceparent: None,
+    };
+    bus.publish_all(vec![garbage]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.status(&key, std::slice::from_ref(&bad)).await["statuses"][&bad] != "failed" {
+        assert!(Instant::now() < deadline, "the undecodable event never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The embedding stage stopped: a new event is extracted and waits.
+    app.embedder.take().unwrap().services.stop().await.unwrap();
+    let queued = app.ingest(&key, json!([ev("b", "s", "My sister is called Ada.")])).await;
+    let queued = &queued[0];
+
+    let mut redis = redis::Client::open(app.config.redis.url.as_str()).unwrap().get_connection().unwrap();
+    redis::cmd("FLUSHALL").query::<()>(&mut redis).unwrap();
+    let never = memsy_core::ids::new_event_id();
+    let ids = vec![done[0].clone(), bad.clone(), queued.clone(), never.clone(), "not-an-id".into()];
+    let v = app.status(&key, &ids).await;
+    assert_eq!(v["statuses"][&done[0]], "completed", "{v}");
+    assert_eq!(v["statuses"][&bad], "failed", "{v}");
+    let reason = v["reasons"][&bad].as_str().unwrap_or_default();
+    assert!(reason.starts_with("extractor: ") && reason.contains("undecodable"), "{reason}");
+    assert_eq!(v["statuses"][queued], "pending", "{v}");
+    assert_eq!(v["statuses"][&never], "not_found", "{v}");
+    assert_eq!(v["statuses"]["not-an-id"], "not_found", "{v}");
+    let v = app.status(&other, &ids).await;
+    assert!(ids.iter().all(|id| v["statuses"][id] == "not_found"), "another org's ids: {v}");
+
+    // Once the stage is back the queued event completes.
+    app.embedder = Some(start_embedder(&app.config).await);
+    let v = app.wait_completed(&key, std::slice::from_ref(queued)).await;
+    assert_eq!(v["statuses"][queued], "completed", "{v}");
     app.stop().await;
 }
 
@@ -475,7 +542,7 @@ async fn undecodable_messages_on_each_stage_fail_their_event() {
     let bus = app.bus().await;
     let ids: Vec<String> = (0..3).map(|_| memsy_core::ids::new_event_id()).collect();
     let stages = [
-        (topology::events_subject("acme"), "", "extractor"),
+        (topology::events_subject("acme", &ids[0]), "", "extractor"),
         (topology::extracted_subject("acme"), "x:", "embedder"),
         (topology::embedded_subject("acme", bus.partitions()), "e:", "indexer"),
     ];
@@ -510,5 +577,99 @@ async fn undecodable_messages_on_each_stage_fail_their_event() {
     }
     let mut dlq = bus.jetstream().get_stream(topology::DLQ_STREAM).await.unwrap();
     assert_eq!(dlq.info().await.unwrap().state.messages, 3);
+    app.stop().await;
+}
+
+/// `memsy dlq` (the binary, configured by environment like any command):
+/// `list` shows every letter or one org's, `show` the letter with the event
+/// it carries, `replay` sends a letter's event back through the pipeline
+/// (pending again, then completed and searchable; the letter gone), `purge`
+/// drops letters.
+#[tokio::test]
+async fn the_dlq_command_lists_shows_replays_and_purges_dead_letters() {
+    use memsy_status::StatusApi as _;
+    use prost::Message as _;
+    let app = spawn_app().await;
+    let key = app.key("acme", &["read", "write"]).await;
+    let bus = app.bus().await;
+    let status =
+        memsy_status::StatusStore::connect(&app.config.redis.url, 3_600, app.config.redis.timeouts()).await.unwrap();
+    let event = memsy_proto::Event {
+        event_id: memsy_core::ids::new_event_id(),
+        org_id: "acme".into(),
+        actor_id: "user_42".into(),
+        session_id: "s1".into(),
+        kind: "user_message".into(),
+        content: "My dog's name is Rex.".into(),
+        ts: "2026-01-05T10:00:00Z".into(),
+        ingested_at: "2026-01-05T10:00:00Z".into(),
+        ..Default::default()
+    };
+    let id = event.event_id.clone();
+    let letter = |org: &str, id: &str, payload: Vec<u8>| memsy_proto::DeadLetter {
+        stage: "extractor".into(),
+        subject: topology::events_subject(org, id),
+        payload,
+        reason: "gave up after 5 attempts: model unavailable".into(),
+        deliveries: 5,
+        org_id: org.into(),
+        event_ids: vec![id.into()],
+    };
+    let other_id = memsy_core::ids::new_event_id();
+    let letters = [letter("acme", &id, event.encode_to_vec()), letter("globex", &other_id, vec![0xff; 4])];
+    for (i, l) in letters.iter().enumerate() {
+        let m = memsy_bus::OutMessage {
+            subject: topology::dlq_subject(&l.stage, &l.org_id, &l.event_ids[0]),
+            msg_id: format!("test-letter-{i}"),
+            payload: l.encode_to_vec().into(),
+            traceparent: None,
+        };
+        bus.publish_all(vec![m]).await.unwrap();
+        status.mark(&l.org_id, &l.event_ids, memsy_status::EventState::Failed, &l.reason).await.unwrap();
+    }
+    let dlq = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_memsy"))
+            .arg("dlq")
+            .args(args)
+            .env("MEMSY__NATS__URL", &app.config.nats.url)
+            .env("MEMSY__REDIS__URL", &app.config.redis.url)
+            .output()
+            .expect("memsy dlq runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "memsy dlq {args:?}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    let list = dlq(&["list"]);
+    let lines: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with("1 ") && lines[0].contains("extractor") && lines[0].contains("acme"), "{list}");
+    assert!(lines[0].contains(&id) && lines[0].contains("gave up after 5 attempts"), "{list}");
+    assert!(lines[1].starts_with("2 ") && lines[1].contains("globex") && lines[1].contains(&other_id), "{list}");
+    let only = dlq(&["list", "--org", "globex"]);
+    assert_eq!(only.lines().skip(1).collect::<Vec<_>>(), vec![lines[1]], "{only}");
+
+    let shown = dlq(&["show", "1"]);
+    println!("memsy dlq list:\n{list}\nmemsy dlq show 1:\n{shown}");
+    for want in [id.as_str(), "user_42", "s1", "user_message", "My dog's name is Rex.", "model unavailable"] {
+        assert!(shown.contains(want), "{want} not in:\n{shown}");
+    }
+    assert!(dlq(&["show", "2"]).contains("does not decode"));
+
+    let replayed = dlq(&["replay", "1"]);
+    assert!(replayed.contains("replayed 1"), "{replayed}");
+    let v = app.status(&key, std::slice::from_ref(&id)).await;
+    assert!(v["statuses"][&id] == "pending" || v["statuses"][&id] == "completed", "{v}");
+    let v = app.wait_completed(&key, std::slice::from_ref(&id)).await;
+    assert_eq!(v["statuses"][&id], "completed", "{v}");
+    let found = app.search(&key, json!({"query": "what is the dog called", "actor_id": "user_42"})).await;
+    assert!(contents(&found).first().is_some_and(|c| c.contains("Rex")), "{found:?}");
+    assert!(bus.dead_letter(1).await.unwrap().is_none(), "a replayed letter is deleted");
+
+    // Another org's letters are left alone by `--org`.
+    let purged = dlq(&["purge", "--all", "--org", "acme"]);
+    assert_eq!(purged.trim(), "", "{purged}");
+    assert_eq!(dlq(&["list"]).lines().count(), 2);
+    assert_eq!(dlq(&["purge", "2"]).trim(), "purged 2");
+    assert_eq!(dlq(&["list"]).lines().count(), 1, "only the header is left");
     app.stop().await;
 }
