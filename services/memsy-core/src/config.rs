@@ -9,43 +9,60 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use schemars::JsonSchema;
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Config {
+    /// The HTTP listener and local files.
     pub http: HttpConfig,
+    /// The NATS JetStream broker that carries events between the stages.
     pub nats: NatsConfig,
+    /// Redis, which holds per-event status, de-duplication claims, usage and rate limits.
     pub redis: RedisConfig,
+    /// Where memories are stored: a Qdrant server, or the embedded engine.
     pub qdrant: QdrantConfig,
+    /// The status gRPC service.
     pub status: StatusConfig,
+    /// The embedding stage and the query-embedding service.
     pub embedder: EmbedderConfig,
+    /// The extraction stage.
     pub extractor: ExtractorConfig,
+    /// The indexing stage: consolidation and promotion.
     pub indexer: IndexerConfig,
+    /// Bounds on what one request may carry; larger requests get a 4xx naming the field.
     pub limits: Limits,
+    /// Plans, quotas and rate limits.
     pub usage: UsageConfig,
+    /// An optional OpenAI-compatible language model.
     pub llm: LlmConfig,
+    /// Search behaviour.
     pub search: SearchConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct HttpConfig {
     /// Where the gateway (or, for a stage, its operator endpoints) listens.
     pub addr: String,
+    /// Where the embedded vector store keeps its files (`--data-dir`).
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct NatsConfig {
+    /// The broker's address (`nats://host:port`).
     pub url: String,
     /// How long the raw-event log keeps events (0 = forever).
     pub events_max_age_days: u64,
     /// Attempts before a stage message goes to the dead-letter stream.
     pub max_deliver: i64,
+    /// How long a stage may hold a message before the broker delivers it again.
     pub ack_wait_secs: u64,
     /// Broker-side de-duplication window for `Nats-Msg-Id`.
     pub duplicate_window_secs: u64,
@@ -62,9 +79,10 @@ pub struct NatsConfig {
     pub indexer_partitions: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct RedisConfig {
+    /// The server's address (`redis://host:port`, `rediss://` for TLS).
     pub url: String,
     /// How long an event's status is kept.
     pub status_ttl_secs: u64,
@@ -96,12 +114,16 @@ impl CallTimeouts {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct QdrantConfig {
     /// A Qdrant server; when unset, the embedded engine stores under the data dir.
     pub url: Option<String>,
-    pub api_key: Option<String>,
+    /// The server's API key; also read from `QDRANT_API_KEY`. Never
+    /// printed: it is kept as a secret and left out when a config is shown.
+    #[serde(skip_serializing)]
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<SecretString>,
     /// Prefix of collection names, so that several deployments can share a server.
     pub collection_prefix: String,
     /// The settings below apply when memsy creates its collections on a
@@ -155,13 +177,15 @@ impl Default for QdrantConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct StatusConfig {
+    /// Where the status gRPC service listens.
     pub grpc_addr: String,
     /// How the gateway and the indexer reach the status service when it runs
     /// in another process.
     pub url: String,
+    /// How long a connection attempt to the status service may take.
     pub connect_timeout_ms: u64,
     /// How long one call to the status service may take.
     pub timeout_ms: u64,
@@ -173,14 +197,15 @@ impl StatusConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct EmbedderConfig {
     /// `onnx` (all-MiniLM-L6-v2 on ONNX Runtime, the fast default;
     /// `scripts/fetch-onnx.sh` prepares it), `local` (the same model in
     /// pure Rust, no native library, about a third of the speed) or `remote`
     /// (any OpenAI-compatible `/embeddings` endpoint).
-    pub engine: String,
+    pub engine: EmbedderEngine,
+    /// For `onnx` and `local`: the model's directory (`scripts/fetch-model.sh`).
     pub model_dir: PathBuf,
     /// For `onnx`: the graph under `<model_dir>/onnx/` (`model.onnx` fp32,
     /// `model_int8.onnx` int8).
@@ -190,11 +215,15 @@ pub struct EmbedderConfig {
     pub onnxruntime_path: Option<PathBuf>,
     /// For `remote`: an OpenAI-compatible API base URL (POST `{url}/embeddings`).
     pub remote_url: Option<String>,
+    /// For `remote`: the model name sent with each request.
     pub remote_model: String,
     /// For `remote`; set it through `MEMSY__EMBEDDER__REMOTE_API_KEY`, not a file.
-    pub remote_api_key: Option<String>,
+    #[serde(skip_serializing)]
+    #[schemars(with = "Option<String>")]
+    pub remote_api_key: Option<SecretString>,
     /// For `remote`: the model's vector size (the store is created with it).
     pub remote_dimension: usize,
+    /// For `remote`: how long one request may take.
     pub remote_timeout_secs: u64,
     /// Most extracted events the stage takes per fetch.
     pub batch_size: usize,
@@ -220,9 +249,11 @@ pub struct EmbedderConfig {
     /// embedder on cores of its own; turn it off where the engine shares
     /// its cores, since the spinning takes CPU from the rest.
     pub spin: bool,
+    /// Where the query-embedding gRPC service listens.
     pub grpc_addr: String,
     /// How the gateway reaches the embedder when it runs in another process.
     pub url: String,
+    /// How long a connection attempt to `url` may take.
     pub connect_timeout_ms: u64,
     /// How long one call to `url` may take (a search's query embedding).
     pub timeout_ms: u64,
@@ -234,25 +265,52 @@ pub struct EmbedderConfig {
     pub external: bool,
 }
 
+/// How texts become vectors; an unknown name fails when the config loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderEngine {
+    Onnx,
+    Local,
+    Remote,
+}
+
+/// How events become memories; an unknown name fails when the config loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractorEngine {
+    Rules,
+    Llm,
+}
+
 impl EmbedderConfig {
+    /// The vector size the store is made with, known without loading the
+    /// model (services that do not embed need it too).
+    pub fn dimension(&self) -> usize {
+        match self.engine {
+            EmbedderEngine::Remote => self.remote_dimension,
+            // all-MiniLM-L6-v2, in both the ONNX and the pure-Rust engine.
+            EmbedderEngine::Onnx | EmbedderEngine::Local => 384,
+        }
+    }
+
     pub fn timeouts(&self) -> CallTimeouts {
         CallTimeouts::from_ms(self.connect_timeout_ms, self.timeout_ms)
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct ExtractorConfig {
     /// `rules` (offline, deterministic) or `llm` (the model configured
     /// under `[llm]`, which must then have a `url`).
-    pub engine: String,
+    pub engine: ExtractorEngine,
     /// Most events handled per batch.
     pub batch_size: usize,
     /// How long a batch waits for each next event before it is handled short.
     pub batch_wait_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct IndexerConfig {
     /// Most events written per store call (each call ends with a flush,
@@ -291,16 +349,24 @@ pub struct IndexerConfig {
     pub lease_ttl_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Limits {
+    /// Most events in one ingest request.
     pub max_events_per_ingest: usize,
+    /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest `content` of one event, in bytes.
     pub max_content_bytes: usize,
+    /// Longest id (actor, session, role, team, event), in characters.
     pub max_id_len: usize,
+    /// Largest `metadata` of one event, serialised, in bytes.
     pub max_metadata_bytes: usize,
+    /// Most event ids in one status request.
     pub max_status_ids: usize,
+    /// Largest `limit` a search may ask for.
     pub max_search_limit: usize,
+    /// Longest search query, in bytes.
     pub max_query_bytes: usize,
     /// Same (actor, session, kind, content) within this window returns the original event id.
     pub dedup_window_secs: u64,
@@ -309,17 +375,22 @@ pub struct Limits {
 /// An OpenAI-compatible chat-completions endpoint, used where a language
 /// model does better than rules (promotion prompts; extraction with the
 /// `llm` extractor engine). Unset `url` = no LLM: memsy works offline.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct LlmConfig {
     /// API base URL; requests go to `{url}/chat/completions`.
     pub url: Option<String>,
+    /// The model name sent with each request.
     pub model: String,
     /// Set it through `MEMSY__LLM__API_KEY`, not a file.
-    pub api_key: Option<String>,
+    #[serde(skip_serializing)]
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<SecretString>,
+    /// How long one request may take.
     pub timeout_secs: u64,
     /// Attempts per request on 429, 5xx and connection failures, the first included.
     pub attempts: u32,
+    /// Sampling temperature; 0 makes extraction as repeatable as the provider allows.
     pub temperature: f32,
 }
 
@@ -329,7 +400,7 @@ impl Default for LlmConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct SearchConfig {
     /// Strength each search hit adds to a memory (bounded by 5.0).
@@ -349,10 +420,12 @@ pub const USAGE_DIMENSIONS: [&str; 5] =
 /// Plans, quotas and rate limits. Every org is on `default_plan` unless
 /// `orgs` names another; a plan limits each dimension per calendar month
 /// (UTC) and each API key's requests per minute.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct UsageConfig {
+    /// The plan of every org that `orgs` does not name.
     pub default_plan: String,
+    /// Plan name → its limits (`[usage.plans.<name>]` below).
     pub plans: BTreeMap<String, Plan>,
     /// org id → plan name.
     pub orgs: BTreeMap<String, String>,
@@ -365,7 +438,7 @@ pub struct UsageConfig {
     pub rate_window_secs: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Plan {
     /// Per API key; 0 = unlimited.
@@ -481,7 +554,7 @@ impl Default for StatusConfig {
 impl Default for EmbedderConfig {
     fn default() -> Self {
         Self {
-            engine: "onnx".into(),
+            engine: EmbedderEngine::Onnx,
             model_dir: PathBuf::from("./models/all-minilm-l6-v2"),
             onnx_file: "model_int8.onnx".into(),
             onnxruntime_path: None,
@@ -510,7 +583,7 @@ impl Default for EmbedderConfig {
 
 impl Default for ExtractorConfig {
     fn default() -> Self {
-        Self { engine: "rules".into(), batch_size: 64, batch_wait_ms: 2 }
+        Self { engine: ExtractorEngine::Rules, batch_size: 64, batch_wait_ms: 2 }
     }
 }
 
@@ -564,7 +637,7 @@ impl Config {
         }
         if let Ok(key) = std::env::var("QDRANT_API_KEY") {
             if !key.is_empty() {
-                cfg.qdrant.api_key = Some(key);
+                cfg.qdrant.api_key = Some(key.into());
             }
         }
         if cfg.qdrant.url.as_deref() == Some("") {
@@ -659,6 +732,27 @@ mod tests {
         std::fs::write(&f, "[redis]\nresponse_timeout_ms = 0\n").unwrap();
         let e = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(e.contains("redis.response_timeout_ms must be positive"), "{e}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn an_unknown_engine_fails_at_load_and_secrets_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memsy.toml");
+        std::fs::write(&f, "[embedder]\nengine = \"gpu\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("gpu") && e.contains("onnx"), "{e}");
+        std::fs::write(&f, "[extractor]\nengine = \"llm\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MEMSY__LLM__API_KEY", "sk-do-not-print");
+            jail.set_env("QDRANT_API_KEY", "qdrant-do-not-print");
+            let cfg = Config::load(Some(&f)).unwrap();
+            assert_eq!(cfg.extractor.engine, ExtractorEngine::Llm);
+            assert_eq!(cfg.llm.api_key.as_ref().map(|k| k.expose_secret()), Some("sk-do-not-print"));
+            let shown = format!("{cfg:?} {}", serde_json::to_string(&cfg).unwrap());
+            assert!(!shown.contains("do-not-print"), "a secret was printed: {shown}");
+            Ok(())
+        });
     }
 
     #[test]

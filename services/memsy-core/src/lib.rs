@@ -3,6 +3,7 @@
 //! set-up. Nothing here does I/O beyond reading the configuration file.
 
 pub mod config;
+pub mod config_reference;
 pub mod error;
 pub mod ids;
 pub mod metrics;

@@ -11,10 +11,9 @@
 //! exponential back-off, honouring `Retry-After` (seconds); other `4xx`
 //! answers fail at once with the provider's message.
 
-use std::fmt;
 use std::time::Duration;
 
-use memsy_core::config::LlmConfig;
+use memsy_core::config::{ExposeSecret, LlmConfig};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
@@ -80,21 +79,13 @@ pub struct JsonCompletion {
     pub model: String,
 }
 
-/// A secret that never shows in `Debug` output or logs.
-struct ApiKey(HeaderValue);
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ChatClient {
     http: Client,
     endpoint: Url,
     model: String,
-    api_key: Option<std::sync::Arc<ApiKey>>,
+    /// `Bearer <key>`, marked sensitive: `Debug` prints `Sensitive`.
+    authorization: Option<HeaderValue>,
     attempts: u32,
     temperature: f32,
 }
@@ -137,13 +128,13 @@ impl ChatClient {
             Url::parse(url.trim_end_matches('/')).map_err(|e| LlmError::Config(format!("llm.url {url}: {e}")))?;
         let endpoint = Url::parse(&format!("{}/chat/completions", base.as_str().trim_end_matches('/')))
             .map_err(|e| LlmError::Config(format!("llm.url {url}: {e}")))?;
-        let api_key = match cfg.api_key.as_deref().filter(|k| !k.is_empty()) {
+        let authorization = match cfg.api_key.as_ref().map(|k| k.expose_secret()).filter(|k| !k.is_empty()) {
             None => None,
             Some(k) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
                     .map_err(|_| LlmError::Config("llm.api_key is not a valid header value".into()))?;
                 v.set_sensitive(true);
-                Some(std::sync::Arc::new(ApiKey(v)))
+                Some(v)
             }
         };
         let http = Client::builder()
@@ -154,7 +145,7 @@ impl ChatClient {
             http,
             endpoint,
             model: cfg.model.clone(),
-            api_key,
+            authorization,
             attempts: cfg.attempts.max(1),
             temperature: cfg.temperature,
         }))
@@ -212,8 +203,8 @@ impl ChatClient {
         loop {
             attempt += 1;
             let mut request = self.http.post(self.endpoint.clone()).json(body);
-            if let Some(key) = &self.api_key {
-                request = request.header(AUTHORIZATION, key.0.clone());
+            if let Some(value) = &self.authorization {
+                request = request.header(AUTHORIZATION, value.clone());
             }
             let (error, retry_after) = match request.send().await {
                 Ok(response) => {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
 use memsy_bus::{run_partitioned_stage, run_stage, Batching, Bus, Leases, StageHandler};
+use memsy_core::config::{EmbedderEngine, ExposeSecret, ExtractorEngine};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, OnnxThreads, QueryEmbedder, RemoteEngine};
 use memsy_gateway::hierarchy::LlmGenerator;
@@ -108,14 +109,14 @@ async fn status_store(config: &Config) -> anyhow::Result<StatusStore> {
 fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
     let e = &config.embedder;
     let dir = &e.model_dir;
-    match e.engine.as_str() {
-        "local" => {
+    match e.engine {
+        EmbedderEngine::Local => {
             let engine = MiniLm::load(dir, e.threads).with_context(|| {
                 format!("loading the embedding model from {} (run scripts/fetch-model.sh)", dir.display())
             })?;
             Ok(Arc::new(engine))
         }
-        "onnx" => {
+        EmbedderEngine::Onnx => {
             // fetch-onnx.sh records where the onnxruntime wheel put the library.
             let recorded =
                 dir.parent().map(|p| p.join("onnxruntime.path")).and_then(|f| std::fs::read_to_string(f).ok());
@@ -126,19 +127,20 @@ fn load_engine(config: &Config) -> anyhow::Result<Arc<dyn Engine>> {
             })?;
             Ok(Arc::new(engine))
         }
-        "remote" => {
+        EmbedderEngine::Remote => {
             let url = e.remote_url.as_deref().context("embedder.engine = remote needs embedder.remote_url")?;
             let timeout = std::time::Duration::from_secs(e.remote_timeout_secs);
             let (u, model, key, dim) =
-                (url.to_string(), e.remote_model.clone(), e.remote_api_key.clone(), e.remote_dimension);
+                (url.to_string(), e.remote_model.clone(), e.remote_api_key.clone(), e.dimension());
             // Its blocking HTTP client must be made outside the async runtime.
-            let engine = std::thread::spawn(move || RemoteEngine::new(&u, &model, key.as_deref(), dim, timeout))
-                .join()
-                .map_err(|_| anyhow::anyhow!("setting up the embeddings endpoint panicked"))?
-                .with_context(|| format!("setting up the embeddings endpoint {url}"))?;
+            let engine = std::thread::spawn(move || {
+                RemoteEngine::new(&u, &model, key.as_ref().map(|k| k.expose_secret()), dim, timeout)
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("setting up the embeddings endpoint panicked"))?
+            .with_context(|| format!("setting up the embeddings endpoint {url}"))?;
             Ok(Arc::new(engine))
         }
-        other => bail!("unknown embedder engine '{other}' (expected 'onnx', 'local' or 'remote')"),
     }
 }
 
@@ -163,7 +165,7 @@ async fn open_store(
         Some(url) => Arc::new(
             QdrantStore::connect(
                 url,
-                config.qdrant.api_key.as_deref(),
+                config.qdrant.api_key.as_ref().map(|k| k.expose_secret()),
                 &config.qdrant.collection_prefix,
                 dimension,
                 (&config.qdrant).into(),
@@ -199,15 +201,6 @@ async fn open_store(
             }
             Err(e) => return Err(anyhow::Error::new(e).context("preparing the vector store")),
         }
-    }
-}
-
-/// The embedding dimension without loading the model (for services that do not embed).
-fn model_dimension(config: &Config) -> usize {
-    if config.embedder.engine == "remote" {
-        config.embedder.remote_dimension
-    } else {
-        384
     }
 }
 
@@ -325,7 +318,7 @@ impl SingleNode {
             let listener = tokio::net::TcpListener::bind(grpc)
                 .await
                 .with_context(|| format!("binding the status gRPC service to {grpc}"))?;
-            (embedder, open_store(&config, model_dimension(&config), true, true).await?, None, Some(listener))
+            (embedder, open_store(&config, config.embedder.dimension(), true, true).await?, None, Some(listener))
         } else {
             let engine = load_engine(&config)?;
             let local = local_embedder(&config, engine.clone());
@@ -375,9 +368,9 @@ impl SingleNode {
 /// Refuses to start with an unknown extraction engine, or with `llm` and no
 /// usable model endpoint, before anything is connected.
 fn check_extractor(config: &Config) -> anyhow::Result<()> {
-    match config.extractor.engine.as_str() {
-        "rules" => Ok(()),
-        "llm" => match memsy_llm::ChatClient::from_config(&config.llm) {
+    match config.extractor.engine {
+        ExtractorEngine::Rules => Ok(()),
+        ExtractorEngine::Llm => match memsy_llm::ChatClient::from_config(&config.llm) {
             Ok(Some(_)) => Ok(()),
             Ok(None) => bail!(
                 "extractor.engine = llm needs an OpenAI-compatible endpoint: set llm.url (MEMSY__LLM__URL), \
@@ -385,7 +378,6 @@ fn check_extractor(config: &Config) -> anyhow::Result<()> {
             ),
             Err(e) => Err(anyhow::Error::new(e).context("extractor.engine = llm")),
         },
-        other => bail!("unknown extractor engine '{other}' (expected 'rules' or 'llm')"),
     }
 }
 
@@ -393,7 +385,7 @@ fn check_extractor(config: &Config) -> anyhow::Result<()> {
 /// hierarchy bucket and counts its tokens in Redis.
 async fn extraction_engine(config: &Config, bus: &Bus) -> anyhow::Result<memsy_extractor::Engine> {
     check_extractor(config)?;
-    if config.extractor.engine != "llm" {
+    if config.extractor.engine != ExtractorEngine::Llm {
         return Ok(memsy_extractor::Engine::Rules(memsy_extractor::RulesEngine::new()));
     }
     let client = memsy_llm::ChatClient::from_config(&config.llm)?.context("extractor.engine = llm needs llm.url")?;
@@ -418,7 +410,7 @@ async fn gateway(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
     let embedder: Arc<dyn QueryEmbedder> =
         Arc::new(memsy_embedder::GrpcEmbedder::connect_lazy(&config.embedder.url, config.embedder.timeouts())?);
-    let store = open_store(&config, model_dimension(&config), false, false).await?;
+    let store = open_store(&config, config.embedder.dimension(), false, false).await?;
     let (state, recalls) = gateway_state(&config, bus, status, embedder, store).await?;
     let recalls = tokio::spawn(recalls);
     let listener = tokio::net::TcpListener::bind(addr(&config.http.addr, "--http-addr")?).await?;
@@ -521,7 +513,7 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     stop_on_signal(token.clone());
     let bus = connect_bus(&config).await?;
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
-    let store = open_store(&config, model_dimension(&config), false, true).await?;
+    let store = open_store(&config, config.embedder.dimension(), false, true).await?;
     let mut tasks = JoinSet::new();
     let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into());
     spawn_indexer(&mut tasks, &bus, Arc::new(stage), &config, &token).await?;

@@ -19,7 +19,6 @@
 //! plain thread (or in `spawn_blocking`), never directly on an async runtime
 //! thread — the blocking client panics there.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::blocking::{Client, Response};
@@ -42,22 +41,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How much of an unparseable error body is quoted in an error.
 const MAX_QUOTED_BODY: usize = 300;
 
-/// A secret that never shows in `Debug` output or logs.
-struct ApiKey(HeaderValue);
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
 /// Embeds through an OpenAI-compatible `/embeddings` HTTP API.
 #[derive(Debug)]
 pub struct RemoteEngine {
     client: Client,
     endpoint: Url,
     model: String,
-    api_key: Option<ApiKey>,
+    /// `Bearer <key>`, marked sensitive: `Debug` prints `Sensitive`.
+    authorization: Option<HeaderValue>,
     dimension: usize,
 }
 
@@ -111,13 +102,13 @@ impl RemoteEngine {
         if !matches!(endpoint.scheme(), "http" | "https") {
             return Err(config_err(format!("base url {url:?}: scheme must be http or https")));
         }
-        let api_key = match api_key.map(str::trim).filter(|k| !k.is_empty()) {
+        let authorization = match api_key.map(str::trim).filter(|k| !k.is_empty()) {
             Some(key) => {
                 // Never quote the key itself in the error.
                 let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
                     .map_err(|_| config_err("api key contains characters not allowed in a header".into()))?;
                 value.set_sensitive(true);
-                Some(ApiKey(value))
+                Some(value)
             }
             None => None,
         };
@@ -126,7 +117,7 @@ impl RemoteEngine {
             .connect_timeout(timeout)
             .build()
             .map_err(|e| config_err(format!("http client: {e}")))?;
-        Ok(Self { client, endpoint, model: model.to_string(), api_key, dimension })
+        Ok(Self { client, endpoint, model: model.to_string(), authorization, dimension })
     }
 
     /// The full `/embeddings` URL requests go to.
@@ -156,7 +147,7 @@ impl RemoteEngine {
                 .post(self.endpoint.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
-            if let Some(ApiKey(value)) = &self.api_key {
+            if let Some(value) = &self.authorization {
                 request = request.header(AUTHORIZATION, value.clone());
             }
             let (error, retry_after) = match request.send() {
