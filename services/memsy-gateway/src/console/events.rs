@@ -84,8 +84,7 @@ pub async fn get_event(
     caller: Authorized<Read>,
     Path(event_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let found =
-        s.store.get_events(caller.org(), std::slice::from_ref(&event_id)).await.map_err(store_unavailable)?;
+    let found = s.store.get_events(caller.org(), std::slice::from_ref(&event_id)).await.map_err(store_unavailable)?;
     let e = found
         .iter()
         .find(|e| e.event_id == event_id && e.org_id == caller.org())
