@@ -154,6 +154,7 @@ def test_memories_filter_sort_search_and_page(page, world, server):
     expect(page.get_by_label("Search text")).to_have_value("rex")
     page.get_by_label("Search text").fill("")
     page.get_by_role("button", name="Search").click()
+    expect(cards(page)).to_have_count(active["total"])
 
     # Sorts: the first card is the API's first for that sort.
     for sort in ("observed_at_asc", "observed_at_desc", "confidence_desc"):

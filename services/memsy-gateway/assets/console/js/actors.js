@@ -5,7 +5,7 @@ import { useEffect, useState } from "../vendor/hooks.mjs";
 import { core, qs } from "./api.js";
 import { EventList } from "./events.js";
 import { MemoryList, SORTS } from "./memories.js";
-import { Loaded, Pager, Truncated, fmtNum, fmtTime, go, href, html, useLoad } from "./ui.js";
+import { Loaded, Pager, Truncated, fmtNum, fmtTime, href, html, update, useLoad } from "./ui.js";
 
 const PAGE = 50;
 
@@ -19,7 +19,7 @@ const ACTOR_SORTS = [
 export function ActorsView({ query }) {
   const [q, setQ] = useState(query.q || "");
   useEffect(() => setQ(query.q || ""), [query.q]);
-  const set = (changes) => go(["actors"], { ...query, offset: undefined, ...changes });
+  const set = (changes) => update(["actors"], { offset: undefined, ...changes });
   const state = useLoad(
     () => core(`/actors${qs({ q: query.q, sort: query.sort, offset: query.offset, limit: PAGE })}`),
     [query.q, query.sort, query.offset],
@@ -61,13 +61,13 @@ export function ActorsView({ query }) {
             </tbody>
           </table></div>`}
       <${Pager} total=${page.total} limit=${page.limit} offset=${page.offset} label="Actors"
-        onPage=${(offset) => go(["actors"], { ...query, offset: offset || undefined })} />
+        onPage=${(offset) => update(["actors"], { offset: offset || undefined })} />
     `}<//>`;
 }
 
 export function ActorPage({ id, query }) {
   const state = useLoad(() => core(`/actors/${encodeURIComponent(id)}`), [id]);
-  const set = (changes) => go(["actors", id], { ...query, ...changes });
+  const set = (changes) => update(["actors", id], changes);
   return html`<p class="crumbs"><a href="#/actors">Actors</a> ›</p>
     <h1>${id}</h1>
     <${Loaded} state=${state} what="the actor">${(a) => html`<dl class="facts">

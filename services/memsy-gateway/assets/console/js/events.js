@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from "../vendor/hooks.mjs";
 import { control, core, qs } from "./api.js";
-import { Loaded, Pager, Truncated, fmtTime, go, href, html, useLoad } from "./ui.js";
+import { Loaded, Pager, Truncated, fmtTime, href, html, update, useLoad } from "./ui.js";
 import { MemoryCard } from "./memories.js";
 
 const PAGE = 25;
@@ -36,7 +36,7 @@ export function EventList({ filter, onPage, label = "Events" }) {
 export function EventsView({ query }) {
   const [form, setForm] = useState({ actor_id: query.actor_id || "", session_id: query.session_id || "" });
   useEffect(() => setForm({ actor_id: query.actor_id || "", session_id: query.session_id || "" }), [query.actor_id, query.session_id]);
-  const set = (changes) => go(["events"], { ...query, offset: undefined, ...changes });
+  const set = (changes) => update(["events"], { offset: undefined, ...changes });
   return html`<h1>Raw events</h1>
     <form class="filters" onSubmit=${(e) => {
       e.preventDefault();
@@ -67,7 +67,7 @@ export function EventsView({ query }) {
       <button type="submit">Filter</button>
     </form>
     <${EventList} filter=${{ actor_id: query.actor_id, session_id: query.session_id, kind: query.kind, sort: query.sort, offset: query.offset }}
-      onPage=${(offset) => go(["events"], { ...query, offset: offset || undefined })} />`;
+      onPage=${(offset) => update(["events"], { offset: offset || undefined })} />`;
 }
 
 // The memories of the event's actor that name it as a source.

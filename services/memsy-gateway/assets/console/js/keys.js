@@ -24,8 +24,10 @@ function NewKey({ created, onDone }) {
     <h2 id="newkey-h">Key “${created.name}” created</h2>
     <p>Copy it now: memsy keeps only its hash, so it is shown this once.</p>
     <p><code class="raw-key" data-testid="raw-key">${created.raw_key}</code></p>
-    <button type="button" onClick=${copy}>${copied ? "Copied" : "Copy"}</button>
-    <button type="button" onClick=${onDone}>Done</button>
+    <div class="row">
+      <button type="button" onClick=${copy}>${copied ? "Copied" : "Copy"}</button>
+      <button type="button" onClick=${onDone}>Done</button>
+    </div>
   </section>`;
 }
 

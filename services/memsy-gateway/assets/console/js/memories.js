@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from "../vendor/hooks.mjs";
 import { core, qs } from "./api.js";
-import { Chip, Loaded, Pager, StatusChip, Truncated, fmtScore, fmtTime, go, href, html, useLoad } from "./ui.js";
+import { Chip, Loaded, Pager, StatusChip, Truncated, fmtScore, fmtTime, href, html, update, useLoad } from "./ui.js";
 
 export const PAGE = 25;
 
@@ -60,7 +60,7 @@ export function MemoriesView({ query }) {
   useEffect(() => setSearch(query.search || ""), [query.search]);
   // The types and kinds the org's memories have, for the filters.
   const stats = useLoad(() => core("/console/memories/stats"), []);
-  const set = (changes) => go(["memories"], { ...query, offset: undefined, ...changes });
+  const set = (changes) => update(["memories"], { offset: undefined, ...changes });
   const types = Object.keys((stats.data && stats.data.by_type) || {}).sort();
   const kinds = Object.keys((stats.data && stats.data.by_kind) || {}).sort();
   const options = (values, current) => {
@@ -112,5 +112,5 @@ export function MemoriesView({ query }) {
       </div>
       <button type="submit">Search</button>
     </form>
-    <${MemoryList} filter=${filter} onPage=${(offset) => go(["memories"], { ...query, offset: offset || undefined })} />`;
+    <${MemoryList} filter=${filter} onPage=${(offset) => update(["memories"], { offset: offset || undefined })} />`;
 }

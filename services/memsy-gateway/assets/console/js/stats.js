@@ -3,13 +3,25 @@
 import { core } from "./api.js";
 import { Bars, Columns, Loaded, Truncated, fmtNum, fmtScore, html, rowsOf, useLoad } from "./ui.js";
 
-// Days with memories, oldest first; months once there are too many days for bars.
+// Every day from the first memory's to the last one's (days without any
+// count 0, so the axis is time); months once there are too many days for bars.
 function overTime(byDay) {
-  const days = Object.entries(byDay || {}).sort(([a], [b]) => a.localeCompare(b));
-  if (days.length <= 60) return days.map(([label, value]) => ({ label, value }));
-  const months = {};
-  for (const [day, n] of days) months[day.slice(0, 7)] = (months[day.slice(0, 7)] || 0) + n;
-  return Object.entries(months).map(([label, value]) => ({ label, value }));
+  const days = Object.keys(byDay || {}).sort();
+  if (days.length === 0) return [];
+  const day = (d) => d.toISOString().slice(0, 10);
+  const first = new Date(`${days[0]}T00:00:00Z`);
+  const last = new Date(`${days[days.length - 1]}T00:00:00Z`);
+  if (Number.isNaN(first.getTime()) || Number.isNaN(last.getTime())) return days.map((d) => ({ label: d, value: byDay[d] }));
+  const span = Math.round((last - first) / 86400000) + 1;
+  const rows = [];
+  for (let i = 0; i < span; i++) {
+    const d = day(new Date(first.getTime() + i * 86400000));
+    rows.push({ label: d, value: byDay[d] || 0 });
+  }
+  if (rows.length <= 60) return rows;
+  const months = new Map();
+  for (const r of rows) months.set(r.label.slice(0, 7), (months.get(r.label.slice(0, 7)) || 0) + r.value);
+  return [...months].map(([label, value]) => ({ label, value }));
 }
 
 export function StatsView() {

@@ -32,6 +32,13 @@ export function go(parts, query) {
   location.hash = href(parts, query);
 }
 
+// Changes some parameters of the current address, starting from the address
+// itself rather than from what the view last rendered, so that two quick
+// changes in a row both hold.
+export function update(parts, changes) {
+  go(parts, { ...parseHash().query, ...changes });
+}
+
 // ---- data
 
 // Runs `load` (an async function) whenever `deps` change; `reload` runs it again.

@@ -1,8 +1,7 @@
 // Usage (admin scope): this month per dimension against the plan's limits,
 // the daily series, and the key's rate-limit window.
 
-import { control } from "./api.js";
-import { session } from "./api.js";
+import { control, session } from "./api.js";
 import { Columns, Loaded, fmtNum, fmtTime, html, useLoad } from "./ui.js";
 
 function Meter({ d }) {
@@ -16,13 +15,18 @@ function Meter({ d }) {
   </tr>`;
 }
 
+// X-RateLimit-Reset is a Unix time: the seconds left from now.
+function resetIn(reset) {
+  return Math.max(0, Math.round(Number(reset) - Date.now() / 1000));
+}
+
 function RateLimit() {
   const l = session.limits;
   if (!l || l.rateLimit === null) return html`<p class="muted">This server reports no rate limit for the key.</p>`;
   return html`<dl class="tiles">
     <div><dt>Requests per window</dt><dd>${fmtNum(l.rateLimit)}</dd></div>
     <div><dt>Remaining</dt><dd>${fmtNum(l.rateRemaining)}</dd></div>
-    <div><dt>Window resets in</dt><dd>${l.rateReset} s</dd></div>
+    <div><dt>Window resets in</dt><dd>${resetIn(l.rateReset)} s</dd></div>
   </dl>`;
 }
 
