@@ -116,6 +116,18 @@ def test_the_console_is_served_without_a_key(server):
     assert requests.get(f"{server.root_url}/console/memories", timeout=10).status_code == 401
 
 
+def test_one_event_by_id_is_the_orgs_own(server, world):
+    """GET /api/console/events/{id}, which a memory's page reads its source events from."""
+    rex = memory_with(server, world["admin"], "Rex")
+    event_id = rex["source_event_ids"][0]
+    e = api(server, world["reader"], f"/api/console/events/{event_id}")
+    assert (e["event_id"], e["actor_id"], e["content"]) == (event_id, "alice", "My dog's name is Rex.")
+    other = server.create_key(f"console-other-{uuid.uuid4().hex[:8]}", scopes="read")
+    for key, path in ((other, event_id), (world["admin"], "no-such-event")):
+        r = requests.get(f"{server.root_url}/api/console/events/{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert r.status_code == 404 and r.json()["detail"]["error"] == "not_found", r.text
+
+
 # ---- sign-in
 
 

@@ -1,11 +1,10 @@
 // Actors: the list of GET /v1/actors (search, sorts, paging) and an
 // actor's page with their memories and events.
 
-import { useEffect, useState } from "../vendor/hooks.mjs";
 import { core, qs } from "./api.js";
 import { EventList } from "./events.js";
 import { MemoryList, SORTS } from "./memories.js";
-import { Loaded, Pager, Truncated, fmtNum, fmtTime, href, html, update, useLoad } from "./ui.js";
+import { Loaded, Pager, Truncated, fmtNum, fmtTime, href, html, update, useField, useLoad } from "./ui.js";
 
 const PAGE = 50;
 
@@ -17,8 +16,7 @@ const ACTOR_SORTS = [
 ];
 
 export function ActorsView({ query }) {
-  const [q, setQ] = useState(query.q || "");
-  useEffect(() => setQ(query.q || ""), [query.q]);
+  const [q, setQ] = useField(query.q || "");
   const set = (changes) => update(["actors"], { offset: undefined, ...changes });
   const state = useLoad(
     () => core(`/actors${qs({ q: query.q, sort: query.sort, offset: query.offset, limit: PAGE })}`),

@@ -24,7 +24,7 @@ const NAV = [
   ["usage", "Usage", () => can("admin")],
 ];
 
-function SignIn({ message }) {
+function SignIn({ message, onSignedIn }) {
   const [key, setKey] = useState("");
   const [error, setError] = useState(message || null);
   const [busy, setBusy] = useState(false);
@@ -39,7 +39,7 @@ function SignIn({ message }) {
     setError(null);
     try {
       await signIn(k);
-      window.dispatchEvent(new Event("memsy-signed-in"));
+      onSignedIn();
     } catch (err) {
       setError(err.message);
     } finally {
@@ -127,7 +127,8 @@ function App() {
       setState("in");
     };
     window.addEventListener("hashchange", onHash);
-    window.addEventListener("memsy-signed-in", onIn);
+    // The address may have changed between the first render and now.
+    onHash();
     session.onRefused = (err) => {
       signOut();
       setMessage(`The server refused this API key (${err.message}). Sign in again.`);
@@ -143,7 +144,6 @@ function App() {
     }
     return () => {
       window.removeEventListener("hashchange", onHash);
-      window.removeEventListener("memsy-signed-in", onIn);
     };
   }, []);
 
@@ -159,7 +159,12 @@ function App() {
   }, [route.parts.join("/"), state]);
 
   if (state === "checking") return html`<p class="muted" role="status">Checking the API key…</p>`;
-  if (state === "out") return html`<${SignIn} message=${message} />`;
+  if (state === "out") {
+    return html`<${SignIn} message=${message} onSignedIn=${() => {
+      setMessage(null);
+      setState("in");
+    }} />`;
+  }
   return html`<${Shell} route=${route} onSignOut=${() => {
     signOut();
     setState("out");

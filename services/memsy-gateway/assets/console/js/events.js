@@ -1,9 +1,8 @@
 // Raw events: the list of GET /api/console/events with its filters, and
 // one event's page with the memories taken from it.
 
-import { useEffect, useState } from "../vendor/hooks.mjs";
 import { control, core, qs } from "./api.js";
-import { Loaded, Pager, Truncated, fmtTime, href, html, update, useLoad } from "./ui.js";
+import { Loaded, Pager, Truncated, fmtTime, href, html, update, useField, useLoad } from "./ui.js";
 import { MemoryCard } from "./memories.js";
 
 const PAGE = 25;
@@ -34,21 +33,21 @@ export function EventList({ filter, onPage, label = "Events" }) {
 }
 
 export function EventsView({ query }) {
-  const [form, setForm] = useState({ actor_id: query.actor_id || "", session_id: query.session_id || "" });
-  useEffect(() => setForm({ actor_id: query.actor_id || "", session_id: query.session_id || "" }), [query.actor_id, query.session_id]);
+  const [actor, setActor] = useField(query.actor_id || "");
+  const [sessionId, setSessionId] = useField(query.session_id || "");
   const set = (changes) => update(["events"], { offset: undefined, ...changes });
   return html`<h1>Raw events</h1>
     <form class="filters" onSubmit=${(e) => {
       e.preventDefault();
-      set({ actor_id: form.actor_id.trim() || undefined, session_id: form.session_id.trim() || undefined });
+      set({ actor_id: actor.trim() || undefined, session_id: sessionId.trim() || undefined });
     }}>
       <div class="field">
         <label for="ev-actor">Actor id</label>
-        <input id="ev-actor" value=${form.actor_id} onInput=${(e) => setForm({ ...form, actor_id: e.target.value })} />
+        <input id="ev-actor" value=${actor} onInput=${(e) => setActor(e.target.value)} />
       </div>
       <div class="field">
         <label for="ev-session">Session id</label>
-        <input id="ev-session" value=${form.session_id} onInput=${(e) => setForm({ ...form, session_id: e.target.value })} />
+        <input id="ev-session" value=${sessionId} onInput=${(e) => setSessionId(e.target.value)} />
       </div>
       <div class="field">
         <label for="ev-kind">Kind</label>

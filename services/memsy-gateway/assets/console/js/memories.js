@@ -1,9 +1,8 @@
 // The memories view: filters, sorts, text search and paging of
 // GET /v1/console/memories, with the state in the URL's hash.
 
-import { useEffect, useState } from "../vendor/hooks.mjs";
 import { core, qs } from "./api.js";
-import { Chip, Loaded, Pager, StatusChip, Truncated, fmtScore, fmtTime, href, html, update, useLoad } from "./ui.js";
+import { Chip, Loaded, Pager, StatusChip, Truncated, fmtScore, fmtTime, href, html, update, useField, useLoad } from "./ui.js";
 
 export const PAGE = 25;
 
@@ -56,8 +55,7 @@ export function MemoryList({ filter, onPage, label = "Memories" }) {
 
 export function MemoriesView({ query }) {
   const status = query.status || "active";
-  const [search, setSearch] = useState(query.search || "");
-  useEffect(() => setSearch(query.search || ""), [query.search]);
+  const [search, setSearch] = useField(query.search || "");
   // The types and kinds the org's memories have, for the filters.
   const stats = useLoad(() => core("/console/memories/stats"), []);
   const set = (changes) => update(["memories"], { offset: undefined, ...changes });

@@ -2,7 +2,7 @@
 // chips, paging, charts and formatting.
 
 import { h } from "../vendor/preact.mjs";
-import { useCallback, useEffect, useState } from "../vendor/hooks.mjs";
+import { useCallback, useEffect, useRef, useState } from "../vendor/hooks.mjs";
 import htm from "../vendor/htm.mjs";
 
 export const html = htm.bind(h);
@@ -37,6 +37,21 @@ export function go(parts, query) {
 // changes in a row both hold.
 export function update(parts, changes) {
   go(parts, { ...parseHash().query, ...changes });
+}
+
+// A form field's value that follows `external` (a parameter of the address)
+// when the address changes, say by the Back button, and is left alone
+// otherwise: not even on mount, where it would wipe what was typed already.
+export function useField(external) {
+  const [value, setValue] = useState(external);
+  const seen = useRef(external);
+  useEffect(() => {
+    if (seen.current !== external) {
+      seen.current = external;
+      setValue(external);
+    }
+  }, [external]);
+  return [value, setValue];
 }
 
 // ---- data
