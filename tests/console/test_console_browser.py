@@ -389,6 +389,9 @@ def test_pin_archive_and_delete_a_memory(page, world, server):
 def test_a_revoked_key_mid_session_returns_to_sign_in(page, world, server):
     key = server.create_key(world["org"], scopes="read", name="short-lived")
     sign_in(page, world, key)
+    # The view's own reads are done (the list, and the stats behind the type filter).
+    expect(cards(page).first).to_be_visible()
+    expect(page.get_by_label("Type").locator("option")).not_to_have_count(1)
     kid = api(server, key, "/api/me")["key_id"]
     r = requests.delete(f"{server.root_url}/api/keys/{kid}", headers={"Authorization": f"Bearer {world['admin']}"}, timeout=10)
     assert r.status_code == 204
