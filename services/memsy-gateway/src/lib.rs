@@ -5,7 +5,8 @@
 //!
 //! The core API (what the SDK's `MemsyClient` calls) is served under `/v1`
 //! and at the root; the control plane (`MemsyControlClient`) under `/api`.
-//! `/livez`, `/readyz` and `/metrics` are unauthenticated, for operators.
+//! `/livez`, `/readyz` and `/metrics` are unauthenticated, for operators;
+//! so are the web console's static files under `/console/`.
 
 pub mod auth;
 mod caller;
@@ -22,6 +23,7 @@ mod recall;
 mod search;
 mod status;
 mod trace;
+mod webconsole;
 
 use std::sync::Arc;
 
@@ -95,6 +97,7 @@ fn control_api() -> Router<AppState> {
         .route("/usage/summary", get(control::usage_summary))
         .route("/usage/timeseries", get(control::usage_timeseries))
         .route("/console/events", get(console::console_events))
+        .route("/console/events/{event_id}", get(console::get_event))
         .route("/billing/{*rest}", get(control::billing).post(control::billing).put(control::billing))
         .route("/interest/{*rest}", get(control::billing).post(control::billing))
         .route("/connectors", get(control::connectors))
@@ -114,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(memsy_core::metrics::endpoint))
+        .merge(webconsole::routes())
         .fallback(health::not_found)
         .layer(axum::middleware::from_fn(memsy_core::metrics::track_http))
         .layer(axum::middleware::from_fn(trace::http_span))

@@ -1,13 +1,14 @@
 //! `GET /api/console/events`: the org's raw events once indexed, as the
-//! SDK's `EventItemResponse`, a page at a time.
+//! SDK's `EventItemResponse`, a page at a time; `GET
+//! /api/console/events/{event_id}`: one of them (a memory's source event).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 use memsy_core::model::{StoredEvent, EVENT_KINDS};
 use memsy_store::EventScan;
 use serde_json::{json, Value};
 
-use super::{scan_events, sort_param};
+use super::{scan_events, sort_param, store_unavailable};
 use crate::caller::{Authorized, Read};
 use crate::fields::{page_envelope, Params};
 use crate::{ApiError, AppState};
@@ -74,6 +75,21 @@ pub async fn console_events(
     let mut events = scanned.items;
     sort_events(&mut events, descending);
     Ok(page_envelope(events, page, scanned.truncated, event_item))
+}
+
+/// `GET /api/console/events/{event_id}`: one event of the caller's org;
+/// another org's event is as absent as an unknown one.
+pub async fn get_event(
+    State(s): State<AppState>,
+    caller: Authorized<Read>,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let found = s.store.get_events(caller.org(), std::slice::from_ref(&event_id)).await.map_err(store_unavailable)?;
+    let e = found
+        .iter()
+        .find(|e| e.event_id == event_id && e.org_id == caller.org())
+        .ok_or_else(|| ApiError::not_found(format!("no event '{event_id}' in this org")))?;
+    Ok(Json(event_item(e)))
 }
 
 #[cfg(test)]

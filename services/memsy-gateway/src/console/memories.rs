@@ -116,6 +116,7 @@ pub(super) fn stats(ms: &[Memory]) -> Value {
     let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
     let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
     let mut entities: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut by_day: BTreeMap<&str, u64> = BTreeMap::new();
     let mut buckets = [0u64; 5];
     let (mut sum_conf, mut sum_strength) = (0.0f64, 0.0f64);
     let (mut earliest, mut latest): (Option<&str>, Option<&str>) = (None, None);
@@ -136,6 +137,8 @@ pub(super) fn stats(ms: &[Memory]) -> Value {
         sum_strength += m.strength as f64;
         let at = m.observed_at.as_str();
         if !at.is_empty() {
+            // RFC 3339 starts with the date: the console's memories-over-time chart.
+            *by_day.entry(at.get(..10).unwrap_or(at)).or_default() += 1;
             earliest = Some(earliest.map_or(at, |e| e.min(at)));
             latest = Some(latest.map_or(at, |l| l.max(at)));
         }
@@ -164,6 +167,7 @@ pub(super) fn stats(ms: &[Memory]) -> Value {
         "by_type": by_type,
         "by_kind": by_kind,
         "by_status": by_status,
+        "by_day": by_day,
         "avg_confidence": avg(sum_conf),
         "avg_strength": avg(sum_strength),
         "top_entities": top_entities,
@@ -345,6 +349,7 @@ mod tests {
         assert_eq!(v["date_range"], json!({"earliest": null, "latest": null}));
         assert_eq!(v["confidence_buckets"].as_array().map(Vec::len), Some(5));
         assert_eq!(v["by_type"], json!({}));
+        assert_eq!(v["by_day"], json!({}));
     }
 
     #[test]
@@ -382,6 +387,7 @@ mod tests {
         assert_eq!(v["confidence_buckets"][4]["max"], 1.0);
         assert_eq!(v["date_range"]["earliest"], "2024-01-01T00:00:00.000Z");
         assert_eq!(v["date_range"]["latest"], "2024-03-01T00:00:00.000Z");
+        assert_eq!(v["by_day"], json!({"2024-01-01": 1, "2024-02-01": 1, "2024-03-01": 1}));
     }
 
     #[test]
