@@ -105,16 +105,38 @@ pub fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result
 }
 
 /// A text field: absent/null → None; otherwise a string, trimmed, not
-/// empty, at most `max` characters.
+/// empty, at most `max` characters, on one line.
 pub fn opt_text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    // A name is shown and logged: a NUL or another control character in it is a mistake.
+    text_field(obj, key, max, char::is_control, "must not contain control characters (NUL, newlines, ...)")
+}
+
+/// Like [`opt_text`] for prose such as a promotion prompt: line breaks and
+/// tabs are kept (generated prompts have them); other control characters are refused.
+pub fn opt_prose(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    text_field(
+        obj,
+        key,
+        max,
+        |c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'),
+        "must not contain control characters other than line breaks and tabs",
+    )
+}
+
+fn text_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    max: usize,
+    refused: fn(char) -> bool,
+    why: &str,
+) -> Result<Option<String>, ApiError> {
     let Some(raw) = opt_str(obj, key, key)? else { return Ok(None) };
     let t = raw.trim();
     if t.is_empty() {
         return Err(ApiError::invalid(key, "must not be empty"));
     }
-    // A name is shown and logged: a NUL or another control character in it is a mistake.
-    if t.chars().any(char::is_control) {
-        return Err(ApiError::invalid(key, "must not contain control characters (NUL, newlines, ...)"));
+    if t.chars().any(refused) {
+        return Err(ApiError::invalid(key, why));
     }
     let n = t.chars().count();
     if n > max {

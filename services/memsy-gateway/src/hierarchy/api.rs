@@ -17,7 +17,7 @@ use tracing::info;
 
 use super::{HierarchyError, Level, Patch, Record, MAX_FOCUS, MAX_NAME, MAX_PROMPT};
 use crate::caller::{Admin, Authorized};
-use crate::fields::{opt_str, opt_text, page_of, read_object, Params};
+use crate::fields::{opt_prose, opt_str, opt_text, page_of, read_object, Params};
 use crate::{ApiError, AppState, Caller};
 
 /// Bodies are a few text fields; 8000 characters of prompt, JSON-escaped
@@ -70,7 +70,7 @@ pub fn parse_patch(obj: &Map<String, Value>, identity: &[(&str, &str)]) -> Resul
     Ok(Patch {
         name: opt_text(obj, "name", MAX_NAME)?,
         focus: opt_text(obj, "focus", MAX_FOCUS)?,
-        promotion_prompt: opt_text(obj, "promotion_prompt", MAX_PROMPT)?,
+        promotion_prompt: opt_prose(obj, "promotion_prompt", MAX_PROMPT)?,
     })
 }
 
@@ -288,7 +288,12 @@ mod tests {
             parse_patch(&obj(json!({"promotion_prompt": "Promote X", "role_id": "role_1"})), &[("role_id", "role_1")])
                 .unwrap();
         assert_eq!(p.promotion_prompt.as_deref(), Some("Promote X"));
+        // A prompt is prose: the line breaks of a generated one come back unchanged.
+        let p = parse_patch(&obj(json!({"promotion_prompt": "Promote:\n- X\n\tY"})), &[]).unwrap();
+        assert_eq!(p.promotion_prompt.as_deref(), Some("Promote:\n- X\n\tY"));
         let cases = [
+            (json!({"promotion_prompt": "a\u{0}b"}), "promotion_prompt"),
+            (json!({"name": "a\nb"}), "name"),
             (json!({"name": ""}), "name"),
             (json!({"focus": 3}), "focus"),
             (json!({"promotion_prompt": "p".repeat(MAX_PROMPT + 1)}), "promotion_prompt"),

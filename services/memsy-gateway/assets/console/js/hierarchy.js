@@ -40,7 +40,7 @@ function Record({ r, path, idField, onChanged }) {
   const fid = `${path}-${id}`;
   const save = async (e) => {
     e.preventDefault();
-    // Only what changed: the generated prompt holds newlines, which a PATCH refuses.
+    // Only what changed: an unchanged field is not sent back.
     const was = { name: r.name, focus: r.focus, promotion_prompt: r.promotion_prompt || "" };
     const body = Object.fromEntries(Object.entries(form).filter(([k, v]) => v !== was[k]));
     if (await run(() => core(base, { method: "PATCH", body }))) {
