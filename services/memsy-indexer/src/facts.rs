@@ -113,6 +113,9 @@ fn canonical(l: &str) -> &str {
         "hubby" => "husband",
         "usually" | "normally" | "typically" | "generally" => "usually",
         "named" | "called" => "named",
+        // What someone does for a living, however it is called.
+        "job" | "jobs" | "career" | "careers" | "profession" | "occupation" => "job",
+        "lately" | "recently" | "nowadays" => "lately",
         _ => l,
     }
 }
@@ -370,6 +373,7 @@ const FILLER: &[&str] = &[
     "kind",
     "kinda",
     "know",
+    "lately",
     "like",
     "liked",
     "likes",
@@ -512,6 +516,10 @@ mod tests {
             ("I collect stickers.", "I'm collecting stickers."),
             ("Caroline: I went to a support group.", "I went to a support group."),
             ("No, I prefer tea.", "I prefer tea."),
+            (
+                "Caroline: Lately, I've been looking into counseling and mental health as a career.",
+                "Caroline: I'm still looking into counseling and mental health jobs.",
+            ),
         ] {
             assert!(!different_facts(a, b), "{a} / {b}");
         }

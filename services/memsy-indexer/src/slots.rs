@@ -60,6 +60,11 @@ pub fn read(text: &str) -> Option<Slot> {
     for (kind, markers) in [("residence", RESIDENCE), ("employer", EMPLOYER)] {
         for marker in markers {
             if let Some(at) = find(&lower, marker) {
+                // One joins a club or a program as well: only "joined
+                // Globex", a name right after it, is an employer.
+                if marker == &["joined"] && !words.get(at + 1).is_some_and(Word::is_name) {
+                    continue;
+                }
                 let subject = subject(&words[..at], &user)?;
                 let value = value(&lower[at + marker.len()..])?;
                 return Some(Slot { name: format!("{kind}:{subject}"), value });
@@ -289,6 +294,7 @@ mod tests {
             "I would move to Berlin if I could.",
             "I used to live in Rome.",
             "I visited Paris.",
+            "Last weekend I joined a mentorship program.",
             "She lives in Oslo.",
             "His brother lives in Oslo.",
             "The office is based in Berlin.",
