@@ -69,8 +69,9 @@ pub struct Memory {
     pub created_at: String,
     pub updated_at: String,
     /// What the memory says something about, when only one value can hold at
-    /// a time ("residence", "employer", "favorite:color"): a newer memory of
-    /// the same actor and slot supersedes an older one.
+    /// a time, and whose it is ("residence:user", "employer:olaf",
+    /// "favorite:color:user"): a newer memory of the same actor and slot
+    /// supersedes an older one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
     /// The words of the message the memory was taken from (capped), indexed

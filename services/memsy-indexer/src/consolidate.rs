@@ -4,16 +4,20 @@
 //! 1. **Redelivery**: a memory already stored under its id, or an event
 //!    already counted in the memory it reinforced, changes nothing.
 //! 2. **Reinforcement**: a near-duplicate (cosine ≥ `duplicate_similarity`)
-//!    of an active memory of the same actor strengthens that memory
-//!    (strength, confidence, source events, source metadata ≤ 5) instead of
-//!    adding a twin.
-//! 3. **Supersession**: a memory that fills the same slot as others of the
-//!    actor ("I moved to Berlin" after "I live in Paris") leaves only the one
-//!    observed last active; the others become `superseded` with
-//!    `effective_to` set to the next one's `observed_at`. Decided by
-//!    `observed_at` (then id), so redelivery order cannot flip it.
+//!    of an active memory of the same actor that states the same fact (the
+//!    texts do not disagree on a number, code, name, negation or word of
+//!    substance: [`crate::facts`]) strengthens that memory (strength,
+//!    confidence, source events, source metadata ≤ 5) instead of adding a
+//!    twin.
+//! 3. **Supersession**: a memory that fills the same slot (kind and
+//!    subject: [`crate::slots`]) as others of the actor ("I moved to
+//!    Berlin" after "I live in Paris") leaves only the one observed last
+//!    active; the others become `superseded` with `effective_to` set to the
+//!    next one's `observed_at`. Decided by `observed_at` (then id), so
+//!    redelivery order cannot flip it. The active value stated again in
+//!    other words reinforces instead.
 //! 4. **Promotion**: when at least `promotion_min_actors` distinct actors of
-//!    a role (team, org) hold near-identical active memories, one memory at
+//!    a role (team, org) hold near-identical active memories of one fact, one memory at
 //!    that level, with no actor and no session, is created or reinforced.
 //!
 //! Every decision reads the store plus what this batch already decided (the
@@ -31,6 +35,9 @@ use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SO
 use memsy_store::{cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, ScoredId, SearchFilter, StoreError};
 use tracing::debug;
 use uuid::Uuid;
+
+use crate::facts::different_facts;
+use crate::slots;
 
 /// Namespace of promoted memories' ids (derived from the memory that
 /// triggered the promotion, so a redelivery promotes to the same id).
@@ -202,27 +209,34 @@ impl Consolidator {
         // 2. Reinforcement of a near-duplicate.
         let same_actor = actor_filter(&p.memory);
         let min = self.policy.duplicate_similarity;
-        let dup = batch.corrected(&stored_dups, &p.vector, &same_actor, min).first().map(Held::to_working);
-        if let Some(target) = dup.filter(|t| !different_slot_values(&t.memory, &p.memory)) {
-            if !target.memory.source_event_ids.contains(&event_id) {
-                let mut m = target.memory.clone();
-                reinforce(&mut m, &p.memory, self.policy.reinforce_step);
-                debug!(memory_id = m.memory_id, event_id, strength = m.strength, "reinforced a near-duplicate");
-                batch.put(Working { memory: m, dirty: true, ..target });
-            }
+        // The nearest one that states the same fact: a near-identical text
+        // that disagrees on a number, a name or a word of substance is
+        // another fact (`facts`), and is left to the next candidate.
+        let dup = batch
+            .corrected(&stored_dups, &p.vector, &same_actor, min)
+            .into_iter()
+            .find(|h| same_fact(h.memory(), &p.memory))
+            .map(|h| h.to_working());
+        if let Some(target) = dup {
+            self.reinforce_with(batch, target, &p.memory, &event_id, "reinforced a near-duplicate");
             return Ok(());
         }
 
         // 3. Supersession within the slot.
         let mut memory = p.memory.clone();
         if let Some(slot) = memory.slot.clone() {
-            let scan = MemoryScan {
-                actor_id: memory.actor_id.clone(),
-                scope_level: Some("actor".into()),
-                slot: Some(slot.clone()),
-                ..MemoryScan::org(&memory.org_id)
-            };
-            let stored = self.store.scan_memories(&scan, 1_000).await?.items;
+            // Memories stored before slots had a subject carry the bare
+            // kind; their text says whether they are this slot.
+            let mut stored = Vec::new();
+            for name in [slot.as_str(), slots::unsubjected(&slot)] {
+                let scan = MemoryScan {
+                    actor_id: memory.actor_id.clone(),
+                    scope_level: Some("actor".into()),
+                    slot: Some(name.to_string()),
+                    ..MemoryScan::org(&memory.org_id)
+                };
+                stored.extend(self.store.scan_memories(&scan, 1_000).await?.items);
+            }
             let mut group: Vec<Working> = stored
                 .into_iter()
                 .map(|m| batch.current(m))
@@ -232,12 +246,23 @@ impl Consolidator {
                 .filter(|w| {
                     w.memory.org_id == memory.org_id
                         && w.memory.actor_id == memory.actor_id
-                        && w.memory.slot.as_deref() == Some(&slot)
+                        && slots::slot_of(&w.memory.text).as_deref() == Some(&slot)
                 })
                 .filter(|w| w.memory.status == "active" || w.memory.status == "superseded")
                 .collect();
             group.sort_by(|a, b| order_key(&a.memory).cmp(&order_key(&b.memory)));
             group.dedup_by(|a, b| a.memory.memory_id == b.memory.memory_id);
+            // The current value stated again in other words ("I moved to
+            // Berlin" / "I'm based in Berlin") is a repetition, not an update.
+            let value = slots::read(&memory.text);
+            let restated = group.iter().find(|w| {
+                w.memory.status == "active"
+                    && slots::read(&w.memory.text).zip(value.as_ref()).is_some_and(|(a, b)| a.same_value(b))
+            });
+            if let Some(target) = restated.cloned() {
+                self.reinforce_with(batch, target, &memory, &event_id, "reinforced the slot's current value");
+                return Ok(());
+            }
             // Where the new memory falls among the others.
             let key = (memsy_core::time::parse_ts(&memory.observed_at), memory.memory_id.clone());
             let position = |w: &Working| order_key(&w.memory).cmp(&(key.0, key.1.as_str()));
@@ -254,6 +279,7 @@ impl Consolidator {
                 .collect();
             for w in earlier {
                 let mut m = w.memory.clone();
+                m.slot = Some(slot.clone());
                 m.status = "superseded".into();
                 m.effective_to = Some(memory.observed_at.clone());
                 m.updated_at = memory.created_at.clone();
@@ -271,6 +297,17 @@ impl Consolidator {
             }
         }
         Ok(())
+    }
+
+    /// Folds `new` into `target` unless `event_id` is counted there already.
+    fn reinforce_with(&self, batch: &mut Batch, target: Working, new: &Memory, event_id: &str, what: &str) {
+        if target.memory.source_event_ids.iter().any(|e| e == event_id) {
+            return;
+        }
+        let mut m = target.memory.clone();
+        reinforce(&mut m, new, self.policy.reinforce_step);
+        debug!(memory_id = m.memory_id, event_id, strength = m.strength, "{what}");
+        batch.put(Working { memory: m, dirty: true, ..target });
     }
 
     /// Creates or reinforces the `level` memory `m` belongs to once enough
@@ -297,7 +334,9 @@ impl Consolidator {
         // promoted-memory lookup below.
         let min = self.policy.promotion_similarity;
         let hits = self.lookup(batch, Lookup::Holders, vector, &members, min, 100).await?;
-        let holders = batch.corrected(&hits, vector, &members, min);
+        // Holders of another fact in the same words are not holders.
+        let holders: Vec<Held<'_>> =
+            batch.corrected(&hits, vector, &members, min).into_iter().filter(|h| same_fact(h.memory(), m)).collect();
         let actors = holders.iter().filter_map(|h| h.memory().actor_id.as_deref()).collect::<BTreeSet<&str>>().len();
         if actors < self.policy.promotion_min_actors {
             return Ok(());
@@ -321,7 +360,10 @@ impl Consolidator {
             promoted_filter.exact.push((format!("{level}_id"), scope_id.clone()));
         }
         let event_id = m.source_event_ids.first().cloned().unwrap_or_default();
-        match self.nearest(batch, Lookup::Promoted, vector, &promoted_filter, self.policy.duplicate_similarity).await? {
+        match self
+            .nearest(batch, Lookup::Promoted, vector, &promoted_filter, self.policy.duplicate_similarity, m)
+            .await?
+        {
             Some(existing) => {
                 if !existing.memory.source_event_ids.contains(&event_id) {
                     let mut p = existing.memory.clone();
@@ -374,8 +416,9 @@ impl Consolidator {
         Ok(())
     }
 
-    /// The closest memory within `filter` at `min` similarity or more,
-    /// stored or decided in this batch, as this batch sees it.
+    /// The closest memory within `filter` at `min` similarity or more that
+    /// states the same fact as `m`, stored or decided in this batch, as this
+    /// batch sees it.
     async fn nearest(
         &self,
         batch: &mut Batch,
@@ -383,9 +426,14 @@ impl Consolidator {
         vector: &[f32],
         filter: &SearchFilter,
         min: f32,
+        m: &Memory,
     ) -> Result<Option<Working>, StoreError> {
         let hits = self.lookup(batch, kind, vector, filter, min, NEAREST_LIMIT).await?;
-        Ok(batch.corrected(&hits, vector, filter, min).first().map(Held::to_working))
+        Ok(batch
+            .corrected(&hits, vector, filter, min)
+            .into_iter()
+            .find(|h| same_fact(h.memory(), m))
+            .map(|h| h.to_working()))
     }
 
     /// The store's hits within `filter` at `min` or more, each one's memory
@@ -609,14 +657,18 @@ fn matches_filter(m: &Memory, f: &SearchFilter) -> bool {
     })
 }
 
-/// Two memories of one slot that say different things are an update, not a
-/// duplicate, however close their vectors ("I live in Paris" / "… Berlin").
-fn different_slot_values(a: &Memory, b: &Memory) -> bool {
-    a.slot.is_some() && a.slot == b.slot && normalise(&a.text) != normalise(&b.text)
-}
-
-fn normalise(text: &str) -> String {
-    without_speaker_label(text).to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect()
+/// Whether two near-identical memories state one fact: they do not
+/// disagree (`facts`), and, filling one slot, they state one value (two
+/// values of a slot are an update, not a duplicate, however close their
+/// vectors: "I live in Paris" / "… Berlin").
+fn same_fact(a: &Memory, b: &Memory) -> bool {
+    if different_facts(&a.text, &b.text) {
+        return false;
+    }
+    match (slots::read(&a.text), slots::read(&b.text)) {
+        (Some(x), Some(y)) if x.name == y.name => x.same_value(&y),
+        _ => true,
+    }
 }
 
 fn order_key(m: &Memory) -> (Option<chrono::DateTime<chrono::Utc>>, &str) {

@@ -8,9 +8,11 @@
 //! [`MemoryStore`]: memsy_store::MemoryStore
 
 mod consolidate;
+pub mod facts;
 mod records;
 pub mod slots;
 mod stage;
+mod words;
 
 pub use consolidate::{Consolidator, Plan, Policy};
 pub use records::{memory_from, stored_event_from};

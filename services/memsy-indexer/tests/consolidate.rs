@@ -323,3 +323,63 @@ async fn a_batch_of_several_orgs_keeps_each_orgs_slots_apart() {
         assert_eq!(ms.len(), 2, "{org}: {ms:#?}");
     }
 }
+
+/// A slot is someone's: the user's sister moving does not retire where the
+/// user's brother lives, and the current value in other words ("I'm based
+/// in Berlin" after "I moved to Berlin") reinforces instead of superseding.
+#[tokio::test]
+async fn a_slot_is_one_persons_and_a_restated_value_reinforces() {
+    let (_dir, store) = new_store().await;
+    let v = [0.0, 1.0, 0.0, 0.0];
+    apply(&store, vec![point("alice", "o", "My brother Olaf lives in Bergen.", "2026-01-01T00:00:00Z", v)]).await;
+    apply(&store, vec![point("alice", "i", "My sister Ingrid lives in Tromso.", "2026-02-01T00:00:00Z", v)]).await;
+    apply(&store, vec![point("alice", "b", "I moved to Berlin.", "2026-03-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0])]).await;
+    let plan =
+        apply(&store, vec![point("alice", "b2", "I'm based in Berlin.", "2026-04-01T00:00:00Z", [0.0, 0.0, 1.0, 0.0])])
+            .await;
+    assert!(plan.inserts.is_empty(), "{plan:#?}");
+    let ms = all(&store).await;
+    assert!(ms.iter().all(|m| m.status == "active"), "{ms:#?}");
+    let berlin = ms.iter().find(|m| m.text == "I moved to Berlin.").unwrap();
+    assert_eq!(berlin.source_event_ids, vec!["b", "b2"]);
+    assert_eq!(berlin.slot.as_deref(), Some("residence:user"));
+    assert_eq!(ms.len(), 3);
+}
+
+/// Memories stored before slots had a subject carry the bare kind
+/// (`residence`); a new value of the user's slot still supersedes them, and
+/// they take the new name.
+#[tokio::test]
+async fn a_memory_with_a_slot_of_before_subjects_is_superseded() {
+    let (_dir, store) = new_store().await;
+    let mut old = point("alice", "p", "I live in Paris.", "2025-01-01T00:00:00Z", [0.0, 1.0, 0.0, 0.0]);
+    old.memory.slot = Some("residence".into());
+    let mut brother = point("alice", "o", "Olaf lives in Bergen.", "2025-01-01T00:00:00Z", [0.0, 0.0, 1.0, 0.0]);
+    brother.memory.slot = Some("residence".into());
+    store.upsert_memories(&[old, brother]).await.unwrap();
+    apply(&store, vec![point("alice", "b", "I moved to Berlin.", "2025-06-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0])]).await;
+    let ms = all(&store).await;
+    let status = |text: &str| {
+        let m = ms.iter().find(|m| m.text == text).unwrap();
+        (m.status.as_str(), m.slot.as_deref())
+    };
+    assert_eq!(status("I live in Paris."), ("superseded", Some("residence:user")));
+    assert_eq!(status("Olaf lives in Bergen."), ("active", Some("residence")));
+    assert_eq!(status("I moved to Berlin."), ("active", Some("residence:user")));
+}
+
+/// Near-identical vectors of two different facts (another number) make two
+/// memories; the same fact again still reinforces.
+#[tokio::test]
+async fn near_identical_vectors_of_different_facts_stay_apart() {
+    let (_dir, store) = new_store().await;
+    let v = [1.0, 0.0, 0.0, 0.0];
+    apply(&store, vec![point("alice", "a", "My locker code is 4821.", "2026-01-01T00:00:00Z", v)]).await;
+    apply(&store, vec![point("alice", "b", "My locker code is 4812.", "2026-01-02T00:00:00Z", v)]).await;
+    apply(&store, vec![point("alice", "c", "My locker code is 4821!", "2026-01-03T00:00:00Z", v)]).await;
+    let ms = all(&store).await;
+    assert_eq!(ms.len(), 2, "{ms:#?}");
+    let sources = |text: &str| ms.iter().find(|m| m.text == text).unwrap().source_event_ids.clone();
+    assert_eq!(sources("My locker code is 4821."), vec!["a", "c"]);
+    assert_eq!(sources("My locker code is 4812."), vec!["b"]);
+}
