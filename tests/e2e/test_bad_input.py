@@ -14,7 +14,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-# Routes of the gateway's router (services/memsy-gateway/src/lib.rs) with the
+# Routes of the gateway (the route table, services/memsy-gateway/src/routes.rs) with the
 # methods each takes; `{id}` is filled with random path ids.
 CORE = [
     ("GET", "/health"), ("POST", "/ingest"), ("POST", "/status"), ("POST", "/search"),

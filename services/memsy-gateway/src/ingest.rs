@@ -19,20 +19,30 @@ use memsy_core::model::EVENT_KINDS;
 use memsy_core::{ids, time};
 use memsy_proto::Event;
 use prost::Message;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use tracing::{info, info_span, warn, Instrument};
+use utoipa::ToSchema;
 
 use crate::caller::{Authorized, Write};
 use crate::fields::{check_id_len, opt_str, read_object, reject_org_id, req_str, type_of};
 use crate::{dedup, ApiError, AppState, Component, Counted};
 use memsy_usage::Dimension;
 
+/// `POST /ingest`: the SDK's `IngestResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    /// One id per event, in the order sent; every one is durable. A
+    /// duplicate within the de-duplication window gets its original's id.
+    pub event_ids: Vec<String>,
+}
+
 pub async fn ingest(
     State(s): State<AppState>,
     caller: Authorized<Write>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(Extension<Counted>, Json<Value>), ApiError> {
+) -> Result<(Extension<Counted>, Json<IngestResponse>), ApiError> {
     let key = &caller.key;
     let limits = &s.config.limits;
     let obj = read_object(&headers, body, limits.max_body_bytes).await?;
@@ -78,7 +88,7 @@ pub async fn ingest(
     metrics::counter!(memsy_core::metrics::EVENTS_INGESTED).increment(accepted);
     info!(org_id = key.org_id, accepted, duplicates, "ingested");
     let counted = Counted(vec![(Dimension::EventsIngested, month_total)]);
-    Ok((Extension(counted), Json(json!({ "event_ids": returned }))))
+    Ok((Extension(counted), Json(IngestResponse { event_ids: returned })))
 }
 
 /// Marks the events pending and counts the `accepted` new ones (one Redis
@@ -241,6 +251,7 @@ fn validate_event(
 mod tests {
     use super::*;
     use memsy_core::config::Limits;
+    use serde_json::json;
 
     fn check(body: Value) -> Result<Vec<Event>, ApiError> {
         let Value::Object(o) = body else { panic!() };

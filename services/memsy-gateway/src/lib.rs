@@ -5,21 +5,28 @@
 //!
 //! The core API (what the SDK's `MemsyClient` calls) is served under `/v1`
 //! and at the root; the control plane (`MemsyControlClient`) under `/api`.
-//! `/livez`, `/readyz` and `/metrics` are unauthenticated, for operators;
-//! so are the web console's static files under `/console/`.
+//! `/livez`, `/readyz` and `/metrics` are unauthenticated, for operators, as
+//! are the OpenAPI document (`/openapi.json`), its browsable page (`/docs`)
+//! and the web console's static files under `/console/`. Every API route is
+//! a row of the route table (`routes.rs`), which the router and the document
+//! are both built from.
 
 pub mod auth;
 mod caller;
 mod console;
 mod control;
 mod dedup;
+mod docs;
 mod error;
 mod fields;
 mod health;
 pub mod hierarchy;
 mod ingest;
+pub mod openapi;
 mod rank;
 mod recall;
+mod routes;
+mod schemas;
 mod search;
 mod status;
 mod trace;
@@ -28,15 +35,14 @@ mod webconsole;
 use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, patch, post};
 use axum::Router;
-use hierarchy::api::{self as hier, Orgs, Roles, Teams};
 use memsy_bus::Bus;
 use memsy_core::Config;
 use memsy_embedder::QueryEmbedder;
 use memsy_status::StatusApi;
 use memsy_store::MemoryStore;
 use memsy_usage::Meter;
+use routes::Api;
 
 pub use auth::{ApiKeyRecord, KeyRegistry};
 pub use caller::{Caller, Consumed, Counted, MemoryLevels};
@@ -62,61 +68,32 @@ pub struct AppState {
     pub hierarchy: Hierarchy,
 }
 
-/// The core API, without prefix; every route is authenticated and metered.
-fn core_api() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ingest", post(ingest::ingest))
-        .route("/status", post(status::status))
-        .route("/search", post(search::search))
-        .route("/orgs", get(hier::list_orgs).post(hier::create::<Orgs>))
-        .route("/orgs/{org_id}", get(hier::get::<Orgs>).patch(hier::update::<Orgs>).delete(hier::delete::<Orgs>))
-        .route("/orgs/{org_id}/regenerate-prompt", post(hier::regenerate::<Orgs>))
-        .route("/roles", get(hier::list::<Roles>).post(hier::create::<Roles>))
-        .route("/roles/{role_id}", get(hier::get::<Roles>).patch(hier::update::<Roles>).delete(hier::delete::<Roles>))
-        .route("/roles/{role_id}/regenerate-prompt", post(hier::regenerate::<Roles>))
-        .route("/teams", get(hier::list::<Teams>).post(hier::create::<Teams>))
-        .route("/teams/{team_id}", get(hier::get::<Teams>).patch(hier::update::<Teams>).delete(hier::delete::<Teams>))
-        .route("/teams/{team_id}/regenerate-prompt", post(hier::regenerate::<Teams>))
-        .route("/console/memories", get(console::list_memories))
-        .route("/console/memories/stats", get(console::memory_stats))
-        .route("/console/memories/{memory_id}", get(console::get_memory))
-        .route("/memories/{memory_id}", patch(console::patch_memory).delete(console::delete_memory))
-        .route("/actors", get(console::list_actors))
-        .route("/actors/{actor_id}", get(console::get_actor))
-}
-
-/// The control plane, served under `/api`; authenticated and metered.
-fn control_api() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/me", get(control::me))
-        .route("/keys", get(control::list_keys).post(control::create_key))
-        .route("/keys/{key_id}", delete(control::revoke_key))
-        .route("/keys/{key_id}/usage", get(control::key_usage))
-        .route("/usage/summary", get(control::usage_summary))
-        .route("/usage/timeseries", get(control::usage_timeseries))
-        .route("/console/events", get(console::console_events))
-        .route("/console/events/{event_id}", get(console::get_event))
-        .route("/billing/{*rest}", get(control::billing).post(control::billing).put(control::billing))
-        .route("/interest/{*rest}", get(control::billing).post(control::billing))
-        .route("/connectors", get(control::connectors))
-        .route(
-            "/connectors/{*rest}",
-            get(control::connectors).post(control::connectors).put(control::connectors).delete(control::connectors),
-        )
+/// The routers of the three APIs, from the route table (`routes.rs`):
+/// core (mounted under `/v1` and at the root), control (under `/api`) and
+/// open (at the root, no key).
+fn api_routers() -> [Router<AppState>; 3] {
+    let mut apis: [Router<AppState>; 3] = Default::default();
+    for route in routes::table() {
+        let i = match route.api {
+            Api::Core => 0,
+            Api::Control => 1,
+            Api::Open => 2,
+        };
+        // Rows of one path with several methods merge into one route.
+        apis[i] = std::mem::take(&mut apis[i]).route(route.path, route.handler);
+    }
+    apis
 }
 
 pub fn router(state: AppState) -> Router {
     let metered = |r: Router<AppState>| r.route_layer(from_fn_with_state(state.clone(), caller::admit));
-    let core = metered(core_api());
+    let [core, control, open] = api_routers();
+    let core = metered(core);
     Router::new()
         .nest("/v1", core.clone())
         .merge(core)
-        .nest("/api", metered(control_api()))
-        .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(memsy_core::metrics::endpoint))
+        .nest("/api", metered(control))
+        .merge(open)
         .merge(webconsole::routes())
         .fallback(health::not_found)
         .layer(axum::middleware::from_fn(memsy_core::metrics::track_http))
@@ -137,4 +114,24 @@ pub async fn serve(
     // new connections (clients opening more while answers are slow) turns
     // into a stall of the accept loop.
     axum::serve(listener, router(state).into_make_service()).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    /// The table makes a valid router: no row repeats a method and path,
+    /// and no two paths conflict (axum panics on either).
+    #[test]
+    fn the_route_table_builds_a_router() {
+        let [core, control, open] = super::api_routers();
+        let _: axum::Router<super::AppState> =
+            axum::Router::new().nest("/v1", core.clone()).merge(core).nest("/api", control).merge(open);
+    }
+
+    /// Routes come from the table alone: a route added here beside it would
+    /// be served without a row, so undocumented.
+    #[test]
+    fn no_route_bypasses_the_table() {
+        let needle = concat!(".rou", "te(");
+        assert_eq!(include_str!("lib.rs").matches(needle).count(), 1, "only api_routers adds routes");
+    }
 }

@@ -18,18 +18,48 @@ use axum::Json;
 use memsy_bus::EventRecord;
 use memsy_core::ids::is_event_id;
 use memsy_status::{EventState, Status};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::caller::{Authorized, Read};
 use crate::fields::{opt_str_list, read_object, reject_org_id};
 use crate::{ApiError, AppState, Component};
+
+/// `POST /status`: the SDK's `StatusResponse`. Every id asked about is in
+/// exactly one of the three lists.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    #[serde(rename = "completedIds")]
+    pub completed_ids: Vec<String>,
+    /// Failed, or `not_found` (never seen, expired or another org's).
+    #[serde(rename = "failedIds")]
+    pub failed_ids: Vec<String>,
+    #[serde(rename = "pendingIds")]
+    pub pending_ids: Vec<String>,
+    /// How many ids were asked about.
+    pub total: usize,
+    /// Each distinct id and where it is.
+    pub statuses: BTreeMap<String, EventStatus>,
+    /// Why each failed event failed (`<stage>: <reason>`), when known.
+    pub reasons: BTreeMap<String, String>,
+}
+
+/// Where one event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Pending,
+    Completed,
+    Failed,
+    NotFound,
+}
 
 pub async fn status(
     State(s): State<AppState>,
     caller: Authorized<Read>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatusResponse>, ApiError> {
     let key = &caller.key;
     let obj = read_object(&headers, body, s.config.limits.max_body_bytes).await?;
     reject_org_id(&obj)?;
@@ -56,36 +86,36 @@ pub async fn status(
         let label = match st.state {
             EventState::Completed => {
                 completed.push(st.event_id.clone());
-                "completed"
+                EventStatus::Completed
             }
             EventState::Pending => {
                 pending.push(st.event_id.clone());
-                "pending"
+                EventStatus::Pending
             }
             EventState::Failed => {
                 failed.push(st.event_id.clone());
-                "failed"
+                EventStatus::Failed
             }
             _ => {
                 failed.push(st.event_id.clone());
-                "not_found"
+                EventStatus::NotFound
             }
         };
         by_id.insert(st.event_id.clone(), label);
     }
-    let reasons: BTreeMap<&str, &str> = statuses
+    let reasons = statuses
         .iter()
         .filter(|s| s.state == EventState::Failed && !s.reason.is_empty())
-        .map(|s| (s.event_id.as_str(), s.reason.as_str()))
+        .map(|s| (s.event_id.clone(), s.reason.clone()))
         .collect();
-    Ok(Json(json!({
-        "completedIds": completed,
-        "failedIds": failed,
-        "pendingIds": pending,
-        "total": ids.len(),
-        "statuses": by_id,
-        "reasons": reasons,
-    })))
+    Ok(Json(StatusResponse {
+        completed_ids: completed,
+        failed_ids: failed,
+        pending_ids: pending,
+        total: ids.len(),
+        statuses: by_id,
+        reasons,
+    }))
 }
 
 /// `statuses` with every id Redis does not know looked up in the durable

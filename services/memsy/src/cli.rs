@@ -38,6 +38,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Prints the HTTP API's OpenAPI 3.1 document (the one served at /openapi.json).
+    Openapi,
 }
 
 impl Command {
@@ -52,6 +54,7 @@ impl Command {
             Command::Status(_) => "memsy-status",
             Command::Keys { .. } => "memsy-keys",
             Command::Dlq { .. } => "memsy-dlq",
+            Command::Openapi => "memsy-openapi",
         }
     }
 }

@@ -39,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Embedder(a)
         | Command::Indexer(a)
         | Command::Status(a) => Some(a.clone()),
-        Command::Keys { .. } | Command::Dlq { .. } => None,
+        Command::Keys { .. } | Command::Dlq { .. } | Command::Openapi => None,
     };
     if let Some(a) = &args {
         // A flag beats the configuration; a stage without one gets a port of
@@ -66,6 +66,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys { command } => keys(&config, command).await,
         Command::Dlq { command } => dlq::run(&config, command).await,
+        Command::Openapi => {
+            print!("{}", memsy_gateway::openapi::to_json());
+            Ok(())
+        }
         Command::Serve(_) => serve_all(config).await,
         Command::Gateway(_) => gateway(config).await,
         Command::Extractor(_) => extractor(config).await,

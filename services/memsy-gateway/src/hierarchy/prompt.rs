@@ -45,7 +45,7 @@ pub struct Subject<'a> {
 
 /// How a record's prompt was made; rendered as the record's `prompt_meta`,
 /// e.g. `{"source": "template", "template_version": 1, "generated_at": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "source", rename_all = "lowercase")]
 pub enum PromptMeta {
     /// Generated; regenerated whenever the name or focus changes.
