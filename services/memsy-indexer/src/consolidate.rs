@@ -2,7 +2,15 @@
 //!
 //! For each new memory, in batch order:
 //! 1. **Redelivery**: a memory already stored under its id, or an event
-//!    already counted in the memory it reinforced, changes nothing.
+//!    already counted in the memory it reinforced, changes nothing. An
+//!    event counts once however often it comes (`memsy replay` sends an
+//!    org's events again): when a memory's source list is full it may have
+//!    dropped the event, and then the event counts only if its raw event is
+//!    not stored yet (the store holds it once it has been indexed).
+//!    **Re-extraction**: a memory stored under its id whose event, extracted
+//!    again (after a model, rules or prompt change), now reads differently
+//!    takes the new text (and vector), keeping what consolidation and users
+//!    made of it (strength, sources, status, pin, recalls).
 //! 2. **Reinforcement**: a near-duplicate (cosine ≥ `duplicate_similarity`)
 //!    of an active memory of the same actor strengthens that memory
 //!    (strength, confidence, source events, source metadata ≤ 5) instead of
@@ -28,7 +36,9 @@ use std::time::{Duration, Instant};
 
 use memsy_core::config::IndexerConfig;
 use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SOURCE_METADATA, MAX_STRENGTH};
-use memsy_store::{cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, ScoredId, SearchFilter, StoreError};
+use memsy_store::{
+    cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, ScoredId, SearchFilter, StoreError, ARCHIVED,
+};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -122,21 +132,33 @@ impl Consolidator {
         for p in &points {
             by_org.entry(p.memory.org_id.clone()).or_default().push(p.memory.memory_id.clone());
         }
-        let mut stored = BTreeSet::new();
+        let mut stored = HashMap::new();
         for (org, ids) in &by_org {
             for m in self.store.get_memories(org, ids).await? {
-                stored.insert(m.memory_id);
+                stored.insert(m.memory_id.clone(), m);
             }
         }
         // Each id once (a repeat within the batch is a redelivery), and not
-        // the ones stored already.
+        // the ones stored already: those only take a re-extraction's text.
         let mut seen = BTreeSet::new();
-        let points: Vec<MemoryPoint> = points
-            .into_iter()
-            .filter(|p| !stored.contains(&p.memory.memory_id) && seen.insert(p.memory.memory_id.clone()))
-            .collect();
+        let mut fresh = Vec::with_capacity(points.len());
+        for p in points {
+            if !seen.insert(p.memory.memory_id.clone()) {
+                continue;
+            }
+            match stored.get(&p.memory.memory_id) {
+                None => fresh.push(p),
+                Some(m) => {
+                    if let Some(r) = reextracted(m, &p.memory) {
+                        debug!(memory_id = r.memory_id, "re-extracted");
+                        batch.put(Working { memory: r, vector: Some(p.vector), new: true, dirty: true });
+                    }
+                }
+            }
+        }
+        let points = fresh;
         if points.is_empty() {
-            return Ok(Plan::default());
+            return Ok(batch.into_plan());
         }
         // Every new memory's near-duplicate lookup, asked of the store at
         // once: this plan writes nothing until it is made, and what the
@@ -204,7 +226,7 @@ impl Consolidator {
         let min = self.policy.duplicate_similarity;
         let dup = batch.corrected(&stored_dups, &p.vector, &same_actor, min).first().map(Held::to_working);
         if let Some(target) = dup.filter(|t| !different_slot_values(&t.memory, &p.memory)) {
-            if !target.memory.source_event_ids.contains(&event_id) {
+            if !self.counted(batch, &target.memory, &event_id).await? {
                 let mut m = target.memory.clone();
                 reinforce(&mut m, &p.memory, self.policy.reinforce_step);
                 debug!(memory_id = m.memory_id, event_id, strength = m.strength, "reinforced a near-duplicate");
@@ -323,7 +345,7 @@ impl Consolidator {
         let event_id = m.source_event_ids.first().cloned().unwrap_or_default();
         match self.nearest(batch, Lookup::Promoted, vector, &promoted_filter, self.policy.duplicate_similarity).await? {
             Some(existing) => {
-                if !existing.memory.source_event_ids.contains(&event_id) {
+                if !self.counted(batch, &existing.memory, &event_id).await? {
                     let mut p = existing.memory.clone();
                     reinforce(&mut p, m, self.policy.reinforce_step);
                     p.summary = promoted_summary(level, &scope_id, actors, m);
@@ -372,6 +394,27 @@ impl Consolidator {
             }
         }
         Ok(())
+    }
+
+    /// Whether `m` counted `event_id` already: among its sources, or, when
+    /// those are full (the oldest repetitions drop out), indexed before —
+    /// its raw event stored. The raw events are written beside the
+    /// memories, so a batch whose memories failed and events did not is
+    /// not counted again on its redelivery by such a memory: one repetition
+    /// less on a memory with 50 already, never one too many.
+    async fn counted(&self, batch: &mut Batch, m: &Memory, event_id: &str) -> Result<bool, StoreError> {
+        if m.source_event_ids.iter().any(|id| id == event_id) {
+            return Ok(true);
+        }
+        if m.source_event_ids.len() < MAX_SOURCE_EVENTS || event_id.is_empty() {
+            return Ok(false);
+        }
+        if let Some(known) = batch.indexed.get(event_id) {
+            return Ok(*known);
+        }
+        let known = !self.store.get_events(&m.org_id, &[event_id.to_string()]).await?.is_empty();
+        batch.indexed.insert(event_id.to_string(), known);
+        Ok(known)
     }
 
     /// The closest memory within `filter` at `min` similarity or more,
@@ -454,6 +497,9 @@ struct Batch {
     order: Vec<String>,
     /// Stored memories the plan's lookups found, as read from the store.
     stored: HashMap<String, Memory>,
+    /// Whether an event's raw event is stored (it was indexed before), as
+    /// asked by [`Consolidator::counted`].
+    indexed: HashMap<String, bool>,
     lookups: Lookups,
 }
 
@@ -609,6 +655,36 @@ fn matches_filter(m: &Memory, f: &SearchFilter) -> bool {
     })
 }
 
+/// `stored` with what its event's new extraction `new` (same id: same event
+/// and position) says, when that differs; None when it does not, or when a
+/// user archived it (the pipeline leaves those alone). Confidence is not
+/// compared: reinforcement raises it. A slot that changes with the text
+/// takes effect on the next memory of the slot, which reconciles it.
+fn reextracted(stored: &Memory, new: &Memory) -> Option<Memory> {
+    let same = stored.text == new.text
+        && stored.title == new.title
+        && stored.summary == new.summary
+        && stored.memory_type == new.memory_type
+        && stored.memory_kind == new.memory_kind
+        && stored.tags == new.tags
+        && stored.entities == new.entities
+        && stored.slot == new.slot;
+    if same || stored.status == ARCHIVED {
+        return None;
+    }
+    Some(Memory {
+        text: new.text.clone(),
+        title: new.title.clone(),
+        summary: new.summary.clone(),
+        memory_type: new.memory_type.clone(),
+        memory_kind: new.memory_kind.clone(),
+        tags: new.tags.clone(),
+        entities: new.entities.clone(),
+        slot: new.slot.clone(),
+        ..stored.clone()
+    })
+}
+
 /// Two memories of one slot that say different things are an update, not a
 /// duplicate, however close their vectors ("I live in Paris" / "… Berlin").
 fn different_slot_values(a: &Memory, b: &Memory) -> bool {
@@ -633,10 +709,8 @@ fn reinforce(m: &mut Memory, new: &Memory, step: f32) {
             m.source_event_ids.push(id.clone());
         }
     }
-    // The first event (where the memory came from) and the latest ones. A
-    // redelivery of an event that has dropped out counts again (one more
-    // step of strength and confidence, within their bounds); that takes 49
-    // newer repetitions of this memory between delivery and redelivery.
+    // The first event (where the memory came from) and the latest ones; an
+    // event that has dropped out is not counted again (`counted`).
     if m.source_event_ids.len() > MAX_SOURCE_EVENTS {
         let excess = m.source_event_ids.len() - MAX_SOURCE_EVENTS;
         m.source_event_ids.drain(1..=excess);

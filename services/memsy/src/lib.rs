@@ -9,6 +9,7 @@
 pub mod cli;
 mod dlq;
 mod ops;
+mod replay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Embedder(a)
         | Command::Indexer(a)
         | Command::Status(a) => Some(a.clone()),
-        Command::Keys { .. } | Command::Dlq { .. } => None,
+        Command::Keys { .. } | Command::Dlq { .. } | Command::Replay(_) => None,
     };
     if let Some(a) = &args {
         // A flag beats the configuration; a stage without one gets a port of
@@ -65,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys { command } => keys(&config, command).await,
         Command::Dlq { command } => dlq::run(&config, command).await,
+        Command::Replay(args) => replay::run(&config, args).await,
         Command::Serve(_) => serve_all(config).await,
         Command::Gateway(_) => gateway(config).await,
         Command::Extractor(_) => extractor(config).await,
