@@ -402,12 +402,13 @@ async fn a_re_extraction_rewrites_the_text_and_keeps_the_counts() {
     assert_eq!((a.text.as_str(), a.tags.clone()), ("I like green tea.", vec!["tea".to_string()]));
     assert_eq!((a.strength, a.confidence, a.pinned), (b.strength, b.confidence, true));
     assert_eq!(a.source_event_ids, b.source_event_ids);
-    let hits = store.search_dense_ids(&[DenseQuery {
+    let query = DenseQuery {
         vector: vec![0.0, 1.0, 0.0, 0.0],
         filter: SearchFilter { org_id: "org".into(), min_score: Some(0.99), ..SearchFilter::default() },
         limit: 5,
-    }]);
-    assert_eq!(hits.await.unwrap()[0].len(), 1, "the new vector is stored");
+    };
+    let hits = store.search_dense_ids(&[query]).await.unwrap();
+    assert_eq!(hits[0].len(), 1, "the new vector is stored");
     // Twice is once.
     let plan = apply(&store, vec![again]).await;
     assert!(plan.inserts.is_empty() && plan.replaces.is_empty(), "{plan:?}");
