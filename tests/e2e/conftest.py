@@ -204,6 +204,35 @@ def memsy_stack(extra_env: dict | None = None):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def qdrant_server():
+    """A Qdrant server for `memsy_stack(extra_env=...)`: QDRANT_URL when set
+    (a running one), else QDRANT_BIN started on free ports with storage of
+    its own; yields the environment that points memsy at it (a collection
+    prefix of its own), or None without either."""
+    prefix = {"MEMSY__QDRANT__COLLECTION_PREFIX": f"e2e_{os.getpid()}_{int(time.time())}_"}
+    if os.environ.get("QDRANT_URL"):
+        yield {"QDRANT_URL": os.environ["QDRANT_URL"], **prefix}
+        return
+    if not os.environ.get("QDRANT_BIN"):
+        yield None
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="memsy-e2e-qdrant-"))
+    http_port, grpc_port = _free_port(), _free_port()
+    env = dict(os.environ, QDRANT__SERVICE__HOST="127.0.0.1", QDRANT__SERVICE__HTTP_PORT=str(http_port),
+               QDRANT__SERVICE__GRPC_PORT=str(grpc_port), QDRANT__STORAGE__STORAGE_PATH=str(tmp / "storage"),
+               QDRANT__STORAGE__SNAPSHOTS_PATH=str(tmp / "snapshots"), QDRANT__TELEMETRY_DISABLED="true",
+               QDRANT__LOG_LEVEL="WARN")
+    with open(tmp / "qdrant.log", "w") as log:
+        proc = subprocess.Popen([os.environ["QDRANT_BIN"]], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(http_port, proc, "qdrant", timeout=60)
+        yield {"QDRANT_URL": f"http://127.0.0.1:{grpc_port}", **prefix}
+    finally:
+        stop_all([proc])
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def server():
     with memsy_stack() as s:

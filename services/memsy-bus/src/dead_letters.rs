@@ -90,8 +90,8 @@ impl Bus {
         // broker's window, which would drop the replay. It still ends in the
         // event id, which a stage reads when the payload does not decode.
         let msg_id = match l.event_ids.first() {
-            Some(id) => format!("replay:{seq}:{id}"),
-            None => format!("replay:{seq}"),
+            Some(id) => crate::replay_msg_id(&seq.to_string(), id),
+            None => format!("{}{seq}", crate::REPLAY_PREFIX),
         };
         let out =
             OutMessage { subject: l.subject.clone(), msg_id, payload: l.payload.clone().into(), traceparent: None };

@@ -6,8 +6,8 @@
 //! `max_deliver`), the partitioned runner with its leases (the indexer: one
 //! replica at a time per org), key-value buckets for control data, the backlog figures
 //! (consumer lag, dead letters) for `/metrics`, the dead letters for
-//! operators, and what the broker's records say of an event whose status
-//! was lost.
+//! operators, what the broker's records say of an event whose status
+//! was lost, and an org's retained events sent through the pipeline again.
 
 mod backlog;
 mod bus;
@@ -16,6 +16,7 @@ mod error;
 pub mod lease;
 mod partitioned;
 mod records;
+mod replay;
 mod stage;
 pub mod topology;
 
@@ -26,4 +27,5 @@ pub use error::BusError;
 pub use lease::Leases;
 pub use partitioned::run_partitioned_stage;
 pub use records::EventRecord;
-pub use stage::{run_stage, Batching, Delivery, Outcome, StageHandler, GATHER_WAITS};
+pub use replay::{replay_msg_id, RetainedEvent, RetainedEvents};
+pub use stage::{run_stage, Batching, Delivery, Outcome, StageHandler, GATHER_WAITS, REPLAY_PREFIX};

@@ -50,7 +50,23 @@ pub struct Delivery {
     pub attempt: i64,
 }
 
+/// How the de-duplication id of a replayed message starts: `memsy replay`'s
+/// (`replay:<run>:<event id>`) and `memsy dlq replay`'s (`replay:<seq>:<event id>`).
+pub const REPLAY_PREFIX: &str = "replay:";
+
 impl Delivery {
+    /// The `Nats-Msg-Id` of what a stage publishes for this message's event,
+    /// `<letter>:<event id>`; for a replayed message `<letter>:replay:…`:
+    /// its output was published before under the plain id, which may still
+    /// be in the broker's de-duplication window and would drop it.
+    pub fn output_msg_id(&self, letter: &str, event_id: &str) -> String {
+        let replayed = self.msg_id.as_deref().and_then(|m| m.find(REPLAY_PREFIX).map(|i| &m[i..]));
+        match replayed {
+            Some(r) if r.ends_with(event_id) => format!("{letter}:{r}"),
+            _ => format!("{letter}:{event_id}"),
+        }
+    }
+
     /// The org and event a message is about, from its envelope alone: the
     /// subject names the org, and the message id ends in the event id. For a
     /// payload no stage can read.
@@ -506,5 +522,21 @@ mod tests {
         assert_eq!(e, Some(("a.b c".into(), id.into())));
         assert_eq!(delivery("memsy.events.acme", Some("x:not-an-id")).envelope(), None);
         assert_eq!(delivery("memsy.events.acme", None).envelope(), None);
+    }
+
+    #[test]
+    fn a_replayed_message_keeps_its_replay_id_downstream() {
+        let id = "01J00000000000000000000001";
+        let s = crate::topology::events_subject("acme", id);
+        assert_eq!(delivery(&s, Some(id)).output_msg_id("x", id), format!("x:{id}"));
+        assert_eq!(delivery(&s, None).output_msg_id("x", id), format!("x:{id}"));
+        let replayed = crate::replay_msg_id("r1", id);
+        let x = delivery(&s, Some(&replayed)).output_msg_id("x", id);
+        assert_eq!(x, format!("x:replay:r1:{id}"));
+        // The embedder reads the extractor's output and carries it on.
+        assert_eq!(delivery("memsy.extracted.acme", Some(&x)).output_msg_id("e", id), format!("e:replay:r1:{id}"));
+        assert_eq!(delivery(&s, Some(&x)).envelope(), Some(("acme".into(), id.into())));
+        // A replay id of another event is not taken over.
+        assert_eq!(delivery(&s, Some("replay:r1:other")).output_msg_id("x", id), format!("x:{id}"));
     }
 }

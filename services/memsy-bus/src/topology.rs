@@ -35,6 +35,11 @@ pub fn events_subject(org_id: &str, event_id: &str) -> String {
     format!("memsy.events.{}.{}", subject_token(org_id), subject_token(event_id))
 }
 
+/// Every raw event of one org (what a replay reads).
+pub fn events_org_filter(org_id: &str) -> String {
+    format!("memsy.events.{}.>", subject_token(org_id))
+}
+
 pub fn extracted_subject(org_id: &str) -> String {
     format!("memsy.extracted.{}", subject_token(org_id))
 }
@@ -118,6 +123,7 @@ mod tests {
     #[test]
     fn tenant_ids_cannot_add_subject_tokens() {
         assert_eq!(events_subject("acme", "01J0"), "memsy.events.acme.01J0");
+        assert_eq!(events_org_filter("a.b"), "memsy.events.a=2Eb.>");
         let s = events_subject("evil.org.>", "a.*");
         assert_eq!(s.split('.').count(), 4);
         assert!(!s.contains('>') && !s.contains('*'));

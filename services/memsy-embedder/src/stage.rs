@@ -74,7 +74,7 @@ impl StageHandler for EmbedderStage {
                 .collect();
             out.push(OutMessage {
                 subject: embedded_subject(&event.org_id, self.bus.partitions()),
-                msg_id: format!("e:{}", event.event_id),
+                msg_id: batch[i].output_msg_id("e", &event.event_id),
                 payload: EmbeddedEvent { event: Some(event), memories, model: model.clone() }.encode_to_vec().into(),
                 traceparent: batch[i].traceparent.clone(),
             });

@@ -157,7 +157,7 @@ impl StageHandler for ExtractorStage {
             debug!(event_id = event.event_id, memories = x.memories.len(), "extracted");
             out.push(OutMessage {
                 subject: extracted_subject(&event.org_id),
-                msg_id: format!("x:{}", event.event_id),
+                msg_id: batch[i].output_msg_id("x", &event.event_id),
                 payload: x.encode_to_vec().into(),
                 traceparent: batch[i].traceparent.clone(),
             });

@@ -2,7 +2,15 @@
 //!
 //! For each new memory, in batch order:
 //! 1. **Redelivery**: a memory already stored under its id, or an event
-//!    already counted in the memory it reinforced, changes nothing.
+//!    already counted in the memory it reinforced, changes nothing. An
+//!    event counts once however often it comes (`memsy replay` sends an
+//!    org's events again): when a memory's source list is full it may have
+//!    dropped the event, and then the event counts only if its raw event is
+//!    not stored yet (the store holds it once it has been indexed).
+//!    **Re-extraction**: a memory stored under its id whose event, extracted
+//!    again (after a model, rules or prompt change), now reads differently
+//!    takes the new text (and vector), keeping what consolidation and users
+//!    made of it (strength, sources, status, pin, recalls).
 //! 2. **Reinforcement**: a near-duplicate (cosine ≥ `duplicate_similarity`)
 //!    of an active memory of the same actor that states the same fact (the
 //!    texts do not disagree on a number, code, name, negation or word of
@@ -32,7 +40,9 @@ use std::time::{Duration, Instant};
 
 use memsy_core::config::IndexerConfig;
 use memsy_core::model::{without_speaker_label, Memory, MAX_SOURCE_EVENTS, MAX_SOURCE_METADATA, MAX_STRENGTH};
-use memsy_store::{cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, ScoredId, SearchFilter, StoreError};
+use memsy_store::{
+    cosine, DenseQuery, MemoryPoint, MemoryScan, MemoryStore, ScoredId, SearchFilter, StoreError, ARCHIVED,
+};
 use tracing::debug;
 use uuid::Uuid;
 
@@ -129,21 +139,33 @@ impl Consolidator {
         for p in &points {
             by_org.entry(p.memory.org_id.clone()).or_default().push(p.memory.memory_id.clone());
         }
-        let mut stored = BTreeSet::new();
+        let mut stored = HashMap::new();
         for (org, ids) in &by_org {
             for m in self.store.get_memories(org, ids).await? {
-                stored.insert(m.memory_id);
+                stored.insert(m.memory_id.clone(), m);
             }
         }
         // Each id once (a repeat within the batch is a redelivery), and not
-        // the ones stored already.
+        // the ones stored already: those only take a re-extraction's text.
         let mut seen = BTreeSet::new();
-        let points: Vec<MemoryPoint> = points
-            .into_iter()
-            .filter(|p| !stored.contains(&p.memory.memory_id) && seen.insert(p.memory.memory_id.clone()))
-            .collect();
+        let mut fresh = Vec::with_capacity(points.len());
+        for p in points {
+            if !seen.insert(p.memory.memory_id.clone()) {
+                continue;
+            }
+            match stored.get(&p.memory.memory_id) {
+                None => fresh.push(p),
+                Some(m) => {
+                    if let Some(r) = reextracted(m, &p.memory) {
+                        debug!(memory_id = r.memory_id, "re-extracted");
+                        batch.put(Working { memory: r, vector: Some(p.vector), new: true, dirty: true });
+                    }
+                }
+            }
+        }
+        let points = fresh;
         if points.is_empty() {
-            return Ok(Plan::default());
+            return Ok(batch.into_plan());
         }
         // Every new memory's near-duplicate lookup, asked of the store at
         // once: this plan writes nothing until it is made, and what the
@@ -218,7 +240,7 @@ impl Consolidator {
             .find(|h| same_fact(h.memory(), &p.memory))
             .map(|h| h.to_working());
         if let Some(target) = dup {
-            self.reinforce_with(batch, target, &p.memory, &event_id, "reinforced a near-duplicate");
+            self.reinforce_with(batch, target, &p.memory, &event_id, "reinforced a near-duplicate").await?;
             return Ok(());
         }
 
@@ -260,7 +282,7 @@ impl Consolidator {
                     && slots::read(&w.memory.text).zip(value.as_ref()).is_some_and(|(a, b)| a.same_value(b))
             });
             if let Some(target) = restated.cloned() {
-                self.reinforce_with(batch, target, &memory, &event_id, "reinforced the slot's current value");
+                self.reinforce_with(batch, target, &memory, &event_id, "reinforced the slot's current value").await?;
                 return Ok(());
             }
             // Where the new memory falls among the others.
@@ -300,14 +322,23 @@ impl Consolidator {
     }
 
     /// Folds `new` into `target` unless `event_id` is counted there already.
-    fn reinforce_with(&self, batch: &mut Batch, target: Working, new: &Memory, event_id: &str, what: &str) {
-        if target.memory.source_event_ids.iter().any(|e| e == event_id) {
-            return;
+    async fn reinforce_with(
+        &self,
+        batch: &mut Batch,
+        target: Working,
+        new: &Memory,
+        event_id: &str,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        // A redelivered or replayed event counts once.
+        if self.counted(batch, &target.memory, event_id).await? {
+            return Ok(());
         }
         let mut m = target.memory.clone();
         reinforce(&mut m, new, self.policy.reinforce_step);
         debug!(memory_id = m.memory_id, event_id, strength = m.strength, "{what}");
         batch.put(Working { memory: m, dirty: true, ..target });
+        Ok(())
     }
 
     /// Creates or reinforces the `level` memory `m` belongs to once enough
@@ -365,7 +396,7 @@ impl Consolidator {
             .await?
         {
             Some(existing) => {
-                if !existing.memory.source_event_ids.contains(&event_id) {
+                if !self.counted(batch, &existing.memory, &event_id).await? {
                     let mut p = existing.memory.clone();
                     reinforce(&mut p, m, self.policy.reinforce_step);
                     p.summary = promoted_summary(level, &scope_id, actors, m);
@@ -414,6 +445,27 @@ impl Consolidator {
             }
         }
         Ok(())
+    }
+
+    /// Whether `m` counted `event_id` already: among its sources, or, when
+    /// those are full (the oldest repetitions drop out), indexed before —
+    /// its raw event stored. The raw events are written beside the
+    /// memories, so a batch whose memories failed and events did not is
+    /// not counted again on its redelivery by such a memory: one repetition
+    /// less on a memory with 50 already, never one too many.
+    async fn counted(&self, batch: &mut Batch, m: &Memory, event_id: &str) -> Result<bool, StoreError> {
+        if m.source_event_ids.iter().any(|id| id == event_id) {
+            return Ok(true);
+        }
+        if m.source_event_ids.len() < MAX_SOURCE_EVENTS || event_id.is_empty() {
+            return Ok(false);
+        }
+        if let Some(known) = batch.indexed.get(event_id) {
+            return Ok(*known);
+        }
+        let known = !self.store.get_events(&m.org_id, &[event_id.to_string()]).await?.is_empty();
+        batch.indexed.insert(event_id.to_string(), known);
+        Ok(known)
     }
 
     /// The closest memory within `filter` at `min` similarity or more that
@@ -502,6 +554,9 @@ struct Batch {
     order: Vec<String>,
     /// Stored memories the plan's lookups found, as read from the store.
     stored: HashMap<String, Memory>,
+    /// Whether an event's raw event is stored (it was indexed before), as
+    /// asked by [`Consolidator::counted`].
+    indexed: HashMap<String, bool>,
     lookups: Lookups,
 }
 
@@ -671,6 +726,36 @@ fn same_fact(a: &Memory, b: &Memory) -> bool {
     }
 }
 
+/// `stored` with what its event's new extraction `new` (same id: same event
+/// and position) says, when that differs; None when it does not, or when a
+/// user archived it (the pipeline leaves those alone). Confidence is not
+/// compared: reinforcement raises it. A slot that changes with the text
+/// takes effect on the next memory of the slot, which reconciles it.
+fn reextracted(stored: &Memory, new: &Memory) -> Option<Memory> {
+    let same = stored.text == new.text
+        && stored.title == new.title
+        && stored.summary == new.summary
+        && stored.memory_type == new.memory_type
+        && stored.memory_kind == new.memory_kind
+        && stored.tags == new.tags
+        && stored.entities == new.entities
+        && stored.slot == new.slot;
+    if same || stored.status == ARCHIVED {
+        return None;
+    }
+    Some(Memory {
+        text: new.text.clone(),
+        title: new.title.clone(),
+        summary: new.summary.clone(),
+        memory_type: new.memory_type.clone(),
+        memory_kind: new.memory_kind.clone(),
+        tags: new.tags.clone(),
+        entities: new.entities.clone(),
+        slot: new.slot.clone(),
+        ..stored.clone()
+    })
+}
+
 fn order_key(m: &Memory) -> (Option<chrono::DateTime<chrono::Utc>>, &str) {
     (memsy_core::time::parse_ts(&m.observed_at), m.memory_id.as_str())
 }
@@ -685,10 +770,8 @@ fn reinforce(m: &mut Memory, new: &Memory, step: f32) {
             m.source_event_ids.push(id.clone());
         }
     }
-    // The first event (where the memory came from) and the latest ones. A
-    // redelivery of an event that has dropped out counts again (one more
-    // step of strength and confidence, within their bounds); that takes 49
-    // newer repetitions of this memory between delivery and redelivery.
+    // The first event (where the memory came from) and the latest ones; an
+    // event that has dropped out is not counted again (`counted`).
     if m.source_event_ids.len() > MAX_SOURCE_EVENTS {
         let excess = m.source_event_ids.len() - MAX_SOURCE_EVENTS;
         m.source_event_ids.drain(1..=excess);

@@ -383,3 +383,93 @@ async fn near_identical_vectors_of_different_facts_stay_apart() {
     assert_eq!(sources("My locker code is 4821."), vec!["a", "c"]);
     assert_eq!(sources("My locker code is 4812."), vec!["b"]);
 }
+
+/// A stored raw event, as the indexer writes it beside an event's memories.
+fn indexed(event_id: &str) -> StoredEvent {
+    StoredEvent {
+        event_id: event_id.into(),
+        org_id: "org".into(),
+        actor_id: "alice".into(),
+        session_id: "s".into(),
+        kind: "user_message".into(),
+        content: "I prefer green tea.".into(),
+        role_id: None,
+        team_id: None,
+        ts: "2026-01-01T00:00:00Z".into(),
+        metadata: None,
+        ingested_at: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+/// `memsy replay` sends every event of an org again, the ones that have
+/// dropped out of a full source list included: an event indexed before
+/// counts no second time, so the memory stays exactly as it was.
+#[tokio::test]
+async fn a_replayed_event_never_counts_twice() {
+    let (_dir, store) = new_store().await;
+    let cap = memsy_core::model::MAX_SOURCE_EVENTS;
+    let events: Vec<(String, String)> =
+        (0..cap + 10).map(|i| (format!("01J{i:023}"), format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60))).collect();
+    let tea = |(id, at): &(String, String)| point("alice", id, "I prefer green tea.", at, [1.0, 0.0, 0.0, 0.0]);
+    for e in &events {
+        apply(&store, vec![tea(e)]).await;
+        store.upsert_events(&[indexed(&e.0)]).await.unwrap();
+    }
+    let before = all(&store).await;
+    assert_eq!(before.len(), 1, "{before:#?}");
+    assert!(!before[0].source_event_ids.contains(&events[1].0), "the second event has dropped out");
+    // Replayed one by one, and all in one batch.
+    for e in &events {
+        let plan = apply(&store, vec![tea(e)]).await;
+        assert!(plan.inserts.is_empty() && plan.replaces.is_empty(), "{}: {plan:?}", e.0);
+    }
+    let plan = apply(&store, events.iter().map(tea).collect()).await;
+    assert!(plan.inserts.is_empty() && plan.replaces.is_empty(), "{plan:?}");
+    let after = all(&store).await;
+    assert_eq!(after[0].source_event_ids, before[0].source_event_ids);
+    assert_eq!((after[0].strength, after[0].confidence), (before[0].strength, before[0].confidence));
+    // A new event still counts.
+    let new = (format!("01J{:023}", cap + 10), "2026-01-02T00:00:00Z".to_string());
+    let plan = apply(&store, vec![tea(&new)]).await;
+    assert_eq!(plan.replaces.len(), 1, "{plan:?}");
+    assert_eq!(all(&store).await[0].source_event_ids.last(), Some(&new.0));
+}
+
+/// An event extracted again after a change of model, rules or prompt: the
+/// memory it made (same id) takes the new text and vector and keeps what
+/// consolidation and the user made of it; extracted the same, nothing is
+/// written.
+#[tokio::test]
+async fn a_re_extraction_rewrites_the_text_and_keeps_the_counts() {
+    let (_dir, store) = new_store().await;
+    let first = point("alice", "e1", "I like tea.", "2026-01-01T00:00:00Z", [1.0, 0.0, 0.0, 0.0]);
+    apply(&store, vec![first.clone()]).await;
+    apply(&store, vec![point("alice", "e2", "I like tea.", "2026-01-02T00:00:00Z", [1.0, 0.0, 0.0, 0.0])]).await;
+    let edit = MemoryEdit { pinned: Some(true), status: None, at: "2026-01-03T00:00:00Z".into() };
+    store.edit_memory("org", &first.memory.memory_id, &edit).await.unwrap();
+    let before = all(&store).await;
+    assert_eq!(before.len(), 1, "{before:#?}");
+
+    let plan = apply(&store, vec![first.clone()]).await;
+    assert!(plan.inserts.is_empty() && plan.replaces.is_empty(), "same extraction: {plan:?}");
+
+    let mut again = point("alice", "e1", "I like green tea.", "2026-01-01T00:00:00Z", [0.0, 1.0, 0.0, 0.0]);
+    again.memory.tags = vec!["tea".into()];
+    apply(&store, vec![again.clone()]).await;
+    let after = all(&store).await;
+    assert_eq!(after.len(), 1, "{after:#?}");
+    let (b, a) = (&before[0], &after[0]);
+    assert_eq!((a.text.as_str(), a.tags.clone()), ("I like green tea.", vec!["tea".to_string()]));
+    assert_eq!((a.strength, a.confidence, a.pinned), (b.strength, b.confidence, true));
+    assert_eq!(a.source_event_ids, b.source_event_ids);
+    let query = DenseQuery {
+        vector: vec![0.0, 1.0, 0.0, 0.0],
+        filter: SearchFilter { org_id: "org".into(), min_score: Some(0.99), ..SearchFilter::default() },
+        limit: 5,
+    };
+    let hits = store.search_dense_ids(&[query]).await.unwrap();
+    assert_eq!(hits[0].len(), 1, "the new vector is stored");
+    // Twice is once.
+    let plan = apply(&store, vec![again]).await;
+    assert!(plan.inserts.is_empty() && plan.replaces.is_empty(), "{plan:?}");
+}

@@ -84,6 +84,22 @@ impl StatusStore {
         }
         Ok(())
     }
+
+    /// Marks `event_ids` pending whatever they read (completed included):
+    /// they are being processed again (`memsy replay`), and whoever waits
+    /// for them must see them pending until the indexer is done.
+    pub async fn reopen(&self, org_id: &str, event_ids: &[String]) -> Result<(), StatusError> {
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for id in event_ids {
+            pipe.cmd("SET").arg(key(org_id, id)).arg("pending").arg("EX").arg(self.ttl_secs).ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

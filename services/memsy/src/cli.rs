@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,9 @@ pub enum Command {
     },
     /// Prints the HTTP API's OpenAPI 3.1 document (the one served at /openapi.json).
     Openapi,
+    /// Sends an org's events still in `MEMSY_EVENTS` through extraction,
+    /// embedding and indexing again (after a model, rules or prompt change).
+    Replay(ReplayArgs),
 }
 
 impl Command {
@@ -55,6 +59,7 @@ impl Command {
             Command::Keys { .. } => "memsy-keys",
             Command::Dlq { .. } => "memsy-dlq",
             Command::Openapi => "memsy-openapi",
+            Command::Replay(_) => "memsy-replay",
         }
     }
 }
@@ -127,4 +132,33 @@ pub struct DlqSelection {
     /// With `--all`: only this org's letters.
     #[arg(long, requires = "all")]
     pub org: Option<String>,
+}
+
+/// Which of an org's retained events `memsy replay` takes.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    pub org: String,
+    /// Only events accepted at or after this time (their `ingested_at`),
+    /// RFC 3339 (`2026-12-01T00:00:00Z`) or a date (`2026-12-01`, UTC).
+    #[arg(long, value_parser = since)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only this actor's events.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only count what would be replayed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Then wait until no replayed event is pending any more.
+    #[arg(long)]
+    pub wait: bool,
+    /// With `--wait`: give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub wait_secs: u64,
+}
+
+fn since(s: &str) -> Result<DateTime<Utc>, String> {
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
+    date.or_else(|| memsy_core::time::parse_ts(s))
+        .ok_or_else(|| format!("'{s}' is not an RFC 3339 time (2026-12-01T00:00:00Z) or a date (2026-12-01)"))
 }

@@ -9,6 +9,7 @@
 pub mod cli;
 mod dlq;
 mod ops;
+mod replay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Embedder(a)
         | Command::Indexer(a)
         | Command::Status(a) => Some(a.clone()),
-        Command::Keys { .. } | Command::Dlq { .. } | Command::Openapi => None,
+        Command::Keys { .. } | Command::Dlq { .. } | Command::Openapi | Command::Replay(_) => None,
     };
     if let Some(a) = &args {
         // A flag beats the configuration; a stage without one gets a port of
@@ -70,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", memsy_gateway::openapi::to_json());
             Ok(())
         }
+        Command::Replay(args) => replay::run(&config, args).await,
         Command::Serve(_) => serve_all(config).await,
         Command::Gateway(_) => gateway(config).await,
         Command::Extractor(_) => extractor(config).await,
