@@ -12,6 +12,7 @@ mod caller;
 mod console;
 mod control;
 mod dedup;
+pub mod erasure;
 mod error;
 mod fields;
 mod health;
@@ -29,7 +30,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use hierarchy::api::{self as hier, Orgs, Roles, Teams};
-use memsy_bus::Bus;
+use memsy_bus::{Bus, Erasures};
 use memsy_core::Config;
 use memsy_embedder::QueryEmbedder;
 use memsy_status::StatusApi;
@@ -39,6 +40,7 @@ use memsy_usage::Meter;
 pub use auth::{ApiKeyRecord, KeyRegistry};
 pub use caller::{Caller, Consumed, Counted, MemoryLevels};
 pub use dedup::Dedup;
+pub use erasure::{ActorErasure, Eraser, OrgPurge};
 pub use error::{ApiError, Component};
 pub use hierarchy::Hierarchy;
 pub use recall::Recalls;
@@ -58,6 +60,8 @@ pub struct AppState {
     pub recalls: Recalls,
     /// Org, role and team records.
     pub hierarchy: Hierarchy,
+    /// Erasure markers (see [`erasure`]).
+    pub erasures: Erasures,
 }
 
 /// The core API, without prefix; every route is authenticated and metered.
@@ -81,7 +85,8 @@ fn core_api() -> Router<AppState> {
         .route("/console/memories/{memory_id}", get(console::get_memory))
         .route("/memories/{memory_id}", patch(console::patch_memory).delete(console::delete_memory))
         .route("/actors", get(console::list_actors))
-        .route("/actors/{actor_id}", get(console::get_actor))
+        .route("/actors/{actor_id}", get(console::get_actor).delete(console::erase_actor))
+        .route("/actors/{actor_id}/export", get(console::export_actor))
 }
 
 /// The control plane, served under `/api`; authenticated and metered.

@@ -38,6 +38,11 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Whole tenants.
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
 }
 
 impl Command {
@@ -52,6 +57,7 @@ impl Command {
             Command::Status(_) => "memsy-status",
             Command::Keys { .. } => "memsy-keys",
             Command::Dlq { .. } => "memsy-dlq",
+            Command::Orgs { .. } => "memsy-orgs",
         }
     }
 }
@@ -124,4 +130,18 @@ pub struct DlqSelection {
     /// With `--all`: only this org's letters.
     #[arg(long, requires = "all")]
     pub org: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgsCommand {
+    /// Erases everything of an org: memories, events, status, its messages
+    /// in the streams, API keys, usage and hierarchy; prints what it removed.
+    /// With the embedded store, stop `memsy serve` first (one process at a time).
+    Purge {
+        #[arg(long)]
+        org: String,
+        /// Where the embedded vector store keeps its files (without a Qdrant server).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }

@@ -9,13 +9,14 @@
 pub mod cli;
 mod dlq;
 mod ops;
+mod orgs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
-use memsy_bus::{run_partitioned_stage, run_stage, Batching, Bus, Leases, StageHandler};
+use memsy_bus::{run_partitioned_stage, run_stage, Batching, Bus, Erasures, Leases, StageHandler};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, OnnxThreads, QueryEmbedder, RemoteEngine};
 use memsy_gateway::hierarchy::LlmGenerator;
@@ -38,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Embedder(a)
         | Command::Indexer(a)
         | Command::Status(a) => Some(a.clone()),
-        Command::Keys { .. } | Command::Dlq { .. } => None,
+        Command::Keys { .. } | Command::Dlq { .. } | Command::Orgs { .. } => None,
     };
     if let Some(a) = &args {
         // A flag beats the configuration; a stage without one gets a port of
@@ -65,6 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys { command } => keys(&config, command).await,
         Command::Dlq { command } => dlq::run(&config, command).await,
+        Command::Orgs { command } => orgs::run(&config, command).await,
         Command::Serve(_) => serve_all(config).await,
         Command::Gateway(_) => gateway(config).await,
         Command::Extractor(_) => extractor(config).await,
@@ -348,7 +350,8 @@ impl SingleNode {
             );
         }
         // The indexer first: joining its partitions can fail.
-        let indexer = memsy_indexer::IndexerStage::new(store, status.clone(), (&config.indexer).into());
+        let indexer = memsy_indexer::IndexerStage::new(store, status.clone(), (&config.indexer).into())
+            .with_erasures(Erasures::open(&bus).await?);
         spawn_indexer(&mut tasks, &bus, Arc::new(indexer), &config, &token).await?;
         let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
         spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), extractor_batching(&config), &token);
@@ -453,6 +456,7 @@ async fn gateway_state(
         hierarchy = hierarchy.with_generator(Arc::new(LlmGenerator::new(llm, meter.clone())));
     }
     let (recalls, worker) = Recalls::new(store.clone(), config.search.recall_step);
+    let erasures = Erasures::open(&bus).await?;
     let state = AppState {
         config: config.clone(),
         bus,
@@ -465,6 +469,7 @@ async fn gateway_state(
         levels,
         hierarchy,
         recalls,
+        erasures,
     };
     Ok((state, worker))
 }
@@ -523,7 +528,8 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
     let store = open_store(&config, model_dimension(&config), false, true).await?;
     let mut tasks = JoinSet::new();
-    let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into());
+    let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into())
+        .with_erasures(Erasures::open(&bus).await?);
     spawn_indexer(&mut tasks, &bus, Arc::new(stage), &config, &token).await?;
     ops::spawn(&mut tasks, &config, bus, &token, vec![ops::store_check(store)])?;
     Services { token, tasks }.wait().await
