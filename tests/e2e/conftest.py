@@ -93,6 +93,10 @@ class Server:
     env: dict
     config_path: Path
     tmp: Path
+    # `memsy serve` and how it was started, for a test that stops it (to run
+    # a command that needs the embedded store to itself) and starts it again.
+    process: subprocess.Popen | None = None
+    serve_args: list[str] | None = None
 
     @property
     def control_url(self) -> str:
@@ -165,6 +169,7 @@ def memsy_stack(extra_env: dict | None = None):
     temporary directory of its own; yields the Server and stops them all."""
     tmp = Path(tempfile.mkdtemp(prefix="memsy-e2e-"))
     procs: list[subprocess.Popen] = []
+    server = None
     try:
         nats_port, redis_port, http_port = _free_port(), _free_port(), _free_port()
         nats = subprocess.Popen(
@@ -190,13 +195,18 @@ def memsy_stack(extra_env: dict | None = None):
         env.update(extra_env or {})
         config_path = tmp / "memsy.toml"
         config_path.write_text(TEST_CONFIG)
-        procs.append(start_memsy(["--config", str(config_path), "serve", "--http-addr", f"127.0.0.1:{http_port}",
-                                  "--data-dir", str(tmp / "data")], env, tmp / "memsy.log"))
-        yield Server(
+        serve_args = ["--config", str(config_path), "serve", "--http-addr", f"127.0.0.1:{http_port}",
+                      "--data-dir", str(tmp / "data")]
+        procs.append(start_memsy(serve_args, env, tmp / "memsy.log"))
+        server = Server(
             base_url=f"http://127.0.0.1:{http_port}/v1", root_url=f"http://127.0.0.1:{http_port}", env=env,
-            config_path=config_path, tmp=tmp,
+            config_path=config_path, tmp=tmp, process=procs[-1], serve_args=serve_args,
         )
+        yield server
     finally:
+        # A test may have started `memsy serve` again.
+        if server is not None and server.process not in procs:
+            procs.append(server.process)
         stop_all(reversed(procs))
         if os.environ.get("MEMSY_E2E_KEEP"):
             print(f"kept {tmp}")

@@ -27,13 +27,18 @@ impl StoredLetter {
     /// The raw event the letter's message carried, when its payload decodes
     /// as the input of the stage that gave up.
     pub fn event(&self) -> Option<Event> {
-        let payload = self.letter.payload.as_slice();
-        match self.letter.stage.as_str() {
-            topology::EXTRACTOR_CONSUMER => Event::decode(payload).ok(),
-            topology::EMBEDDER_CONSUMER => ExtractedEvent::decode(payload).ok()?.event,
-            topology::INDEXER_CONSUMER => EmbeddedEvent::decode(payload).ok()?.event,
-            _ => None,
-        }
+        letter_event(&self.letter)
+    }
+}
+
+/// The raw event a letter's message carried (see [`StoredLetter::event`]).
+pub(crate) fn letter_event(letter: &DeadLetter) -> Option<Event> {
+    let payload = letter.payload.as_slice();
+    match letter.stage.as_str() {
+        topology::EXTRACTOR_CONSUMER => Event::decode(payload).ok(),
+        topology::EMBEDDER_CONSUMER => ExtractedEvent::decode(payload).ok()?.event,
+        topology::INDEXER_CONSUMER => EmbeddedEvent::decode(payload).ok()?.event,
+        _ => None,
     }
 }
 

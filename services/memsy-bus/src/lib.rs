@@ -7,25 +7,30 @@
 //! replica at a time per org), key-value buckets for control data, the backlog figures
 //! (consumer lag, dead letters) for `/metrics`, the dead letters for
 //! operators, what the broker's records say of an event whose status
-//! was lost, and an org's retained events sent through the pipeline again.
+//! was lost, an org's retained events sent through the pipeline again, and
+//! erasure: its markers and the deletion of messages.
 
 mod backlog;
 mod bus;
 mod dead_letters;
+mod erasures;
 mod error;
 pub mod lease;
 mod partitioned;
 mod records;
 mod replay;
+mod scrub;
 mod stage;
 pub mod topology;
 
 pub use backlog::spawn_backlog_gauges;
 pub use bus::{Bus, OutMessage};
 pub use dead_letters::StoredLetter;
+pub use erasures::{Erasures, OrgErasures};
 pub use error::BusError;
 pub use lease::Leases;
 pub use partitioned::run_partitioned_stage;
 pub use records::EventRecord;
 pub use replay::{replay_msg_id, RetainedEvent, RetainedEvents};
+pub use scrub::Scrubbed;
 pub use stage::{run_stage, Batching, Delivery, Outcome, StageHandler, GATHER_WAITS, REPLAY_PREFIX};

@@ -25,6 +25,8 @@ pub const KEYS_BUCKET: &str = "memsy_keys";
 pub const LEASES_BUCKET: &str = "memsy_indexer_leases";
 /// Stream metadata key under which `MEMSY_EMBEDDED` records its partition count.
 pub const PARTITIONS_METADATA: &str = "memsy.partitions";
+/// Erasure markers, one entry per org (`o.<org>`): see [`crate::Erasures`].
+pub const ERASURES_BUCKET: &str = "memsy_erasures";
 /// Org, role and team records (`o.<org>`, `r.<org>.<role_id>`, `t.<org>.<team_id>`).
 pub const HIERARCHY_BUCKET: &str = "memsy_hierarchy";
 

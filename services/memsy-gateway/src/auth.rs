@@ -148,6 +148,29 @@ impl KeyRegistry {
         Ok(true)
     }
 
+    /// Deletes every key of `org_id` (an org's purge) and answers their
+    /// records. Read from the bucket itself, not the cache, so that a
+    /// command line that has not watched the bucket finds them all.
+    pub async fn remove_org(&self, org_id: &str) -> Result<Vec<ApiKeyRecord>, BusError> {
+        let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(format!("listing keys: {e}"));
+        let mut names = self.kv.keys().await.map_err(|e| unavailable(&e))?;
+        let mut removed = Vec::new();
+        while let Some(name) = names.next().await {
+            let name = name.map_err(|e| unavailable(&e))?;
+            let Some(value) = self.kv.get(&name).await.map_err(|e| unavailable(&e))? else { continue };
+            let Ok(record) = serde_json::from_slice::<ApiKeyRecord>(&value) else { continue };
+            if record.org_id != org_id {
+                continue;
+            }
+            self.kv.purge(&name).await.map_err(|e| BusError::Unavailable(format!("deleting key: {e}")))?;
+            if let Some(hash) = name.strip_prefix("h.") {
+                self.cache.write().await.remove(hash);
+            }
+            removed.push(record);
+        }
+        Ok(removed)
+    }
+
     /// The record of a raw key, if it is a live, unexpired key.
     pub async fn lookup(&self, raw: &str) -> Result<Option<ApiKeyRecord>, BusError> {
         let hash = hash_key(raw);

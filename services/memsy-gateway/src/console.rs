@@ -4,15 +4,20 @@
 //! `/api/console/events/{event_id}`). Every view reads a capped scan of
 //! the store with the equality filters pushed down, then searches, sorts and
 //! pages in memory; `truncated` says when the cap cut the scan short.
+//! Also an actor's erasure and export (admin).
 
 mod actors;
 mod edits;
+mod erase;
 mod events;
+mod export;
 mod memories;
 
 pub use actors::{get_actor, list_actors};
 pub use edits::{delete_memory, patch_memory};
+pub use erase::erase_actor;
 pub use events::{console_events, get_event};
+pub use export::export_actor;
 pub use memories::{get_memory, list_memories, memory_stats};
 
 use memsy_core::model::{Memory, StoredEvent};

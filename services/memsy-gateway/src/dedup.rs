@@ -42,6 +42,22 @@ impl Dedup {
         pipe.query_async(&mut conn).await
     }
 
+    /// Releases the claims of these fingerprints (an erasure); answers how
+    /// many were held.
+    pub async fn release(&self, fingerprints: &[String]) -> Result<u64, redis::RedisError> {
+        let mut conn = self.conn.clone();
+        let mut total = 0;
+        for keys in fingerprints.chunks(500) {
+            total += redis::cmd("DEL").arg(keys).query_async::<u64>(&mut conn).await?;
+        }
+        Ok(total)
+    }
+
+    /// The Redis connection, for the erasure of what else lives there.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     pub async fn ping(&self) -> Result<(), redis::RedisError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())

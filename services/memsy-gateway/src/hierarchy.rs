@@ -329,6 +329,19 @@ impl Hierarchy {
         Err(HierarchyError::Contended)
     }
 
+    /// Removes every record of `org_id` (its own, its roles' and teams'),
+    /// history and all (an org's purge); answers how many entries the
+    /// bucket held for them.
+    pub async fn purge_org(&self, org_id: &str) -> Result<u64, HierarchyError> {
+        let org = subject_token(org_id);
+        let mut purged = 0;
+        for filter in [format!("o.{org}"), format!("r.{org}.*"), format!("t.{org}.*")] {
+            let r = self.kv.stream.purge().filter(format!("{}{filter}", self.kv.prefix)).await.map_err(unavailable)?;
+            purged += r.purged;
+        }
+        Ok(purged)
+    }
+
     /// The org's roles or teams, oldest first (ties by id).
     pub async fn list(&self, level: Level, org_id: &str) -> Result<Vec<Record>, HierarchyError> {
         let filter = match level {

@@ -17,6 +17,7 @@ mod console;
 mod control;
 mod dedup;
 mod docs;
+pub mod erasure;
 mod error;
 mod fields;
 mod health;
@@ -36,7 +37,7 @@ use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
 use axum::Router;
-use memsy_bus::Bus;
+use memsy_bus::{Bus, Erasures};
 use memsy_core::Config;
 use memsy_embedder::QueryEmbedder;
 use memsy_status::StatusApi;
@@ -47,6 +48,7 @@ use routes::Api;
 pub use auth::{ApiKeyRecord, KeyRegistry};
 pub use caller::{Caller, Consumed, Counted, MemoryLevels};
 pub use dedup::Dedup;
+pub use erasure::{ActorErasure, Eraser, OrgPurge};
 pub use error::{ApiError, Component};
 pub use hierarchy::Hierarchy;
 pub use recall::Recalls;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub recalls: Recalls,
     /// Org, role and team records.
     pub hierarchy: Hierarchy,
+    /// Erasure markers (see [`erasure`]).
+    pub erasures: Erasures,
 }
 
 /// The routers of the three APIs, from the route table (`routes.rs`):

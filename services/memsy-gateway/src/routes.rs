@@ -12,6 +12,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
+use crate::erasure::ActorErasure;
 use crate::health::{HealthResponse, ReadyResponse};
 use crate::hierarchy::api::{self as hier, Orgs, Roles, Teams};
 use crate::ingest::IngestResponse;
@@ -412,6 +413,32 @@ pub fn table() -> Vec<Route> {
             .scope("read")
             .query(&[CONSOLE_ORG])
             .ok::<ActorDetail>(),
+        v1(M::DELETE, "/actors/{actor_id}", console::erase_actor)
+            .doc(
+                "actors",
+                "Erase an actor",
+                "Removes every event, memory, status entry, de-duplication claim and stream message of the actor, \
+                 and its part in promoted memories; an erasure marker keeps events still in flight from bringing \
+                 anything back. 404 when the org holds nothing of the actor.",
+            )
+            .scope("admin")
+            .query(&[CONSOLE_ORG])
+            .ok::<ActorErasure>(),
+        v1(M::GET, "/actors/{actor_id}/export", console::export_actor)
+            .doc(
+                "actors",
+                "Export an actor",
+                "JSON lines, streamed: the actor's raw events oldest first as `{\"kind\": \"event\", \"event\": …}`, \
+                 then its memories as `{\"kind\": \"memory\", \"memory\": …}`. `X-Export-Truncated: true` when \
+                 the export was capped. 404 when the org holds nothing of the actor.",
+            )
+            .scope("admin")
+            .query(&[CONSOLE_ORG])
+            .reply(
+                200,
+                "The actor's events and memories, one JSON object per line",
+                Content::Other("application/x-ndjson"),
+            ),
         // ---- control plane -----------------------------------------------
         api(M::GET, "/health", health::health)
             .doc("health", "The server and its dependencies", "The same as GET /v1/health.")

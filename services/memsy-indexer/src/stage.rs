@@ -1,14 +1,16 @@
 //! The indexer as a pipeline stage: one consolidation plan and one store
 //! write per batch; a batch the store refuses as invalid is written event by
 //! event, so one bad message fails alone and never drags its neighbours to
-//! the dead-letter stream.
+//! the dead-letter stream. Events of an erased actor (or org) ingested
+//! before its erasure are dropped, checked before the write and again after
+//! it (see [`IndexerStage::with_erasures`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use memsy_bus::{Delivery, Outcome, StageHandler};
+use memsy_bus::{Delivery, Erasures, OrgErasures, Outcome, StageHandler};
 use memsy_core::model::StoredEvent;
 use memsy_proto::EmbeddedEvent;
 use memsy_status::{EventState, StatusApi};
@@ -22,6 +24,7 @@ pub struct IndexerStage {
     store: Arc<dyn MemoryStore>,
     status: Arc<dyn StatusApi>,
     consolidator: Consolidator,
+    erasures: Option<Erasures>,
 }
 
 /// One message's writes.
@@ -34,7 +37,31 @@ struct Write {
 impl IndexerStage {
     pub fn new(store: Arc<dyn MemoryStore>, status: Arc<dyn StatusApi>, policy: Policy) -> Self {
         let consolidator = Consolidator::new(store.clone(), policy);
-        Self { store, status, consolidator }
+        Self { store, status, consolidator, erasures: None }
+    }
+
+    /// Drops the events the erasure markers cover. They are read before a
+    /// batch is written and again after: an erasure that set its marker
+    /// after the first read deletes from the store after setting it, so
+    /// either its deletion comes after this write, or the second read sees
+    /// the marker and this stage erases what it just wrote.
+    pub fn with_erasures(mut self, erasures: Erasures) -> Self {
+        self.erasures = Some(erasures);
+        self
+    }
+
+    /// The markers of every org of `writes` (none without a bucket).
+    async fn markers(&self, writes: &[Write]) -> Result<HashMap<String, OrgErasures>, String> {
+        let mut out = HashMap::new();
+        let Some(erasures) = &self.erasures else { return Ok(out) };
+        let orgs: BTreeSet<&str> = writes.iter().map(|w| w.event.org_id.as_str()).collect();
+        for org in orgs {
+            let m = erasures.of_org(org).await.map_err(|e| e.to_string())?;
+            if !m.is_empty() {
+                out.insert(org.to_string(), m);
+            }
+        }
+        Ok(out)
     }
 
     /// The events and the memories go to different shards, each write
@@ -71,6 +98,10 @@ impl IndexerStage {
     }
 }
 
+fn covered(markers: &HashMap<String, OrgErasures>, e: &StoredEvent) -> bool {
+    markers.get(&e.org_id).is_some_and(|m| m.covers(&e.actor_id, &e.ingested_at))
+}
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
@@ -91,17 +122,56 @@ fn decode(index: usize, d: &Delivery) -> Result<Write, String> {
     Ok(Write { index, event: stored_event_from(&event), points })
 }
 
+impl IndexerStage {
+    /// The second read of the markers (see [`Self::with_erasures`]): what
+    /// the batch wrote for an actor erased meanwhile is erased again, and
+    /// its events are acked without a status.
+    /// Answers the indexes of those messages.
+    async fn undo_erased(&self, writes: &[Write], outcomes: &[Outcome]) -> Result<BTreeSet<usize>, String> {
+        let mut undone = BTreeSet::new();
+        if self.erasures.is_none() || writes.is_empty() {
+            return Ok(undone);
+        }
+        let markers = self.markers(writes).await?;
+        let mut erased: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for w in writes.iter().filter(|w| outcomes[w.index] == Outcome::Done && covered(&markers, &w.event)) {
+            erased.insert((w.event.org_id.as_str(), w.event.actor_id.as_str()));
+            undone.insert(w.index);
+        }
+        for (org, actor) in erased {
+            self.store.erase(org, Some(actor)).await.map_err(|e| e.to_string())?;
+            debug!(org_id = org, actor_id = actor, "erased what a batch wrote while the actor was being erased");
+        }
+        Ok(undone)
+    }
+}
+
 #[async_trait]
 impl StageHandler for IndexerStage {
     async fn handle(&self, batch: &[Delivery]) -> Vec<Outcome> {
         let mut outcomes = vec![Outcome::Done; batch.len()];
-        let mut writes = Vec::with_capacity(batch.len());
+        let mut writes: Vec<Write> = Vec::with_capacity(batch.len());
         for (i, d) in batch.iter().enumerate() {
             match decode(i, d) {
                 Ok(w) => writes.push(w),
                 Err(reason) => outcomes[i] = Outcome::Fail(reason),
             }
         }
+        let markers = match self.markers(&writes).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "reading the erasure markers failed");
+                Outcome::backoff_done(&mut outcomes, &e);
+                return outcomes;
+            }
+        };
+        writes.retain(|w| {
+            let erased = covered(&markers, &w.event);
+            if erased {
+                debug!(event_id = w.event.event_id, "dropped: its actor was erased after it was ingested");
+            }
+            !erased
+        });
         let all: Vec<&Write> = writes.iter().collect();
         let span = info_span!("store write", events = all.len());
         match self.write(&all).instrument(span).await {
@@ -122,9 +192,17 @@ impl StageHandler for IndexerStage {
                 return outcomes;
             }
         }
+        let undone = match self.undo_erased(&writes, &outcomes).await {
+            Ok(undone) => undone,
+            Err(e) => {
+                warn!(error = %e, "erasing what an erasure raced with failed");
+                Outcome::backoff_done(&mut outcomes, &e);
+                return outcomes;
+            }
+        };
         // org → event ids, for one status call per org.
         let mut completed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for w in writes.iter().filter(|w| outcomes[w.index] == Outcome::Done) {
+        for w in writes.iter().filter(|w| outcomes[w.index] == Outcome::Done && !undone.contains(&w.index)) {
             completed.entry(w.event.org_id.as_str()).or_default().push(w.event.event_id.clone());
         }
         for (org, ids) in &completed {

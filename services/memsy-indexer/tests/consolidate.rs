@@ -230,6 +230,9 @@ impl MemoryStore for Counting {
     async fn delete_memories(&self, org: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
         self.inner.delete_memories(org, ids).await
     }
+    async fn erase(&self, org: &str, actor: Option<&str>) -> Result<memsy_store::Erased, StoreError> {
+        self.inner.erase(org, actor).await
+    }
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
         self.inner.upsert_events(events).await
     }

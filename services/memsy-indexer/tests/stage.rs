@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use memsy_bus::topology::{self, INDEXER};
-use memsy_bus::{run_partitioned_stage, Batching, Bus, Leases, OutMessage};
+use memsy_bus::{run_partitioned_stage, Batching, Bus, Erasures, Leases, OutMessage};
 use memsy_core::config::{NatsConfig, RedisConfig};
 use memsy_indexer::IndexerStage;
 use memsy_proto::{CandidateMemory, EmbeddedEvent, EmbeddedMemory, Event};
@@ -110,5 +110,67 @@ async fn stores_memories_and_marks_completed_idempotently() {
     assert_eq!(m.observed_at, "2026-01-01T00:00:00.000Z");
     let events = store.get_events("acme", &[EVENT_ID.to_string()]).await.unwrap();
     assert_eq!(events[0].content, "My dog's name is Rex.");
+    drop(store);
+}
+
+/// An actor erased after its event was ingested: the indexer drops the
+/// event when it arrives (nothing stored, no status); an event of the same
+/// id ingested after the erasure is a new actor's and is stored.
+#[tokio::test]
+async fn events_of_an_erased_actor_are_dropped() {
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::connect(&NatsConfig { url: nats.url(), ..Default::default() }).await.unwrap();
+    let status = Arc::new(StatusStore::connect(&redis.url(), 60, RedisConfig::default().timeouts()).await.unwrap());
+    let store = Arc::new(EdgeStore::open(dir.path(), 4).unwrap());
+    store.ensure_schema().await.unwrap();
+    let erasures = Erasures::open(&bus).await.unwrap();
+    let erased_at = memsy_core::time::parse_ts("2026-01-01T00:00:02.000Z").unwrap();
+    erasures.mark_actor("acme", "user_42", erased_at).await.unwrap();
+
+    const LATER_ID: &str = "01J00000000000000000000002";
+    let before = embedded();
+    let mut after = embedded();
+    let e = after.event.as_mut().unwrap();
+    (e.event_id, e.ingested_at) = (LATER_ID.into(), "2026-01-01T00:00:03.000Z".into());
+    after.memories[0].memory.as_mut().unwrap().memory_id = memsy_core::ids::memory_id("acme", LATER_ID, 0).to_string();
+    for (id, x) in [("a", &before), ("b", &after)] {
+        let subject = topology::embedded_subject("acme", bus.partitions());
+        let msg = OutMessage { subject, msg_id: id.into(), payload: x.encode_to_vec().into(), traceparent: None };
+        bus.publish_all(vec![msg]).await.unwrap();
+    }
+    let stop = CancellationToken::new();
+    let (leases, keeper) = Leases::start(&bus, bus.partitions(), Duration::from_secs(3), stop.clone()).await.unwrap();
+    let stage =
+        IndexerStage::new(store.clone(), status.clone(), (&memsy_core::config::IndexerConfig::default()).into())
+            .with_erasures(erasures);
+    let task = tokio::spawn(run_partitioned_stage(
+        bus.clone(),
+        INDEXER,
+        Arc::new(stage),
+        Batching::new(1, 2),
+        leases,
+        stop.clone(),
+    ));
+    let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
+    for _ in 0..200 {
+        if s.info().await.unwrap().state.messages == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    keeper.await.unwrap();
+
+    let ids = [EVENT_ID.to_string(), LATER_ID.to_string()];
+    let st = status.get("acme", &ids).await.unwrap();
+    assert_eq!((st[0].state, st[1].state), (EventState::NotFound, EventState::Completed));
+    let events = store.get_events("acme", &ids).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), [LATER_ID]);
+    let memories = store.scan_memories(&memsy_store::MemoryScan::org("acme"), 10).await.unwrap().items;
+    assert_eq!(memories.len(), 1);
+    assert_eq!(memories[0].source_event_ids, [LATER_ID]);
     drop(store);
 }

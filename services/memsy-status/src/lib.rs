@@ -17,7 +17,7 @@ mod store;
 pub use error::StatusError;
 pub use grpc::{serve, serve_on, GrpcStatus, StatusGrpcServer};
 pub use memsy_proto::EventState;
-pub use store::{mark_pending, redis_connection, StatusStore};
+pub use store::{delete_matching, forget, forget_org, glob_escape, mark_pending, redis_connection, StatusStore};
 
 use async_trait::async_trait;
 

@@ -69,6 +69,55 @@ pub fn mark_pending(pipe: &mut redis::Pipeline, org_id: &str, event_ids: &[Strin
     }
 }
 
+/// Deletes the state of `event_ids` of `org_id` (for erasure); answers how
+/// many were recorded.
+pub async fn forget(conn: &mut ConnectionManager, org_id: &str, event_ids: &[String]) -> Result<u64, StatusError> {
+    let mut total = 0;
+    for ids in event_ids.chunks(500) {
+        let keys: Vec<String> = ids.iter().map(|id| key(org_id, id)).collect();
+        total += conn.del::<_, u64>(keys).await?;
+    }
+    Ok(total)
+}
+
+/// Deletes the state of every event of `org_id` (for an org's purge);
+/// answers how many were recorded.
+pub async fn forget_org(conn: &mut ConnectionManager, org_id: &str) -> Result<u64, StatusError> {
+    let prefix = key(org_id, "");
+    Ok(delete_matching(conn, &format!("{}*", glob_escape(&prefix))).await?)
+}
+
+/// `s` as a literal in a Redis glob pattern (`SCAN … MATCH`).
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Deletes every key matching the glob `pattern`, a `SCAN` page at a time
+/// (never `KEYS`, which blocks the server); answers how many were deleted.
+/// The cost is a walk of the whole keyspace.
+pub async fn delete_matching(conn: &mut ConnectionManager, pattern: &str) -> Result<u64, redis::RedisError> {
+    let mut cursor: u64 = 0;
+    let mut total = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(conn).await?;
+        if !keys.is_empty() {
+            total += conn.del::<_, u64>(keys).await?;
+        }
+        if next == 0 {
+            return Ok(total);
+        }
+        cursor = next;
+    }
+}
+
 impl StatusStore {
     pub async fn connect(url: &str, ttl_secs: u64, timeouts: CallTimeouts) -> Result<Self, StatusError> {
         Ok(Self { conn: redis_connection(url, timeouts).await?, ttl_secs })

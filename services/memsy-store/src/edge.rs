@@ -41,9 +41,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, EventScan, MemoryEdit, MemoryPoint,
-    MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, ARCHIVED, INDEXED_FIELDS, RRF_K,
-    RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, DenseQuery, Erased, EventScan, MemoryEdit,
+    MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, ARCHIVED,
+    INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
 
 /// A shard plus the lock that serialises its writers. `EdgeShard::flush`
@@ -416,6 +416,16 @@ impl MemoryStore for EdgeStore {
         .await
     }
 
+    async fn erase(&self, org_id: &str, actor_id: Option<&str>) -> Result<Erased, StoreError> {
+        let mut conditions = vec![("org_id", org_id)];
+        conditions.extend(actor_id.map(|a| ("actor_id", a)));
+        let filter = equality_filter(&conditions)?;
+        let events_filter = filter.clone();
+        let memories = blocking(&self.memories, move |s| delete_matching(s, filter)).await?;
+        let events = blocking(&self.events, move |s| delete_matching(s, events_filter)).await?;
+        Ok(Erased { events, memories })
+    }
+
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -633,6 +643,19 @@ where
             None => return Ok(Scanned { items, truncated: false }),
         }
     }
+}
+
+/// Deletes the points matching `filter` and answers how many there were,
+/// counted under the writers' lock so that the figure is what was deleted.
+fn delete_matching(shard: &Shard, filter: Filter) -> Result<u64, StoreError> {
+    shard.write_planned(|engine| {
+        let n = engine.count(CountRequest { filter: Some(filter.clone()), exact: true }).map_err(engine_error)?;
+        if n == 0 {
+            return Ok((Vec::new(), 0));
+        }
+        let op = UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter));
+        Ok((vec![op], n as u64))
+    })
 }
 
 /// Every `(key, value)` must match exactly.

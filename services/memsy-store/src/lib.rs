@@ -322,6 +322,13 @@ impl MemoryEdit {
     }
 }
 
+/// What [`MemoryStore::erase`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub events: u64,
+    pub memories: u64,
+}
+
 /// The status a user archived a memory under; the pipeline's rewrites of a
 /// memory (reinforcement, supersession, recall counts) leave such a memory alone.
 pub const ARCHIVED: &str = "archived";
@@ -349,6 +356,12 @@ pub trait MemoryStore: Send + Sync + 'static {
     /// Deletes those of `memory_ids` that `org_id` holds (vectors and all)
     /// and answers their ids; other orgs' and unknown ids are left alone.
     async fn delete_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes every raw event and memory of `org_id` whose `actor_id` is
+    /// `actor_id` (None: everything the org holds, promoted memories
+    /// included) and answers how many of each. Memories promoted from the
+    /// actor's have no actor: see the gateway's erasure for those.
+    async fn erase(&self, org_id: &str, actor_id: Option<&str>) -> Result<Erased, StoreError>;
 
     /// `replace_memories(replaces)`, then `upsert_memories(inserts)`, as one
     /// write where the store can make it one (the embedded engine flushes

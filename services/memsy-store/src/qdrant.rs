@@ -28,7 +28,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, CollectionSettings, DenseQuery, EventScan,
+    bm25_document, bm25_query, cosine, fused_rank, prefetch_limit, CollectionSettings, DenseQuery, Erased, EventScan,
     MemoryEdit, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter, SearchHit, StoreError, ARCHIVED,
     INDEXED_FIELDS, RRF_K, RRF_WEIGHTS, SCAN_PAGE, SPARSE_NAME, VECTOR_NAME,
 };
@@ -237,6 +237,21 @@ impl QdrantStore {
         }
     }
 
+    /// Deletes the points matching `filter` and answers how many there were
+    /// just before (a write landing in between is deleted but not counted).
+    async fn delete_matching(&self, collection: &str, filter: Filter) -> Result<u64, StoreError> {
+        let request = CountPointsBuilder::new(collection).filter(filter.clone()).exact(true);
+        let n = self.client.count(request).await.map_err(server_error)?.result.map(|r| r.count).unwrap_or(0);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.client
+            .delete_points(DeletePointsBuilder::new(collection).points(filter).wait(true))
+            .await
+            .map_err(server_error)?;
+        Ok(n)
+    }
+
     /// Points by id, decoded, in request order; unknown ids are absent.
     async fn retrieve<T: DeserializeOwned>(&self, collection: &str, ids: Vec<String>) -> Result<Vec<T>, StoreError> {
         if ids.is_empty() {
@@ -365,6 +380,15 @@ impl MemoryStore for QdrantStore {
             .await
             .map_err(server_error)?;
         Ok(held)
+    }
+
+    async fn erase(&self, org_id: &str, actor_id: Option<&str>) -> Result<Erased, StoreError> {
+        let mut conditions = vec![("org_id", org_id)];
+        conditions.extend(actor_id.map(|a| ("actor_id", a)));
+        let filter = equality_filter(&conditions);
+        let memories = self.delete_matching(&self.memories, filter.clone()).await?;
+        let events = self.delete_matching(&self.events, filter).await?;
+        Ok(Erased { events, memories })
     }
 
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {

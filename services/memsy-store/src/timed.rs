@@ -11,7 +11,7 @@ use memsy_core::metrics::STORE_DURATION;
 use memsy_core::model::{Memory, StoredEvent};
 
 use crate::{
-    DenseQuery, EventScan, MemoryEdit, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter,
+    DenseQuery, Erased, EventScan, MemoryEdit, MemoryPoint, MemoryScan, MemoryStore, Scanned, ScoredId, SearchFilter,
     SearchHit, StoreError,
 };
 
@@ -61,6 +61,10 @@ impl MemoryStore for Timed {
 
     async fn delete_memories(&self, org_id: &str, memory_ids: &[String]) -> Result<Vec<String>, StoreError> {
         timed("delete_memories", self.inner.delete_memories(org_id, memory_ids)).await
+    }
+
+    async fn erase(&self, org_id: &str, actor_id: Option<&str>) -> Result<Erased, StoreError> {
+        timed("erase", self.inner.erase(org_id, actor_id)).await
     }
 
     async fn upsert_events(&self, events: &[StoredEvent]) -> Result<(), StoreError> {

@@ -98,6 +98,7 @@ contract!(
     edits_change_pinned_and_status_within_the_org,
     rewrites_keep_what_a_user_set,
     delete_removes_only_the_orgs_memories,
+    erase_removes_one_actor_or_one_org,
 );
 
 // ----------------------------------------------------------------- helpers
@@ -716,6 +717,51 @@ async fn delete_removes_only_the_orgs_memories(store: &dyn MemoryStore) {
     assert_eq!(store.edit_memory("org", &a.memory_id, &edit(Some(true), None)).await.unwrap(), None);
     assert!(store.get_memories("org", std::slice::from_ref(&a.memory_id)).await.unwrap().is_empty());
     assert_eq!(store.count_memories("org").await.unwrap(), 1);
+}
+
+fn event_of(org: &str, actor: &str) -> StoredEvent {
+    StoredEvent { actor_id: actor.into(), ..event(org, None) }
+}
+
+async fn erase_removes_one_actor_or_one_org(store: &dyn MemoryStore) {
+    let (a1, a2, b) = (memory("org", "alice"), memory("org", "alice"), memory("org", "bob"));
+    let mut promoted = memory("org", "alice");
+    (promoted.actor_id, promoted.scope_level) = (None, "org".into());
+    let (foreign, foreign_alice) = (memory("org-b", "carol"), memory("org-b", "alice"));
+    put(store, &[(&a1, axis(0)), (&a2, axis(1)), (&b, axis(2)), (&promoted, axis(3))]).await;
+    put(store, &[(&foreign, axis(0)), (&foreign_alice, axis(1))]).await;
+    let (ea, eb, ef) = (event_of("org", "alice"), event_of("org", "bob"), event_of("org-b", "alice"));
+    store.upsert_events(&[ea.clone(), eb.clone(), ef.clone()]).await.unwrap();
+
+    let erased = store.erase("org", Some("alice")).await.unwrap();
+    assert_eq!(erased, memsy_store::Erased { events: 1, memories: 2 });
+    let left = |scan: MemoryScan| async move {
+        let mut ids: Vec<String> =
+            store.scan_memories(&scan, 100).await.unwrap().items.into_iter().map(|m| m.memory_id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(left(MemoryScan::org("org")).await, ids_of(&[&b, &promoted]));
+    assert_eq!(hit_ids(store, &filter("org")).await, ids_of(&[&b, &promoted]));
+    assert!(store.get_events("org", std::slice::from_ref(&ea.event_id)).await.unwrap().is_empty());
+    assert_eq!(store.get_events("org", std::slice::from_ref(&eb.event_id)).await.unwrap(), vec![eb.clone()]);
+    // The same actor id in another org is another person.
+    assert_eq!(left(MemoryScan::org("org-b")).await, ids_of(&[&foreign, &foreign_alice]));
+    assert_eq!(store.get_events("org-b", std::slice::from_ref(&ef.event_id)).await.unwrap(), vec![ef.clone()]);
+    // Nothing left of the actor: nothing to erase.
+    assert_eq!(store.erase("org", Some("alice")).await.unwrap(), memsy_store::Erased::default());
+
+    // The whole org, promoted memories included; the other org stays.
+    assert_eq!(store.erase("org", None).await.unwrap(), memsy_store::Erased { events: 1, memories: 2 });
+    assert_eq!(store.count_memories("org").await.unwrap(), 0);
+    assert!(store
+        .scan_events(&EventScan { org_id: "org".into(), ..Default::default() }, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(store.count_memories("org-b").await.unwrap(), 2);
+    assert_eq!(hit_ids(store, &filter("org-b")).await, ids_of(&[&foreign, &foreign_alice]));
 }
 
 // ------------------------------------------------------------- edge only

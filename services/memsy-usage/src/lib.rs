@@ -159,6 +159,19 @@ fn org_prefix(org_id: &str) -> String {
     format!("memsy:usage:{}:{org_id}", org_id.len())
 }
 
+/// The literal prefixes of every key holding `org_id`'s usage and that of
+/// its API keys `key_ids` (for an org's purge: each is scanned for with `*`
+/// appended). Key ids are ULIDs, so one is never a prefix of another.
+pub fn org_key_prefixes(org_id: &str, key_ids: &[String]) -> Vec<String> {
+    let mut prefixes = vec![format!("{}:", org_prefix(org_id))];
+    for k in key_ids {
+        prefixes.push(format!("memsy:keyusage:{k}:"));
+        prefixes.push(key_used_key(k));
+        prefixes.push(format!("memsy:rl:{k}:"));
+    }
+    prefixes
+}
+
 fn month_key(org_id: &str, dim: Dimension, t: DateTime<Utc>) -> String {
     format!("{}:{}:m:{}", org_prefix(org_id), dim.as_str(), t.format("%Y%m"))
 }

@@ -44,6 +44,11 @@ pub enum Command {
     /// Sends an org's events still in `MEMSY_EVENTS` through extraction,
     /// embedding and indexing again (after a model, rules or prompt change).
     Replay(ReplayArgs),
+    /// Whole tenants.
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
 }
 
 impl Command {
@@ -60,6 +65,7 @@ impl Command {
             Command::Dlq { .. } => "memsy-dlq",
             Command::Openapi => "memsy-openapi",
             Command::Replay(_) => "memsy-replay",
+            Command::Orgs { .. } => "memsy-orgs",
         }
     }
 }
@@ -161,4 +167,18 @@ fn since(s: &str) -> Result<DateTime<Utc>, String> {
     let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc());
     date.or_else(|| memsy_core::time::parse_ts(s))
         .ok_or_else(|| format!("'{s}' is not an RFC 3339 time (2026-12-01T00:00:00Z) or a date (2026-12-01)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgsCommand {
+    /// Erases everything of an org: memories, events, status, its messages
+    /// in the streams, API keys, usage and hierarchy; prints what it removed.
+    /// With the embedded store, stop `memsy serve` first (one process at a time).
+    Purge {
+        #[arg(long)]
+        org: String,
+        /// Where the embedded vector store keeps its files (without a Qdrant server).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }

@@ -9,6 +9,7 @@
 pub mod cli;
 mod dlq;
 mod ops;
+mod orgs;
 mod replay;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use memsy_bus::topology::{EMBEDDER, EXTRACTOR, INDEXER};
-use memsy_bus::{run_partitioned_stage, run_stage, Batching, Bus, Leases, StageHandler};
+use memsy_bus::{run_partitioned_stage, run_stage, Batching, Bus, Erasures, Leases, StageHandler};
 use memsy_core::config::{EmbedderEngine, ExposeSecret, ExtractorEngine};
 use memsy_core::Config;
 use memsy_embedder::{Engine, LocalEmbedder, MiniLm, OnnxEngine, OnnxThreads, QueryEmbedder, RemoteEngine};
@@ -40,7 +41,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Embedder(a)
         | Command::Indexer(a)
         | Command::Status(a) => Some(a.clone()),
-        Command::Keys { .. } | Command::Dlq { .. } | Command::Openapi | Command::Replay(_) => None,
+        Command::Keys { .. } | Command::Dlq { .. } | Command::Openapi | Command::Replay(_) | Command::Orgs { .. } => {
+            None
+        }
     };
     if let Some(a) = &args {
         // A flag beats the configuration; a stage without one gets a port of
@@ -72,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(args) => replay::run(&config, args).await,
+        Command::Orgs { command } => orgs::run(&config, command).await,
         Command::Serve(_) => serve_all(config).await,
         Command::Gateway(_) => gateway(config).await,
         Command::Extractor(_) => extractor(config).await,
@@ -347,7 +351,8 @@ impl SingleNode {
             );
         }
         // The indexer first: joining its partitions can fail.
-        let indexer = memsy_indexer::IndexerStage::new(store, status.clone(), (&config.indexer).into());
+        let indexer = memsy_indexer::IndexerStage::new(store, status.clone(), (&config.indexer).into())
+            .with_erasures(Erasures::open(&bus).await?);
         spawn_indexer(&mut tasks, &bus, Arc::new(indexer), &config, &token).await?;
         let extractor = memsy_extractor::ExtractorStage::with_engine(bus.clone(), status, engine);
         spawn_stage(&mut tasks, &bus, EXTRACTOR, Arc::new(extractor), extractor_batching(&config), &token);
@@ -451,6 +456,7 @@ async fn gateway_state(
         hierarchy = hierarchy.with_generator(Arc::new(LlmGenerator::new(llm, meter.clone())));
     }
     let (recalls, worker) = Recalls::new(store.clone(), config.search.recall_step);
+    let erasures = Erasures::open(&bus).await?;
     let state = AppState {
         config: config.clone(),
         bus,
@@ -463,6 +469,7 @@ async fn gateway_state(
         levels,
         hierarchy,
         recalls,
+        erasures,
     };
     Ok((state, worker))
 }
@@ -521,7 +528,8 @@ async fn indexer(config: Arc<Config>) -> anyhow::Result<()> {
     let status: Arc<dyn StatusApi> = Arc::new(GrpcStatus::connect_lazy(&config.status.url, config.status.timeouts())?);
     let store = open_store(&config, config.embedder.dimension(), false, true).await?;
     let mut tasks = JoinSet::new();
-    let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into());
+    let stage = memsy_indexer::IndexerStage::new(store.clone(), status, (&config.indexer).into())
+        .with_erasures(Erasures::open(&bus).await?);
     spawn_indexer(&mut tasks, &bus, Arc::new(stage), &config, &token).await?;
     ops::spawn(&mut tasks, &config, bus, &token, vec![ops::store_check(store)])?;
     Services { token, tasks }.wait().await

@@ -111,7 +111,7 @@ pub(super) fn matches_q(a: &Actor, needle_lower: &str) -> bool {
 }
 
 /// An `org_id` parameter may only name the caller's own org: the key decides.
-fn check_org(p: &Params, caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn check_org(p: &Params, caller: &Caller) -> Result<(), ApiError> {
     match p.str("org_id") {
         Some(org) if org != caller.org() => Err(ApiError::forbidden(
             "org_mismatch",

@@ -28,7 +28,7 @@ fn metadata_value(raw: Option<&str>) -> Value {
     }
 }
 
-fn event_item(e: &StoredEvent) -> Value {
+pub(super) fn event_item(e: &StoredEvent) -> Value {
     json!({
         "event_id": e.event_id,
         "org_id": e.org_id,
