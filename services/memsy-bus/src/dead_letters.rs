@@ -5,8 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::stream::{self, DeleteMessageErrorKind, LastRawMessageErrorKind};
-use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use memsy_proto::{DeadLetter, EmbeddedEvent, Event, ExtractedEvent};
 use prost::Message as _;
 
@@ -107,13 +106,7 @@ impl Bus {
 
     /// Deletes the letter at `seq`; false when there was none.
     pub async fn purge_dead_letter(&self, seq: u64) -> Result<bool, BusError> {
-        match self.dlq().await?.delete_message(seq).await {
-            Ok(deleted) => Ok(deleted),
-            Err(e) => match e.kind() {
-                DeleteMessageErrorKind::JetStream(j) if j.error_code() == ErrorCode::NO_MESSAGE_FOUND => Ok(false),
-                _ => Err(BusError::unavailable(e)),
-            },
-        }
+        crate::scrub::delete(&self.dlq().await?, seq).await
     }
 }
 

@@ -94,11 +94,20 @@ impl Bus {
 }
 
 /// Deletes the message at `seq`; false when it was gone already.
-async fn delete(s: &stream::Stream<()>, seq: u64) -> Result<bool, BusError> {
+pub(crate) async fn delete(s: &stream::Stream<()>, seq: u64) -> Result<bool, BusError> {
     match s.delete_message(seq).await {
         Ok(deleted) => Ok(deleted),
         Err(e) => match e.kind() {
             DeleteMessageErrorKind::JetStream(j) if j.error_code() == ErrorCode::NO_MESSAGE_FOUND => Ok(false),
+            // A work-queue stream can remove the message (acked) between the
+            // read and the delete: the broker then answers 10057 with "no
+            // message found" rather than 10037.
+            DeleteMessageErrorKind::JetStream(j)
+                if j.error_code() == ErrorCode::STREAM_MESSAGE_DELETE_FAILED
+                    && j.to_string().contains("no message found") =>
+            {
+                Ok(false)
+            }
             _ => Err(BusError::unavailable(e)),
         },
     }
