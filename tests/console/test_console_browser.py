@@ -191,13 +191,16 @@ def test_memories_filter_sort_search_and_page(page, world, server):
 
 
 def test_paging_moves_through_a_list(page, world, server):
-    # More events than a page holds (25), for an actor of their own.
-    with MemsyClient(base_url=server.base_url, api_key=world["admin"]) as c:
+    # More events than a page holds (25), in an org of their own: in the
+    # shared world their memories, newer than the six, would fill the first
+    # page of the memory list and push the other tests' memories (Rex's) off it.
+    admin = server.create_key(f"console-pager-{uuid.uuid4().hex[:8]}", scopes="admin", name="console pager")
+    with MemsyClient(base_url=server.base_url, api_key=admin) as c:
         ids = c.ingest([EventPayload(actor_id="pager", session_id="sess-p", kind="user_message",
                                      content=f"Note {n}: the meeting moved to room {100 + n}.", ts=f"2025-04-01T10:{n:02d}:00Z")
                         for n in range(30)]).event_ids
         e2e_sdk.wait_settled(c, ids)
-    sign_in(page, world, world["admin"])
+    sign_in(page, world, admin)
     page.goto(world["console"] + "#/events?actor_id=pager&sort=ts_asc")
     events = cards(page, "Events")
     pager = page.get_by_role("navigation", name="Events pages")
