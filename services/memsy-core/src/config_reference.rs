@@ -167,7 +167,24 @@ fn show_default(value: &Value) -> String {
         Value::Object(map) if map.is_empty() => "empty".to_string(),
         // f32 settings arrive widened to f64 (0.93 → 0.9300000071525574).
         Value::Number(n) if n.is_f64() => format!("`{}`", n.as_f64().unwrap_or_default() as f32),
-        other => format!("`{other}`"),
+        other => format!("`{}`", canonical(other)),
+    }
+}
+
+/// JSON with object keys sorted: serde_json keeps insertion order when
+/// another crate of the build turns on its `preserve_order`, which would
+/// make the page depend on what else is compiled.
+fn canonical(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> =
+                keys.into_iter().map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k]))).collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
     }
 }
 

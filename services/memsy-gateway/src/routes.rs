@@ -400,7 +400,12 @@ pub fn table() -> Vec<Route> {
             .body::<MemoryEditRequest>()
             .ok::<MemoryItemResource>(),
         v1(M::DELETE, "/memories/{memory_id}", console::delete_memory)
-            .doc("memories", "Delete a memory", "Gone from every view at once; the pipeline never brings it back.")
+            .doc(
+                "memories",
+                "Delete a memory",
+                "Gone from every view at once; later events never bring it back, though `memsy replay` of the event \
+                 that made it does (archive it to keep it out for good).",
+            )
             .scope("write")
             .ok::<MemoryDeleted>(),
         v1(M::GET, "/actors", console::list_actors)
