@@ -47,6 +47,31 @@ fn embedded() -> EmbeddedEvent {
     }
 }
 
+/// Runs `stage` as the partitioned indexer until `MEMSY_EMBEDDED` is empty
+/// (10 s at most), then stops it.
+async fn run_until_drained(bus: &Bus, stage: IndexerStage) {
+    let stop = CancellationToken::new();
+    let (leases, keeper) = Leases::start(bus, bus.partitions(), Duration::from_secs(3), stop.clone()).await.unwrap();
+    let task = tokio::spawn(run_partitioned_stage(
+        bus.clone(),
+        INDEXER,
+        Arc::new(stage),
+        Batching::new(1, 2),
+        leases,
+        stop.clone(),
+    ));
+    let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
+    for _ in 0..200 {
+        if s.info().await.unwrap().state.messages == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    keeper.await.unwrap();
+}
+
 #[tokio::test]
 async fn stores_memories_and_marks_completed_idempotently() {
     let nats = NatsServer::start();
@@ -70,30 +95,9 @@ async fn stores_memories_and_marks_completed_idempotently() {
         .await
         .unwrap();
     }
-    let stop = CancellationToken::new();
-    let (leases, keeper) = Leases::start(&bus, bus.partitions(), Duration::from_secs(3), stop.clone()).await.unwrap();
-    let task = tokio::spawn(run_partitioned_stage(
-        bus.clone(),
-        INDEXER,
-        Arc::new(IndexerStage::new(
-            store.clone(),
-            status.clone(),
-            (&memsy_core::config::IndexerConfig::default()).into(),
-        )),
-        Batching::new(1, 2),
-        leases,
-        stop.clone(),
-    ));
-    let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
-    for _ in 0..200 {
-        if s.info().await.unwrap().state.messages == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    task.await.unwrap().unwrap();
-    keeper.await.unwrap();
+    let stage =
+        IndexerStage::new(store.clone(), status.clone(), (&memsy_core::config::IndexerConfig::default()).into());
+    run_until_drained(&bus, stage).await;
 
     let st = status.get("acme", &[EVENT_ID.to_string()]).await.unwrap();
     assert_eq!(st[0].state, EventState::Completed);
@@ -140,29 +144,10 @@ async fn events_of_an_erased_actor_are_dropped() {
         let msg = OutMessage { subject, msg_id: id.into(), payload: x.encode_to_vec().into(), traceparent: None };
         bus.publish_all(vec![msg]).await.unwrap();
     }
-    let stop = CancellationToken::new();
-    let (leases, keeper) = Leases::start(&bus, bus.partitions(), Duration::from_secs(3), stop.clone()).await.unwrap();
     let stage =
         IndexerStage::new(store.clone(), status.clone(), (&memsy_core::config::IndexerConfig::default()).into())
             .with_erasures(erasures);
-    let task = tokio::spawn(run_partitioned_stage(
-        bus.clone(),
-        INDEXER,
-        Arc::new(stage),
-        Batching::new(1, 2),
-        leases,
-        stop.clone(),
-    ));
-    let mut s = bus.jetstream().get_stream(topology::EMBEDDED_STREAM).await.unwrap();
-    for _ in 0..200 {
-        if s.info().await.unwrap().state.messages == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    stop.cancel();
-    task.await.unwrap().unwrap();
-    keeper.await.unwrap();
+    run_until_drained(&bus, stage).await;
 
     let ids = [EVENT_ID.to_string(), LATER_ID.to_string()];
     let st = status.get("acme", &ids).await.unwrap();
