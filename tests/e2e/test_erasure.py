@@ -8,54 +8,17 @@ JetStream streams themselves."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from memsy import EventPayload, MemsyClient
 
-from conftest import memsy_bin, memsy_stack, start_memsy, stop_all
+from conftest import memsy_bin, memsy_stack, qdrant_server, start_memsy, stop_all
 from jetstream import JetStream
 from test_sdk import wait_settled
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _qdrant():
-    """A Qdrant server from QDRANT_BIN on free ports; yields its gRPC URL."""
-    tmp = Path(tempfile.mkdtemp(prefix="memsy-qdrant-"))
-    http_port, grpc_port = _free_port(), _free_port()
-    env = dict(os.environ, QDRANT__SERVICE__HOST="127.0.0.1", QDRANT__SERVICE__HTTP_PORT=str(http_port),
-               QDRANT__SERVICE__GRPC_PORT=str(grpc_port), QDRANT__STORAGE__STORAGE_PATH=str(tmp / "storage"),
-               QDRANT__STORAGE__SNAPSHOTS_PATH=str(tmp / "snapshots"), QDRANT__TELEMETRY_DISABLED="true",
-               QDRANT__LOG_LEVEL="WARN")
-    proc = subprocess.Popen([os.environ["QDRANT_BIN"]], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=1)
-                break
-            except Exception:
-                assert proc.poll() is None and time.time() < deadline, "qdrant did not start"
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{grpc_port}"
-    finally:
-        stop_all([proc])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", params=["embedded", "qdrant"])
@@ -67,10 +30,11 @@ def stack(request):
             s.backend = "embedded"
             yield s
         return
-    if not os.environ.get("QDRANT_BIN"):
-        pytest.skip("the Qdrant server variant needs QDRANT_BIN (a qdrant binary to start)")
-    for url in _qdrant():
-        with memsy_stack({"QDRANT_URL": url, "MEMSY__QDRANT__COLLECTION_PREFIX": f"erase_{uuid.uuid4().hex[:8]}_"}) as s:
+    with qdrant_server() as qdrant_env:
+        if qdrant_env is None:
+            pytest.skip("the Qdrant server variant needs QDRANT_BIN (a qdrant binary to start) or QDRANT_URL")
+        # Collections of its own: the purge test empties its org's.
+        with memsy_stack({**qdrant_env, "MEMSY__QDRANT__COLLECTION_PREFIX": f"erase_{uuid.uuid4().hex[:8]}_"}) as s:
             s.backend = "qdrant"
             yield s
 
