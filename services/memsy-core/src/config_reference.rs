@@ -32,18 +32,14 @@ pub fn sections() -> Vec<Section> {
     let mut out = Vec::new();
     for (name, field) in properties(&root.schema) {
         let target = resolve(&root, field);
-        let description = description(field).or_else(|| description(target)).unwrap_or_default();
-        let mut keys = Vec::new();
-        collect(&root, target, name, &mut keys, &mut out);
-        out.insert(out.len() - nested_count(&out, name), Section { name: name.clone(), description, keys });
+        let description = description(field_schema(field)).or_else(|| description(target)).unwrap_or_default();
+        let (mut keys, mut nested) = (Vec::new(), Vec::new());
+        collect(&root, target, name, &mut keys, &mut nested);
+        // Sections opened by maps inside this one (`usage.plans.<name>`) follow it.
+        out.push(Section { name: name.clone(), description, keys });
+        out.append(&mut nested);
     }
     out
-}
-
-/// Sections opened by maps inside `name` (e.g. `usage.plans.<plan>`) were
-/// pushed while walking it; the section itself goes before them.
-fn nested_count(out: &[Section], name: &str) -> usize {
-    out.iter().rev().take_while(|s| s.name.starts_with(&format!("{name}."))).count()
 }
 
 fn collect(root: &RootSchema, object: &SchemaObject, prefix: &str, keys: &mut Vec<Key>, out: &mut Vec<Section>) {
@@ -64,7 +60,7 @@ fn collect(root: &RootSchema, object: &SchemaObject, prefix: &str, keys: &mut Ve
             env: format!("MEMSY__{}", path.replace('.', "__").to_uppercase()),
             kind: kind(root, field),
             default: field_schema(field).metadata.as_ref().and_then(|m| m.default.as_ref()).map(show_default),
-            description: description(field).or_else(|| description(target)).unwrap_or_default(),
+            description: description(field_schema(field)).or_else(|| description(target)).unwrap_or_default(),
             path,
         });
     }
@@ -101,26 +97,10 @@ fn resolve<'a>(root: &'a RootSchema, schema: &'a Schema) -> &'a SchemaObject {
     }
 }
 
-fn description(schema: impl AsSchemaObject) -> Option<String> {
-    let text = schema.object().metadata.as_ref()?.description.as_ref()?;
+fn description(schema: &SchemaObject) -> Option<String> {
+    let text = schema.metadata.as_ref()?.description.as_ref()?;
     // Doc comments are wrapped for the source; a table cell wants one line.
     Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
-}
-
-trait AsSchemaObject {
-    fn object(&self) -> &SchemaObject;
-}
-
-impl AsSchemaObject for &Schema {
-    fn object(&self) -> &SchemaObject {
-        field_schema(self)
-    }
-}
-
-impl AsSchemaObject for &SchemaObject {
-    fn object(&self) -> &SchemaObject {
-        self
-    }
 }
 
 /// A short type name: `string`, `integer`, `onnx \| local \| remote`, …
